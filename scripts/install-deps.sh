@@ -11,6 +11,9 @@ DEBIAN_PACKAGES=(
   redis-server redis-sentinel           # Redis primary/replica and Sentinel
   prometheus prometheus-alertmanager    # promtool, amtool, a real Prometheus
   pgbackrest                            # pgbackrest check against a local repo
+  gcc                                   # the C reference of the hot path benchmark
+  python3-venv                          # .tools/patroni: the deployed Patroni version (PyPI)
+  openssl                               # test certificates (pgBackRest TLS server)
 )
 
 missing=()
@@ -28,8 +31,27 @@ for svc in postgresql redis-server redis-sentinel prometheus prometheus-alertman
   (systemctl stop "$svc" || service "$svc" stop) >/dev/null 2>&1 || true
 done
 
+# Patroni as deployed (>= 4.0 knows the role label values): validates the generated patroni.yml.
+if ! .tools/patroni/bin/pip freeze 2>/dev/null | grep -qx "patroni==4.0.7"; then
+  echo "install-deps: .tools/patroni (pip -r infra/images/patroni/requirements.txt)"
+  python3 -m venv .tools/patroni
+  .tools/patroni/bin/pip install -q --no-cache-dir -r infra/images/patroni/requirements.txt
+fi
+
+# moto's S3 server: the S3 API emulator of the archive tests (test/support/moto.ts), pinned.
+if [ "$(python3 -c 'import moto; print(moto.__version__)' 2>/dev/null)" != "5.2.5" ]; then
+  echo "install-deps: pip install moto[server]==5.2.5"
+  flock /tmp/knhk-apt.lock pip install 'moto[server]==5.2.5'
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "install-deps: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+# actionlint (lints .github/workflows) from the Go module proxy, pinned, into the gitignored .tools/go-bin.
+ACTIONLINT_VERSION=v1.7.12
+if ! .tools/go-bin/actionlint -version 2>/dev/null | grep -qx "${ACTIONLINT_VERSION}"; then
+  echo "install-deps: go install actionlint@${ACTIONLINT_VERSION}"
+  GOBIN="$PWD/.tools/go-bin" GOFLAGS=-mod=mod go install "github.com/rhysd/actionlint/cmd/actionlint@${ACTIONLINT_VERSION}"
 fi
 echo "install-deps: ok"

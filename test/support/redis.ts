@@ -49,7 +49,8 @@ export async function startRedis(extraArgs: string[] = []): Promise<TestRedis> {
       await waitFor(`redis on ${port}`, () => ping(port), 15_000, 50);
     },
     async stop() {
-      if (!child || child.exitCode !== null) return;
+      // A killed child has signalCode set and exitCode null: both mean it is gone already.
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child!.once("exit", r));
       child.kill("SIGKILL");
       await exited;

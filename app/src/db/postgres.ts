@@ -13,6 +13,26 @@ function wrap(client: Pool | PoolClient): Sql {
   };
 }
 
+/**
+ * Runs fn on a checked-out client. A checked-out client whose connection drops (server restart,
+ * failover) emits "error"; without a listener that would crash the process, so the error is kept
+ * and the broken client is destroyed on release instead of returning to the pool.
+ */
+async function withClient<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const onError = (error: Error) => {
+    broken = error;
+  };
+  client.on("error", onError);
+  try {
+    return await fn(client);
+  } finally {
+    client.off("error", onError);
+    client.release(broken);
+  }
+}
+
 export interface PostgresDatabase extends Database {
   readonly pool: Pool;
 }
@@ -30,27 +50,19 @@ export function createPostgresDatabase(config: PoolConfig): PostgresDatabase {
     query: sql.query,
     exec: sql.exec,
     async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
-      const client = await pool.connect();
-      try {
-        await client.query("BEGIN");
-        const result = await fn(wrap(client));
-        await client.query("COMMIT");
-        return result;
-      } catch (error) {
-        await client.query("ROLLBACK").catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
+      return withClient(pool, async (client) => {
+        try {
+          await client.query("BEGIN");
+          const result = await fn(wrap(client));
+          await client.query("COMMIT");
+          return result;
+        } catch (error) {
+          await client.query("ROLLBACK").catch(() => undefined);
+          throw error;
+        }
+      });
     },
-    async session<T>(fn: (session: Sql) => Promise<T>): Promise<T> {
-      const client = await pool.connect();
-      try {
-        return await fn(wrap(client));
-      } finally {
-        client.release();
-      }
-    },
+    session: <T>(fn: (session: Sql) => Promise<T>): Promise<T> => withClient(pool, (client) => fn(wrap(client))),
     async close(): Promise<void> {
       await pool.end();
     },

@@ -1,0 +1,195 @@
+/**
+ * The three archived streams and how their rows are read: in position order (receipts.seq,
+ * audit_log.id, observations.seq), only as a gap-free prefix of what is exportable now, so a
+ * checkpoint "everything up to position P is archived" never skips a row.
+ *
+ * - receipts: every committed receipt. Receipts commit in seq order (the chain head row lock
+ *   serialises batches), so a visible seq implies every lower seq is visible.
+ * - audit: rows whose occurred_at is older than the settle horizon (default 5 minutes). audit_log ids
+ *   come from a sequence, so a slow transaction could commit a lower id after a higher one; the
+ *   horizon gives such a transaction that long to commit (audit appends are single statements).
+ * - observations: rows whose created_at is older than KNHK_OBSERVATION_ARCHIVE_AFTER_DAYS.
+ *
+ * jsonb columns are embedded as Postgres renders them (exact numbers), timestamps in ISO 8601 UTC
+ * with microseconds (audit, observations) or milliseconds (receipts, as hashed).
+ */
+import type { Sql } from "../db/types";
+import { exportReceipts } from "../receipts/store";
+import type { ArchiveRecord, StreamName } from "./batch";
+
+/** Prefixes as in infra/render/archive.ts LEDGER_PREFIXES / DATA_PREFIXES (a test holds them equal). */
+export const ARCHIVE_PREFIXES = {
+  receipts: "receipts/",
+  audit: "audit/",
+  observations: "observations/",
+  signingKeys: "receipts/signing-keys/",
+} as const;
+
+export interface Horizon {
+  /** Audit rows that occurred before this are settled. */
+  readonly auditBefore: Date;
+  /** Observations created before this are archived. */
+  readonly observationsBefore: Date;
+}
+
+export interface StreamSource {
+  readonly name: StreamName;
+  readonly bucket: "ledger" | "data";
+  readonly prefix: string;
+  /** Up to `limit` exportable records after position `after`, in order. */
+  next(sql: Sql, after: number, limit: number, horizon: Horizon): Promise<ArchiveRecord[]>;
+  /** Exactly the records first..last (a staged batch, read again on resume). */
+  range(sql: Sql, first: number, last: number): Promise<ArchiveRecord[]>;
+  /** How many records are exportable after `after` (for progress lines). */
+  count(sql: Sql, after: number, horizon: Horizon): Promise<number>;
+}
+
+const ISO_US = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/** JSON object text from scalar fields plus raw JSON members (Postgres' own jsonb text). */
+function jsonLine(fields: Record<string, unknown>, raw: Record<string, string>): string {
+  const head = JSON.stringify(fields).slice(0, -1);
+  const tail = Object.entries(raw)
+    .map(([k, text]) => `,${JSON.stringify(k)}:${text}`)
+    .join("");
+  return `${head}${tail}}`;
+}
+
+/** The leading rows that satisfy `ready`: stops at the first one that does not. */
+function readyPrefix<R>(rows: R[], ready: (row: R) => boolean): R[] {
+  const stop = rows.findIndex((row) => !ready(row));
+  return stop === -1 ? rows : rows.slice(0, stop);
+}
+
+const receipts: StreamSource = {
+  name: "receipts",
+  bucket: "ledger",
+  prefix: ARCHIVE_PREFIXES.receipts,
+  async next(sql, after, limit) {
+    const out: ArchiveRecord[] = [];
+    for await (const receipt of exportReceipts(sql, { afterSeq: after, batch: limit })) {
+      out.push({ position: receipt.seq, timestamp: receipt.created_at, line: JSON.stringify(receipt) });
+      if (out.length === limit) break;
+    }
+    return out;
+  },
+  async range(sql, first, last) {
+    // Re-reading a staged range ignores the horizon: those rows were exportable when staged.
+    const out = await receipts.next(sql, first - 1, last - first + 1, { auditBefore: new Date(0), observationsBefore: new Date(0) });
+    return out.filter((r) => r.position <= last);
+  },
+  async count(sql, after) {
+    // seq has no gaps (a gap is a chain break), so the head tells the count without a scan.
+    const result = await sql.query<{ head: string | null }>("SELECT max(seq) AS head FROM receipts");
+    return Math.max(0, Number(result.rows[0].head ?? 0) - after);
+  },
+};
+
+interface AuditRow {
+  id: string;
+  occurred_at: string;
+  actor: string;
+  action: string;
+  target: string;
+  outcome: string | null;
+  details: string;
+  settled: boolean;
+}
+
+const AUDIT_SELECT =
+  `SELECT id, ${ISO_US("occurred_at")} AS occurred_at, actor, action, target, outcome, details::text AS details, ` +
+  "occurred_at < $3 AS settled FROM audit_log";
+
+function auditRecord(row: AuditRow): ArchiveRecord {
+  const id = Number(row.id);
+  return {
+    position: id,
+    timestamp: row.occurred_at,
+    line: jsonLine(
+      { id, occurred_at: row.occurred_at, actor: row.actor, action: row.action, target: row.target, outcome: row.outcome },
+      { details: row.details },
+    ),
+  };
+}
+
+const audit: StreamSource = {
+  name: "audit",
+  bucket: "ledger",
+  prefix: ARCHIVE_PREFIXES.audit,
+  async next(sql, after, limit, horizon) {
+    const rows = (await sql.query<AuditRow>(`${AUDIT_SELECT} WHERE id > $1 ORDER BY id LIMIT $2`, [after, limit, horizon.auditBefore])).rows;
+    return readyPrefix(rows, (r) => r.settled).map(auditRecord);
+  },
+  async range(sql, first, last) {
+    const rows = await sql.query<AuditRow>(`${AUDIT_SELECT} WHERE id BETWEEN $1 AND $2 ORDER BY id`, [first, last, "infinity"]);
+    return rows.rows.map(auditRecord);
+  },
+  async count(sql, after, horizon) {
+    const result = await sql.query<{ n: string }>("SELECT count(*) AS n FROM audit_log WHERE id > $1 AND occurred_at < $2", [after, horizon.auditBefore]);
+    return Number(result.rows[0].n);
+  },
+};
+
+interface ObservationRow {
+  seq: string;
+  id: string;
+  event_type: string;
+  value: string;
+  sector: string;
+  metadata: string;
+  observed_at: string;
+  created_at: string;
+  snapshot_id: string;
+  flagged: boolean;
+  guards: string;
+  hot_path_ticks: number;
+  due: boolean;
+}
+
+const OBSERVATION_SELECT =
+  "SELECT seq, id::text AS id, event_type, value::text AS value, sector, metadata::text AS metadata, " +
+  `${ISO_US("observed_at")} AS observed_at, ${ISO_US("created_at")} AS created_at, snapshot_id::text AS snapshot_id, ` +
+  "flagged, guards::text AS guards, hot_path_ticks, created_at < $3 AS due FROM observations";
+
+function observationRecord(row: ObservationRow): ArchiveRecord {
+  const seq = Number(row.seq);
+  return {
+    position: seq,
+    timestamp: row.created_at,
+    line: jsonLine(
+      {
+        seq,
+        id: row.id,
+        event_type: row.event_type,
+        sector: row.sector,
+        observed_at: row.observed_at,
+        created_at: row.created_at,
+        snapshot_id: row.snapshot_id,
+        flagged: row.flagged,
+        hot_path_ticks: Number(row.hot_path_ticks),
+      },
+      { value: row.value, metadata: row.metadata, guards: row.guards },
+    ),
+  };
+}
+
+const observations: StreamSource = {
+  name: "observations",
+  bucket: "data",
+  prefix: ARCHIVE_PREFIXES.observations,
+  async next(sql, after, limit, horizon) {
+    const rows = (await sql.query<ObservationRow>(`${OBSERVATION_SELECT} WHERE seq > $1 ORDER BY seq LIMIT $2`, [after, limit, horizon.observationsBefore])).rows;
+    return readyPrefix(rows, (r) => r.due).map(observationRecord);
+  },
+  async range(sql, first, last) {
+    const rows = await sql.query<ObservationRow>(`${OBSERVATION_SELECT} WHERE seq BETWEEN $1 AND $2 ORDER BY seq`, [first, last, "infinity"]);
+    return rows.rows.map(observationRecord);
+  },
+  async count(sql, after, horizon) {
+    const result = await sql.query<{ n: string }>("SELECT count(*) AS n FROM observations WHERE seq > $1 AND created_at < $2", [after, horizon.observationsBefore]);
+    return Number(result.rows[0].n);
+  },
+};
+
+export const STREAMS: Readonly<Record<StreamName, StreamSource>> = { receipts, audit, observations };
+export const STREAM_NAMES: readonly StreamName[] = ["receipts", "audit", "observations"];

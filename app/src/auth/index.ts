@@ -1,0 +1,3 @@
+export { ClaimError, groupsFromClaims, principalFromClaims, type Principal } from "./claims";
+export { PERMISSIONS, ROLES, ROLE_GROUPS, ROLE_PERMISSIONS, permissionsOf, rolesFromGroups, type Permission, type Role } from "./roles";
+export { ALLOWED_ALGORITHMS, createTokenVerifier, type Authentication, type TokenVerifier, type VerifierSettings } from "./verifier";

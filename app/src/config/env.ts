@@ -1,0 +1,217 @@
+import { z } from "zod";
+import { DEFAULT_AUDIENCES, OidcConfigError, parseOidcIssuers, type OidcIssuer } from "./oidc";
+
+/** A bad environment variable: start-up stops with the variable and the reason. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    readonly reason: string,
+  ) {
+    super(`invalid configuration: ${variable}: ${reason}`);
+    this.name = "ConfigError";
+  }
+}
+
+const int = (min: number, max: number, fallback: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, "must be a whole number")
+    .transform(Number)
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
+    .optional()
+    .transform((v) => v ?? fallback);
+
+/** 0 asks the OS for any free port (tests). */
+const port = (fallback: number) => int(0, 65535, fallback);
+
+const optionalText = z
+  .string()
+  .trim()
+  .transform((v) => (v === "" ? undefined : v))
+  .optional();
+
+const hostPortList = z
+  .string()
+  .trim()
+  .transform((v, ctx) => {
+    const entries = v.split(",").map((s) => s.trim()).filter(Boolean);
+    if (entries.length === 0) {
+      ctx.addIssue({ code: "custom", message: "needs at least one host:port" });
+      return z.NEVER;
+    }
+    return entries.map((entry) => {
+      const match = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(entry);
+      const portNumber = match ? Number(match[2]) : 0;
+      if (!match || portNumber < 1 || portNumber > 65535) {
+        ctx.addIssue({ code: "custom", message: `"${entry}" is not host:port` });
+        return { host: "", port: 0 };
+      }
+      return { host: match[1].replace(/^\[|\]$/g, ""), port: portNumber };
+    });
+  })
+  .optional();
+
+/** Every variable the service reads, by its own name, so an issue's path names the variable. */
+const envSchema = z.object({
+  DATABASE_URL: optionalText.pipe(
+    z.string().regex(/^postgres(ql)?:\/\/[^\s]+$/, "must be a postgres:// or postgresql:// URL").optional(),
+  ),
+  /** Owner connection for migrations when the service's own role may not run DDL. */
+  DATABASE_MIGRATION_URL: optionalText.pipe(
+    z.string().regex(/^postgres(ql)?:\/\/[^\s]+$/, "must be a postgres:// or postgresql:// URL").optional(),
+  ),
+  KNHK_MIGRATE_ON_START: z.enum(["true", "false"], { error: "must be true or false" }).optional().transform((v) => v !== "false"),
+  DB_POOL_MAX_CONNECTIONS: int(1, 10_000, 50),
+  DB_POOL_MIN_CONNECTIONS: int(0, 10_000, 10),
+  KNHK_EMBEDDED_DATA_DIR: optionalText,
+  REDIS_URL: optionalText.pipe(z.string().regex(/^rediss?:\/\/[^\s]+$/, "must be a redis:// or rediss:// URL").optional()),
+  REDIS_SENTINELS: hostPortList,
+  REDIS_SENTINEL_MASTER: optionalText.pipe(z.string().regex(/^[A-Za-z0-9._-]+$/, "letters, digits, '.', '_' or '-'").optional()),
+  REDIS_PASSWORD: optionalText,
+  REDIS_SENTINEL_PASSWORD: optionalText,
+  KNHK_OIDC_AUDIENCES: optionalText,
+  KNHK_OIDC_CLOCK_TOLERANCE_SECONDS: int(0, 300, 60),
+  KNHK_OIDC_MAX_TOKEN_AGE_SECONDS: int(60, 86_400, 3600),
+  PATTERN_WINDOW_SECONDS: int(1, 86_400, 60),
+  VALIDATION_TIMEOUT_MS: int(1, 600_000, 100),
+  KNHK_HOST: optionalText.transform((v) => v ?? "0.0.0.0"),
+  KNHK_PORT: port(8080),
+  KNHK_METRICS_PORT: port(9090),
+  KNHK_BODY_LIMIT_BYTES: int(1024, 10 * 1024 * 1024, 256 * 1024),
+  KNHK_RATE_LIMIT_MAX: int(1, 1_000_000, 600),
+  KNHK_RATE_LIMIT_WINDOW_SECONDS: int(1, 3600, 60),
+  KNHK_MAPE_K_INTERVAL_SECONDS: int(0, 86_400, 60),
+  KNHK_SHUTDOWN_TIMEOUT_MS: int(1000, 600_000, 25_000),
+  KNHK_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional().transform((v) => v ?? "info"),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalText.pipe(z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional()),
+  OTEL_SERVICE_NAME: optionalText.transform((v) => v ?? "knhk-closed-loop"),
+});
+
+export interface RedisConfig {
+  readonly mode: "standalone" | "sentinel";
+  readonly url?: string;
+  readonly sentinels?: readonly { host: string; port: number }[];
+  readonly masterName?: string;
+  readonly password?: string;
+  readonly sentinelPassword?: string;
+}
+
+export interface Config {
+  readonly database: {
+    readonly url?: string;
+    readonly poolMax: number;
+    readonly poolMin: number;
+    readonly embeddedDir?: string;
+    readonly migrationUrl?: string;
+    readonly migrateOnStart: boolean;
+  };
+  /** Absent: no Redis configured; the service runs on in-process fallbacks (reported degraded). */
+  readonly redis?: RedisConfig;
+  readonly oidc: {
+    readonly issuers: readonly OidcIssuer[];
+    readonly clockToleranceSeconds: number;
+    readonly maxTokenAgeSeconds: number;
+  };
+  readonly domain: { readonly patternWindowSeconds: number; readonly validationTimeoutMs: number; readonly mapeKIntervalSeconds: number };
+  readonly http: { readonly host: string; readonly port: number; readonly metricsPort: number; readonly bodyLimitBytes: number };
+  readonly rateLimit: { readonly max: number; readonly windowSeconds: number };
+  readonly shutdownTimeoutMs: number;
+  readonly logLevel: string;
+  readonly telemetry: { readonly otlpEndpoint?: string; readonly serviceName: string };
+}
+
+/** Reads and validates the environment; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const variable = String(issue.path[0] ?? "(environment)");
+    const reason = issue.code === "invalid_value" ? `${issue.message}` : issue.message;
+    throw new ConfigError(variable, reason);
+  }
+  const e = parsed.data;
+  if (e.DB_POOL_MIN_CONNECTIONS > e.DB_POOL_MAX_CONNECTIONS) {
+    throw new ConfigError("DB_POOL_MIN_CONNECTIONS", `must not exceed DB_POOL_MAX_CONNECTIONS (${e.DB_POOL_MAX_CONNECTIONS})`);
+  }
+  if (e.DATABASE_MIGRATION_URL && !e.DATABASE_URL) {
+    throw new ConfigError("DATABASE_MIGRATION_URL", "set without DATABASE_URL");
+  }
+  if (e.KNHK_PORT !== 0 && e.KNHK_PORT === e.KNHK_METRICS_PORT) {
+    throw new ConfigError("KNHK_METRICS_PORT", "must differ from KNHK_PORT");
+  }
+  return {
+    database: {
+      url: e.DATABASE_URL,
+      poolMax: e.DB_POOL_MAX_CONNECTIONS,
+      poolMin: e.DB_POOL_MIN_CONNECTIONS,
+      embeddedDir: e.KNHK_EMBEDDED_DATA_DIR,
+      migrationUrl: e.DATABASE_MIGRATION_URL,
+      migrateOnStart: e.KNHK_MIGRATE_ON_START,
+    },
+    redis: redisConfig(e),
+    oidc: {
+      issuers: oidcIssuers(env, e.KNHK_OIDC_AUDIENCES),
+      clockToleranceSeconds: e.KNHK_OIDC_CLOCK_TOLERANCE_SECONDS,
+      maxTokenAgeSeconds: e.KNHK_OIDC_MAX_TOKEN_AGE_SECONDS,
+    },
+    domain: {
+      patternWindowSeconds: e.PATTERN_WINDOW_SECONDS,
+      validationTimeoutMs: e.VALIDATION_TIMEOUT_MS,
+      mapeKIntervalSeconds: e.KNHK_MAPE_K_INTERVAL_SECONDS,
+    },
+    http: { host: e.KNHK_HOST, port: e.KNHK_PORT, metricsPort: e.KNHK_METRICS_PORT, bodyLimitBytes: e.KNHK_BODY_LIMIT_BYTES },
+    rateLimit: { max: e.KNHK_RATE_LIMIT_MAX, windowSeconds: e.KNHK_RATE_LIMIT_WINDOW_SECONDS },
+    shutdownTimeoutMs: e.KNHK_SHUTDOWN_TIMEOUT_MS,
+    logLevel: e.KNHK_LOG_LEVEL,
+    telemetry: { otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME },
+  };
+}
+
+function redisConfig(e: z.infer<typeof envSchema>): RedisConfig | undefined {
+  if (e.REDIS_URL && e.REDIS_SENTINELS) {
+    throw new ConfigError("REDIS_SENTINELS", "set either REDIS_URL or REDIS_SENTINELS, not both");
+  }
+  if (e.REDIS_SENTINELS) {
+    if (!e.REDIS_SENTINEL_MASTER) throw new ConfigError("REDIS_SENTINEL_MASTER", "required when REDIS_SENTINELS is set");
+    return {
+      mode: "sentinel",
+      sentinels: e.REDIS_SENTINELS,
+      masterName: e.REDIS_SENTINEL_MASTER,
+      password: e.REDIS_PASSWORD,
+      sentinelPassword: e.REDIS_SENTINEL_PASSWORD,
+    };
+  }
+  if (e.REDIS_SENTINEL_MASTER) throw new ConfigError("REDIS_SENTINEL_MASTER", "set without REDIS_SENTINELS");
+  if (e.REDIS_URL) return { mode: "standalone", url: e.REDIS_URL, password: e.REDIS_PASSWORD };
+  return undefined;
+}
+
+function oidcIssuers(env: Readonly<Record<string, string | undefined>>, audiencesText: string | undefined): OidcIssuer[] {
+  let audiences: readonly string[] = DEFAULT_AUDIENCES;
+  if (audiencesText) {
+    audiences = audiencesText.split(",").map((a) => a.trim()).filter(Boolean);
+    const unknown = audiences.find((a) => !(DEFAULT_AUDIENCES as readonly string[]).includes(a));
+    if (audiences.length === 0) throw new ConfigError("KNHK_OIDC_AUDIENCES", "needs at least one audience");
+    if (unknown) throw new ConfigError("KNHK_OIDC_AUDIENCES", `unknown audience ${unknown} (allowed: ${DEFAULT_AUDIENCES.join(", ")})`);
+  }
+  try {
+    return parseOidcIssuers(env, audiences);
+  } catch (error) {
+    if (error instanceof OidcConfigError) throw new ConfigError(error.variable, error.message.slice(error.variable.length + 2));
+    throw error;
+  }
+}
+
+/** A one-line summary for the start-up log: no secrets (URLs lose their credentials). */
+export function describeConfig(config: Config): Record<string, unknown> {
+  const redact = (url?: string) => (url ? url.replace(/\/\/[^@/]*@/, "//***@") : undefined);
+  return {
+    database: config.database.url ? redact(config.database.url) : `embedded PGlite (${config.database.embeddedDir ?? "in memory"})`,
+    pool: `${config.database.poolMin}-${config.database.poolMax}`,
+    redis: config.redis ? (config.redis.mode === "sentinel" ? `sentinel ${config.redis.masterName}` : redact(config.redis.url)) : "none (in-process fallbacks)",
+    oidcIssuers: config.oidc.issuers.map((i) => `${i.name}=${i.issuer}`),
+    ports: { api: config.http.port, metrics: config.http.metricsPort },
+    tracing: config.telemetry.otlpEndpoint ?? "off",
+  };
+}

@@ -1,0 +1,112 @@
+import { z } from "zod";
+
+/** How a provider's token carries the user id and the groups that map to roles. */
+export const CLAIM_MAPPINGS = ["okta", "azure", "keycloak"] as const;
+export type ClaimMapping = (typeof CLAIM_MAPPINGS)[number];
+
+export const DEFAULT_AUDIENCES = ["knhk-api", "knhk-admin", "knhk-cli"] as const;
+
+export interface OidcIssuer {
+  /** Short name used in logs and the audit trail. */
+  readonly name: string;
+  readonly claimMapping: ClaimMapping;
+  /** Exact `iss` value the tokens carry. */
+  readonly issuer: string;
+  readonly jwksUri: string;
+  readonly audiences: readonly string[];
+}
+
+const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+
+const issuerEntry = z
+  .object({
+    name: z.string().regex(/^[a-z0-9-]+$/, "lower-case letters, digits and '-'").optional(),
+    claim_mapping: z.enum(CLAIM_MAPPINGS),
+    issuer: httpUrl,
+    jwks_uri: httpUrl.optional(),
+    audiences: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .strict();
+
+/** The provider's published JWKS location, derived from the issuer when not configured. */
+export function defaultJwksUri(mapping: ClaimMapping, issuer: string): string {
+  const base = issuer.replace(/\/+$/, "");
+  switch (mapping) {
+    case "okta":
+      return `${base}/v1/keys`;
+    case "azure":
+      // https://login.microsoftonline.com/<tenant>/v2.0 -> .../<tenant>/discovery/v2.0/keys
+      return base.endsWith("/v2.0") ? `${base.slice(0, -"/v2.0".length)}/discovery/v2.0/keys` : `${base}/discovery/v2.0/keys`;
+    case "keycloak":
+      return `${base}/protocol/openid-connect/certs`;
+  }
+}
+
+export class OidcConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    reason: string,
+  ) {
+    super(`${variable}: ${reason}`);
+  }
+}
+
+function toIssuer(entry: z.infer<typeof issuerEntry>, fallbackName: string, audiences: readonly string[]): OidcIssuer {
+  return {
+    name: entry.name ?? fallbackName,
+    claimMapping: entry.claim_mapping,
+    issuer: entry.issuer,
+    jwksUri: entry.jwks_uri ?? defaultJwksUri(entry.claim_mapping, entry.issuer),
+    audiences: entry.audiences ?? audiences,
+  };
+}
+
+function describe(error: z.ZodError): string {
+  const issue = error.issues[0];
+  const path = issue.path.map(String).join(".");
+  return path ? `${path}: ${issue.message}` : issue.message;
+}
+
+/**
+ * Issuers come from KNHK_OIDC_ISSUERS (a JSON array) and/or the per-provider variables
+ * KNHK_OIDC_{OKTA,AZURE,KEYCLOAK}_ISSUER (+ _JWKS_URI). Two entries with one `iss` are refused:
+ * a token must map to exactly one claim mapping.
+ */
+export function parseOidcIssuers(env: Readonly<Record<string, string | undefined>>, audiences: readonly string[]): OidcIssuer[] {
+  const issuers: OidcIssuer[] = [];
+  const json = env.KNHK_OIDC_ISSUERS?.trim();
+  if (json) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(json);
+    } catch (error) {
+      throw new OidcConfigError("KNHK_OIDC_ISSUERS", `not valid JSON (${(error as Error).message})`);
+    }
+    const parsed = z.array(issuerEntry).safeParse(raw);
+    if (!parsed.success) throw new OidcConfigError("KNHK_OIDC_ISSUERS", describe(parsed.error));
+    parsed.data.forEach((entry, i) => issuers.push(toIssuer(entry, `${entry.claim_mapping}-${i}`, audiences)));
+  }
+  for (const mapping of CLAIM_MAPPINGS) {
+    const prefix = `KNHK_OIDC_${mapping.toUpperCase()}`;
+    const issuer = env[`${prefix}_ISSUER`]?.trim();
+    const jwks = env[`${prefix}_JWKS_URI`]?.trim();
+    if (!issuer) {
+      if (jwks) throw new OidcConfigError(`${prefix}_JWKS_URI`, `set without ${prefix}_ISSUER`);
+      continue;
+    }
+    const checkedIssuer = httpUrl.safeParse(issuer);
+    if (!checkedIssuer.success) throw new OidcConfigError(`${prefix}_ISSUER`, describe(checkedIssuer.error));
+    if (jwks !== undefined && !httpUrl.safeParse(jwks).success) {
+      throw new OidcConfigError(`${prefix}_JWKS_URI`, "must be an http(s) URL");
+    }
+    issuers.push(toIssuer({ claim_mapping: mapping, issuer, jwks_uri: jwks || undefined }, mapping, audiences));
+  }
+  const seen = new Set<string>();
+  for (const entry of issuers) {
+    if (seen.has(entry.issuer)) {
+      throw new OidcConfigError("KNHK_OIDC_ISSUERS", `issuer ${entry.issuer} is configured twice`);
+    }
+    seen.add(entry.issuer);
+  }
+  return issuers;
+}

@@ -1,0 +1,82 @@
+/** What every domain module shares: dependencies, and small helpers for timing, receipts, paging. */
+import type { Database } from "../db/types";
+import { ValidationError } from "./errors";
+import type { HotPathKernel } from "./hotpath-port";
+import type { DomainMetrics, WarmPathStage } from "./metrics";
+import type { Clock, LedgerPort, ReceiptEntry, SnapshotBroadcaster } from "./ports";
+import type { KnowledgeContent, ListQuery } from "./types";
+
+export interface DomainContext {
+  readonly db: Database;
+  readonly ledger: LedgerPort;
+  readonly kernel: HotPathKernel;
+  readonly clock: Clock;
+  readonly metrics: DomainMetrics;
+  readonly broadcaster?: SnapshotBroadcaster;
+  readonly replicaId: string;
+  readonly windowSeconds: number;
+  readonly validationTimeoutMs: number;
+  readonly mapeKIntervalMs: number;
+  readonly autoPromote: boolean;
+  readonly genesisContent: KnowledgeContent;
+}
+
+/** Runs fn and records its duration in knhk_warm_path_duration_seconds{stage}. */
+export async function timed<T>(ctx: DomainContext, stage: WarmPathStage, fn: () => Promise<T>): Promise<T> {
+  const started = process.hrtime.bigint();
+  try {
+    return await fn();
+  } finally {
+    ctx.metrics.observe("knhk_warm_path_duration_seconds", { stage }, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+}
+
+export async function receipt(ctx: DomainContext, entry: ReceiptEntry): Promise<number> {
+  const stored = await ctx.ledger.append(entry);
+  return Number(stored.seq);
+}
+
+export const DEFAULT_PAGE = 100;
+export const MAX_PAGE = 1000;
+
+/** Validated limit and cursor (the seq below which the page starts). */
+export function pageArgs(query: ListQuery = {}): { limit: number; before: number | null } {
+  const limit = query.limit ?? DEFAULT_PAGE;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
+    throw new ValidationError("limit", `must be an integer from 1 to ${MAX_PAGE}`);
+  }
+  if (query.cursor === undefined) return { limit, before: null };
+  if (!/^[1-9][0-9]{0,15}$/.test(query.cursor)) throw new ValidationError("cursor", "is not a cursor returned by this API");
+  return { limit, before: Number(query.cursor) };
+}
+
+export function nextCursor(rows: readonly { seq: number }[], limit: number): string | null {
+  return rows.length === limit ? String(rows[rows.length - 1].seq) : null;
+}
+
+export function iso(value: unknown): string {
+  return (value instanceof Date ? value : new Date(String(value))).toISOString();
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export function isUuid(id: string): boolean {
+  return UUID.test(id);
+}
+
+/** ISO-8601 timestamp with a timezone, or ValidationError naming the field. */
+export function parseTimestamp(field: string, value: string): Date {
+  if (typeof value !== "string" || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/.test(value)) {
+    throw new ValidationError(field, "must be an ISO-8601 timestamp with a timezone, e.g. 2026-01-31T12:00:00Z");
+  }
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw new ValidationError(field, "is not a valid date");
+  return date;
+}
+
+export function windowSecondsOf(ctx: DomainContext, override: number | undefined): number {
+  const seconds = override ?? ctx.windowSeconds;
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 86_400) {
+    throw new ValidationError("window_seconds", "must be an integer from 1 to 86400");
+  }
+  return seconds;
+}

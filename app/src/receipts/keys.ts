@@ -1,0 +1,231 @@
+/**
+ * Receipt signing keys. Private keys never touch the database: a signer comes from a PEM
+ * (KNHK_SIGNING_KEY_FILE, rendered by Vault in production, or KNHK_SIGNING_KEY_PEM) with its
+ * KNHK_SIGNING_KEY_VERSION, or, with no key configured, from a fresh ephemeral key registered as a
+ * new version. Public keys live in `receipt_signing_keys` forever, so receipts signed before a
+ * rotation stay verifiable.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import type { Database, Sql } from "../db/types";
+import { SigningPool } from "./signing-pool";
+
+export interface Signer {
+  readonly keyVersion: number;
+  /** Raw 32-byte ed25519 public key, base64. */
+  readonly publicKey: string;
+  /** True for a key generated at start because none was configured. */
+  readonly ephemeral: boolean;
+  /** ed25519 signature (base64) over the 32 raw bytes of the hex `hash`. */
+  sign(hash: string): string;
+  /** Signatures for many hashes, in order; large batches are spread over one thread per core. */
+  signMany(hashes: string[]): Promise<string[]>;
+  /** Stops the signing threads (they are unref'd while idle, so this is optional). */
+  close(): Promise<void>;
+}
+
+/** Batches smaller than this are signed in the calling thread (a thread hop costs more). */
+const PARALLEL_SIGNING_MIN = 16;
+
+/** key_version -> raw ed25519 public key (base64). */
+export type Keyring = ReadonlyMap<number, string>;
+
+export const SIGNING_KEY_ENV = {
+  file: "KNHK_SIGNING_KEY_FILE",
+  pem: "KNHK_SIGNING_KEY_PEM",
+  version: "KNHK_SIGNING_KEY_VERSION",
+} as const;
+
+export function rawPublicKey(key: KeyObject): string {
+  const jwk = key.export({ format: "jwk" });
+  if (jwk.kty !== "OKP" || jwk.crv !== "Ed25519" || typeof jwk.x !== "string") {
+    throw new Error("signing key must be an ed25519 key");
+  }
+  return Buffer.from(jwk.x, "base64url").toString("base64");
+}
+
+export function publicKeyFromRaw(raw: string): KeyObject {
+  return createPublicKey({
+    key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(raw, "base64").toString("base64url") },
+    format: "jwk",
+  });
+}
+
+export function signerFromPrivateKey(
+  privateKey: KeyObject,
+  keyVersion: number,
+  ephemeral = false,
+  threads = availableParallelism(),
+): Signer {
+  if (privateKey.asymmetricKeyType !== "ed25519") {
+    throw new Error(`signing key must be ed25519, got ${privateKey.asymmetricKeyType ?? privateKey.type}`);
+  }
+  if (!Number.isInteger(keyVersion) || keyVersion < 1) {
+    throw new Error(`key version must be a positive integer, got ${keyVersion}`);
+  }
+  const publicKey = rawPublicKey(createPublicKey(privateKey));
+  const signOne = (hash: string) => sign(null, Buffer.from(hash, "hex"), privateKey).toString("base64");
+  const pool = threads > 1 ? new SigningPool(privateKey, threads) : null;
+  return {
+    keyVersion,
+    publicKey,
+    ephemeral,
+    sign: signOne,
+    async signMany(hashes) {
+      if (!pool || hashes.length < PARALLEL_SIGNING_MIN) return hashes.map(signOne);
+      return pool.signMany(hashes);
+    },
+    close: async () => pool?.close(),
+  };
+}
+
+export function signerFromPem(pem: string, keyVersion: number): Signer {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem);
+  } catch (error) {
+    throw new Error(`signing key PEM is not a readable private key (${(error as Error).message})`);
+  }
+  return signerFromPrivateKey(key, keyVersion);
+}
+
+export function generateSigningKey(): { privateKey: KeyObject; pem: string } {
+  const { privateKey } = generateKeyPairSync("ed25519");
+  return { privateKey, pem: privateKey.export({ format: "pem", type: "pkcs8" }).toString() };
+}
+
+async function inTransaction<T>(db: Database, fn: (tx: Sql) => Promise<T>): Promise<T> {
+  return db.transaction(async (tx) => {
+    await tx.query("SELECT pg_advisory_xact_lock(hashtext('knhk.receipt_signing_keys'))");
+    return fn(tx);
+  });
+}
+
+/**
+ * Records a configured key version. Registering version N retires every older active version
+ * (rotation); re-registering the same key is a no-op; the same version with another key is refused.
+ */
+export async function registerSigningKey(db: Database, signer: Signer): Promise<void> {
+  await inTransaction(db, async (tx) => {
+    const existing = await tx.query<{ public_key: string }>(
+      "SELECT public_key FROM receipt_signing_keys WHERE key_version = $1",
+      [signer.keyVersion],
+    );
+    if (existing.rows.length > 0) {
+      if (existing.rows[0].public_key !== signer.publicKey) {
+        throw new Error(
+          `${SIGNING_KEY_ENV.version}=${signer.keyVersion}: that version is registered with a different public key; rotate by using a new version`,
+        );
+      }
+      return;
+    }
+    await tx.query(
+      "INSERT INTO receipt_signing_keys (key_version, public_key, ephemeral) VALUES ($1, $2, $3)",
+      [signer.keyVersion, signer.publicKey, signer.ephemeral],
+    );
+    if (!signer.ephemeral) {
+      await tx.query(
+        "UPDATE receipt_signing_keys SET retired_at = now() WHERE key_version < $1 AND retired_at IS NULL AND NOT ephemeral",
+        [signer.keyVersion],
+      );
+    }
+  });
+}
+
+/** Registers a fresh ephemeral key under the next free version and returns its signer. */
+export async function registerEphemeralSigner(db: Database): Promise<Signer> {
+  const { privateKey } = generateSigningKey();
+  const publicKey = rawPublicKey(createPublicKey(privateKey));
+  const version = await inTransaction(db, async (tx) => {
+    const next = await tx.query<{ v: number }>(
+      "INSERT INTO receipt_signing_keys (key_version, public_key, ephemeral) SELECT coalesce(max(key_version), 0) + 1, $1, true FROM receipt_signing_keys RETURNING key_version AS v",
+      [publicKey],
+    );
+    return Number(next.rows[0].v);
+  });
+  return signerFromPrivateKey(privateKey, version, true);
+}
+
+export interface LoadSignerOptions {
+  readonly db: Database;
+  readonly env: NodeJS.ProcessEnv;
+  /** Where the "ephemeral key" notice goes; defaults to stderr. */
+  readonly log?: (line: string) => void;
+}
+
+/**
+ * The process's signer from the environment:
+ * - KNHK_SIGNING_KEY_FILE (path to a PKCS#8 PEM ed25519 private key) or KNHK_SIGNING_KEY_PEM
+ *   (the PEM itself), with KNHK_SIGNING_KEY_VERSION (positive integer, required with a key);
+ * - neither: an ephemeral key, registered as a new version (logged; not for production).
+ */
+export async function loadSigner(options: LoadSignerOptions): Promise<Signer> {
+  const { db, env } = options;
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const file = env[SIGNING_KEY_ENV.file];
+  const inline = env[SIGNING_KEY_ENV.pem];
+  const versionText = env[SIGNING_KEY_ENV.version];
+  if (file && inline) {
+    throw new Error(`${SIGNING_KEY_ENV.file} and ${SIGNING_KEY_ENV.pem} are both set; set only one`);
+  }
+  if (!file && !inline) {
+    if (versionText) {
+      throw new Error(`${SIGNING_KEY_ENV.version} is set but neither ${SIGNING_KEY_ENV.file} nor ${SIGNING_KEY_ENV.pem} is`);
+    }
+    const signer = await registerEphemeralSigner(db);
+    log(
+      `receipts: no ${SIGNING_KEY_ENV.file} configured; signing with an ephemeral ed25519 key registered as key_version ${signer.keyVersion}`,
+    );
+    return signer;
+  }
+  if (!versionText || !/^[1-9][0-9]{0,8}$/.test(versionText)) {
+    throw new Error(`${SIGNING_KEY_ENV.version} must be a positive integer, got ${versionText === undefined ? "nothing" : JSON.stringify(versionText)}`);
+  }
+  let pem: string;
+  if (file) {
+    try {
+      pem = readFileSync(file, "utf8");
+    } catch (error) {
+      throw new Error(`${SIGNING_KEY_ENV.file}=${file}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+  } else {
+    pem = inline as string;
+  }
+  let signer: Signer;
+  try {
+    signer = signerFromPem(pem, Number(versionText));
+  } catch (error) {
+    throw new Error(`${file ? SIGNING_KEY_ENV.file : SIGNING_KEY_ENV.pem}: ${(error as Error).message}`);
+  }
+  await registerSigningKey(db, signer);
+  return signer;
+}
+
+export async function loadKeyring(db: Sql): Promise<Keyring> {
+  const result = await db.query<{ key_version: number; public_key: string }>(
+    "SELECT key_version, public_key FROM receipt_signing_keys ORDER BY key_version",
+  );
+  return new Map(result.rows.map((r) => [Number(r.key_version), r.public_key]));
+}
+
+export interface SigningKeyRecord {
+  readonly key_version: number;
+  readonly public_key: string;
+  readonly ephemeral: boolean;
+  readonly activated_at: string;
+  readonly retired_at: string | null;
+}
+
+export async function listSigningKeys(db: Sql): Promise<SigningKeyRecord[]> {
+  const result = await db.query<{ key_version: number; public_key: string; ephemeral: boolean; activated_at: Date; retired_at: Date | null }>(
+    "SELECT key_version, public_key, ephemeral, activated_at, retired_at FROM receipt_signing_keys ORDER BY key_version",
+  );
+  return result.rows.map((r) => ({
+    key_version: Number(r.key_version),
+    public_key: r.public_key,
+    ephemeral: r.ephemeral,
+    activated_at: new Date(r.activated_at).toISOString(),
+    retired_at: r.retired_at ? new Date(r.retired_at).toISOString() : null,
+  }));
+}

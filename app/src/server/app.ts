@@ -1,0 +1,81 @@
+import Fastify, { type FastifyServerOptions } from "fastify";
+import type { Tracer } from "@opentelemetry/api";
+import type { TokenVerifier } from "../auth/verifier";
+import type { Domain } from "../domain";
+import type { RateLimiter } from "../redis/rate-limit";
+import type { CurrentSnapshotCache } from "../redis/snapshot-cache";
+import type { ServiceMetrics } from "../telemetry/metrics";
+import type { AuditSink } from "./audit";
+import { createAuthHook } from "./auth-hook";
+import { errorHandler } from "./errors";
+import type { HealthService } from "./health";
+import { installObservability } from "./observability";
+import { healthRoutes } from "./routes/health";
+import { observationRoutes } from "./routes/observations";
+import { analyticsRoutes } from "./routes/analytics";
+import { mapeKRoutes } from "./routes/mape-k";
+import { patternRoutes } from "./routes/patterns";
+import { proposalRoutes } from "./routes/proposals";
+import { receiptRoutes, type ReceiptsPort } from "./routes/receipts";
+import { snapshotRoutes } from "./routes/snapshots";
+import type { App, TypeBoxProvider } from "./types";
+import { createValidatorCompiler } from "./validation";
+
+export const API_PREFIX = "/api/v1";
+
+export interface AppDeps {
+  readonly domain: Domain;
+  readonly receipts: ReceiptsPort;
+  readonly verifier: TokenVerifier;
+  readonly audit: AuditSink;
+  readonly rateLimiter: RateLimiter;
+  readonly snapshotCache: CurrentSnapshotCache;
+  readonly metrics: ServiceMetrics;
+  readonly health: HealthService;
+  readonly bodyLimitBytes: number;
+  readonly logger?: FastifyServerOptions["logger"];
+  readonly tracer?: Tracer;
+}
+
+/** The API server (port 8080): health, readiness and /api/v1, with every dependency injected. */
+export async function buildApp(deps: AppDeps): Promise<App> {
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: deps.bodyLimitBytes,
+    // Fastify 5 rejects JSON with __proto__/constructor keys (prototype poisoning) by default.
+    onProtoPoisoning: "error",
+    onConstructorPoisoning: "error",
+    requestIdHeader: "x-request-id",
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+  }).withTypeProvider<TypeBoxProvider>() as unknown as App;
+
+  app.setValidatorCompiler(createValidatorCompiler());
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send({ error: "not_found", message: `no route ${request.method} ${request.url.split("?")[0]}` }),
+  );
+  installObservability(app, deps.metrics, deps.tracer);
+
+  await app.register(healthRoutes, { health: deps.health });
+  await app.register(
+    async (api) => {
+      // Fail at start-up, not at request time, if a route forgets its permission.
+      api.addHook("onRoute", (route) => {
+        if (!route.config?.permission) throw new Error(`route ${route.method} ${route.url} declares no permission`);
+      });
+      api.addHook("onRequest", createAuthHook(deps));
+      const { domain } = deps;
+      await api.register(observationRoutes, { prefix: "/observations", domain });
+      await api.register(snapshotRoutes, { prefix: "/snapshots", domain, cache: deps.snapshotCache });
+      await api.register(patternRoutes, { prefix: "/patterns", domain });
+      await api.register(analyticsRoutes, { prefix: "/analytics", domain });
+      await api.register(proposalRoutes, { prefix: "/proposals", domain });
+      await api.register(mapeKRoutes, { prefix: "/mape-k", domain });
+      await api.register(receiptRoutes, { prefix: "/receipts", receipts: deps.receipts });
+    },
+    { prefix: API_PREFIX },
+  );
+  await app.ready();
+  return app;
+}

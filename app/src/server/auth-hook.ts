@@ -1,0 +1,84 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Principal } from "../auth/claims";
+import type { Permission } from "../auth/roles";
+import type { TokenVerifier } from "../auth/verifier";
+import type { RateLimiter } from "../redis/rate-limit";
+import type { ServiceMetrics } from "../telemetry/metrics";
+import type { AuditSink, AuthDecision, AuthDecisionRecord } from "./audit";
+
+export interface AuthHookDeps {
+  readonly verifier: TokenVerifier;
+  readonly audit: AuditSink;
+  readonly rateLimiter: RateLimiter;
+  readonly metrics: ServiceMetrics;
+}
+
+/**
+ * onRequest hook for /api/v1: authenticate (401), rate-limit per principal (429), check the
+ * route's permission (403), and write every allow/deny decision to the audit log before the
+ * handler runs. Runs before body parsing, so an unauthorised caller learns nothing from schemas.
+ * An allow that cannot be audited is refused (503): no unaudited access.
+ */
+export function createAuthHook(deps: AuthHookDeps) {
+  async function decide(
+    request: FastifyRequest,
+    decision: AuthDecision,
+    permission: Permission | null,
+    principal: Principal | undefined,
+    reason: string,
+  ): Promise<boolean> {
+    deps.metrics.inc("knhk_auth_decisions_total", { decision });
+    const record: AuthDecisionRecord = {
+      decision,
+      method: request.method,
+      route: request.routeOptions.url ?? request.url.split("?")[0],
+      permission,
+      subject: principal?.subject ?? null,
+      issuer: principal?.issuerName ?? null,
+      roles: principal?.roles ?? [],
+      reason,
+      requestId: request.id,
+      ip: request.ip,
+    };
+    try {
+      await deps.audit.record(record);
+      return true;
+    } catch (error) {
+      request.log.error({ err: error, decision }, "audit log write failed");
+      return false;
+    }
+  }
+
+  async function limited(request: FastifyRequest, reply: FastifyReply, key: string): Promise<boolean> {
+    const rate = await deps.rateLimiter.consume(key);
+    reply.header("x-ratelimit-limit", rate.limit).header("x-ratelimit-remaining", rate.remaining);
+    if (rate.allowed) return false;
+    deps.metrics.inc("knhk_rate_limited_total");
+    reply.header("retry-after", rate.resetSeconds).status(429).send({ error: "rate_limited", message: `rate limit of ${rate.limit} requests per window exceeded`, retry_after_seconds: rate.resetSeconds });
+    return true;
+  }
+
+  return async function authHook(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const permission = request.routeOptions.config?.permission ?? null;
+    const auth = await deps.verifier.verify(request.headers.authorization);
+    if (!auth.ok) {
+      if (await limited(request, reply, `ip:${request.ip}`)) return;
+      await decide(request, "deny_unauthenticated", permission, undefined, auth.reason);
+      reply.header("www-authenticate", 'Bearer realm="knhk"');
+      return reply.status(auth.status).send({ error: auth.status === 401 ? "unauthorized" : "unavailable", message: auth.reason });
+    }
+    const principal = auth.principal;
+    if (await limited(request, reply, `sub:${principal.issuerName}:${principal.subject}`)) return;
+    if (!permission || !principal.permissions.has(permission)) {
+      const reason = permission
+        ? `roles [${principal.roles.join(", ")}] lack ${permission}`
+        : "route declares no permission";
+      await decide(request, "deny_forbidden", permission, principal, reason);
+      return reply.status(403).send({ error: "forbidden", message: reason, permission });
+    }
+    if (!(await decide(request, "allow", permission, principal, `granted by ${permission}`))) {
+      return reply.status(503).send({ error: "unavailable", message: "audit log unavailable; request refused" });
+    }
+    request.principal = principal;
+  };
+}

@@ -1,0 +1,215 @@
+import { hostname } from "node:os";
+import type { AddressInfo } from "node:net";
+import { createTokenVerifier } from "../auth/verifier";
+import { describeConfig, loadConfig, type Config } from "../config";
+import { openDatabase } from "../db/open";
+import { migrate } from "../db/migrate";
+import type { Database } from "../db/types";
+import { createDomain, type Domain } from "../domain";
+import { createKernel } from "../hotpath";
+import { createLedger, loadSigner, verifyChain, type Ledger } from "../receipts";
+import { closeRedis, createRedisClient, probeRedis } from "../redis/connection";
+import { createRateLimiter } from "../redis/rate-limit";
+import { createSnapshotBus, type SnapshotBus } from "../redis/broadcast";
+import { createCurrentSnapshotCache } from "../redis/snapshot-cache";
+import { ServiceMetrics } from "../telemetry/metrics";
+import { attachPoolMetrics } from "../telemetry/pool";
+import { startTracing, type Tracing } from "../telemetry/tracing";
+import { buildApp } from "./app";
+import { auditLogSink } from "./audit";
+import { createHealthService, type HealthService } from "./health";
+import { buildMetricsServer } from "./metrics-server";
+import type { ReceiptsPort } from "./routes/receipts";
+import type { App } from "./types";
+
+export interface RunningService {
+  readonly config: Config;
+  readonly apiUrl: string;
+  readonly metricsUrl: string;
+  readonly domain: Domain;
+  readonly db: Database;
+  readonly health: HealthService;
+  /** Graceful stop: fail /ready, stop accepting, finish in-flight requests, close pools. */
+  stop(): Promise<void>;
+}
+
+/** Migrations run as the owner (DATABASE_MIGRATION_URL) when the service role may not run DDL. */
+async function migrateWith(config: Config, db: Database): Promise<number[]> {
+  if (!config.database.migrationUrl) return migrate(db);
+  const owner = await openDatabase({ url: config.database.migrationUrl, poolMax: 1, poolMin: 0 });
+  try {
+    return await migrate(owner);
+  } finally {
+    await owner.close();
+  }
+}
+
+type Log = (level: "info" | "warn" | "error", message: string, extra?: Record<string, unknown>) => void;
+
+function urlOf(app: { server: { address(): AddressInfo | string | null } }): string {
+  const address = app.server.address();
+  if (!address || typeof address === "string") return String(address);
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}`;
+}
+
+/**
+ * Start-up in dependency order: config, tracing, database + migrations, receipt ledger, hot path
+ * kernel, domain, Redis (never awaited: the service starts without it), API and metrics servers,
+ * then the MAPE-K scheduler. Every resource opened is closed again by stop(), in reverse.
+ */
+export async function startService(env: NodeJS.ProcessEnv = process.env, log?: Log): Promise<RunningService> {
+  const config = loadConfig(env);
+  const write: Log =
+    log ??
+    ((level, message, extra) =>
+      process.stderr.write(`${JSON.stringify({ level, time: new Date().toISOString(), msg: message, ...extra })}\n`));
+  write("info", "starting knhk", describeConfig(config));
+  const cleanups: [string, () => Promise<void>][] = [];
+  const cleanup = async () => {
+    for (const [step, fn] of cleanups.reverse()) {
+      const slow = setTimeout(() => write("warn", `shutdown: still waiting for ${step}`), 5000);
+      await fn().catch((error) => write("error", `shutdown: ${step} failed`, { error: String(error) }));
+      clearTimeout(slow);
+    }
+    cleanups.length = 0;
+  };
+
+  try {
+    const tracing: Tracing = startTracing(config.telemetry);
+    cleanups.push(["tracing", () => tracing.shutdown()]);
+
+    const metrics = new ServiceMetrics();
+    const db = await openDatabase(config.database);
+    cleanups.push(["database pool", () => db.close()]);
+    if (config.database.migrateOnStart) {
+      const applied = await migrateWith(config, db);
+      if (applied.length) write("info", "migrations applied", { versions: applied });
+    }
+    attachPoolMetrics(metrics, db, config.database.poolMax);
+
+    const signer = await loadSigner({ db, env, log: (line) => write("warn", line) });
+    const ledger: Ledger = createLedger({
+      db,
+      signer,
+      metrics: {
+        onBatch: (size) => metrics.observe("knhk_receipt_append_batch_size", {}, size),
+        onAppended: (n) => metrics.inc("knhk_receipts_appended_total", {}, n),
+      },
+    });
+    cleanups.push(["receipt ledger", () => ledger.close()]);
+
+    const kernel = await createKernel();
+
+    const redisErrors = new Map<string, number>();
+    const onRedisError = (error: Error) => {
+      // ioredis retries forever; log each distinct failure once a minute, not on every retry.
+      const last = redisErrors.get(error.message) ?? 0;
+      if (Date.now() - last > 60_000) write("warn", "redis unavailable; using in-process fallbacks", { error: error.message });
+      redisErrors.set(error.message, Date.now());
+    };
+    const redis = config.redis ? createRedisClient(config.redis, onRedisError) : undefined;
+    cleanups.push(["redis", () => closeRedis(redis)]);
+    const replicaId = `${hostname()}-${process.pid}`;
+    const bus: SnapshotBus = createSnapshotBus(redis, replicaId, onRedisError);
+    cleanups.push(["snapshot bus", () => bus.close()]);
+    const snapshotCache = createCurrentSnapshotCache(redis);
+
+    const domain = createDomain({
+      db,
+      ledger,
+      kernel,
+      metrics,
+      settings: {
+        patternWindowSeconds: config.domain.patternWindowSeconds,
+        validationTimeoutMs: config.domain.validationTimeoutMs,
+        mapeKIntervalMs: Math.max(1, config.domain.mapeKIntervalSeconds) * 1000,
+        replicaId,
+      },
+      broadcaster: {
+        async publish(event) {
+          await snapshotCache.invalidate();
+          await bus.publish(event);
+        },
+      },
+    });
+    await domain.init();
+    bus.subscribe((event) => {
+      domain.snapshots.invalidate(event);
+      // After a reconnect (event undefined) the shared entry may predate a missed change.
+      if (!event) void snapshotCache.invalidate();
+    });
+
+    const health = createHealthService({
+      db,
+      redis: () => probeRedis(redis),
+      onProbe: (dependency, up) => metrics.set("knhk_dependency_up", { dependency }, up ? 1 : 0),
+    });
+    metrics.addCollector("knhk_dependency_up", async () => void (await health.check()));
+    metrics.addCollector("knhk_mape_k_leader", () => metrics.set("knhk_mape_k_leader", {}, domain.mapeK.isLeader() ? 1 : 0));
+
+    const receipts: ReceiptsPort = {
+      list: (options) => ledger.list(options),
+      get: (id) => ledger.get(id),
+      verify: (options) =>
+        verifyChain({
+          db,
+          fromCheckpoint: options.fromCheckpoint,
+          limit: options.limit,
+          metrics: {
+            onFailure: (kind) => metrics.inc("knhk_receipt_chain_breaks_total", { kind }),
+            onVerifiedSeq: (seq) => metrics.set("knhk_receipt_chain_last_verified_seq", {}, seq),
+          },
+        }),
+    };
+
+    const app: App = await buildApp({
+      domain,
+      receipts,
+      verifier: createTokenVerifier(config.oidc),
+      audit: auditLogSink(db),
+      rateLimiter: createRateLimiter(redis, config.rateLimit),
+      snapshotCache,
+      metrics,
+      health,
+      bodyLimitBytes: config.http.bodyLimitBytes,
+      logger: { level: config.logLevel },
+      tracer: tracing.tracer,
+    });
+    cleanups.push(["API server", () => app.close()]);
+    const metricsServer = await buildMetricsServer(metrics);
+    cleanups.push(["metrics server", () => metricsServer.close()]);
+    await app.listen({ host: config.http.host, port: config.http.port });
+    await metricsServer.listen({ host: config.http.host, port: config.http.metricsPort });
+
+    if (config.domain.mapeKIntervalSeconds > 0) {
+      domain.mapeK.startScheduler();
+      cleanups.push(["MAPE-K scheduler", () => domain.mapeK.stopScheduler()]);
+    }
+    if (config.oidc.issuers.length === 0) write("warn", "no OIDC issuer configured: every /api/v1 request will get 401");
+    const apiUrl = urlOf(app);
+    const metricsUrl = urlOf(metricsServer);
+    write("info", "knhk listening", { api: apiUrl, metrics: metricsUrl, pid: process.pid });
+
+    let stopping: Promise<void> | undefined;
+    return {
+      config,
+      apiUrl,
+      metricsUrl,
+      domain,
+      db,
+      health,
+      stop() {
+        stopping ??= (async () => {
+          health.markShuttingDown();
+          await cleanup();
+          write("info", "knhk stopped");
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}

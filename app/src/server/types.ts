@@ -1,0 +1,24 @@
+import type { Static, TSchema } from "@sinclair/typebox";
+import type { FastifyInstance, FastifyTypeProvider, RawServerDefault, FastifyBaseLogger, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyPluginAsync } from "fastify";
+import type { Principal } from "../auth/claims";
+import type { Permission } from "../auth/roles";
+
+/** Route schemas written with @sinclair/typebox give typed request parts. */
+export interface TypeBoxProvider extends FastifyTypeProvider {
+  readonly validator: this["schema"] extends TSchema ? Static<this["schema"]> : unknown;
+  readonly serializer: this["schema"] extends TSchema ? Static<this["schema"]> : unknown;
+}
+
+export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxProvider>;
+export type RoutePlugin<Options = Record<never, never>> = FastifyPluginAsync<Options & { prefix?: string }, RawServerDefault, TypeBoxProvider>;
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Set by the auth hook on every /api/v1 request that passed authentication. */
+    principal?: Principal;
+  }
+  interface FastifyContextConfig {
+    /** The permission a route requires; every /api/v1 route must declare one. */
+    permission?: Permission;
+  }
+}

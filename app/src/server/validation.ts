@@ -1,0 +1,15 @@
+import Ajv from "ajv";
+import addFormats from "ajv-formats";
+import type { FastifySchemaCompiler } from "fastify";
+
+/**
+ * Two validators: request bodies are taken exactly as sent (no type coercion, unknown fields
+ * rejected rather than silently dropped); query strings and path params arrive as text, so
+ * they are coerced to the declared scalar types.
+ */
+export function createValidatorCompiler(): FastifySchemaCompiler<unknown> {
+  const common = { allErrors: false, removeAdditional: false, useDefaults: false, strict: false } as const;
+  const bodyAjv = addFormats(new Ajv({ ...common, coerceTypes: false }));
+  const textAjv = addFormats(new Ajv({ ...common, coerceTypes: true }));
+  return ({ schema, httpPart }) => (httpPart === "body" ? bodyAjv : textAjv).compile(schema as object);
+}

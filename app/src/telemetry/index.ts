@@ -1,0 +1,3 @@
+export { OTHER, SCHEMA_VIOLATIONS, ServiceMetrics, type ServiceMetricName } from "./metrics";
+export { attachPoolMetrics } from "./pool";
+export { startTracing, type Tracing } from "./tracing";

@@ -1,0 +1,218 @@
+/**
+ * RBAC against the real service (real PostgreSQL 15, local JWKS server): every role against every
+ * endpoint (2xx when the role holds the endpoint's permission, else 403), every kind of bad
+ * token (401), the three claim mappings, and the audit row each decision leaves.
+ */
+import { ROLE_PERMISSIONS, ROLES, type Permission, type Role } from "../../app/src/auth/roles";
+import type { Domain } from "../../app/src/domain";
+import { startPostgres, type TestPostgres } from "../support/postgres";
+import { passedProposal, promotedSnapshot } from "./shell/fixtures";
+import { startOidc, type TestOidc } from "./shell/oidc";
+import { startTestService, type ServiceUnderTest } from "./shell/service";
+
+let pg: TestPostgres;
+let oidc: TestOidc;
+let svc: ServiceUnderTest;
+let domain: Domain;
+const fixed: { observationId: string; proposalId: string; receiptId: string } = { observationId: "", proposalId: "", receiptId: "" };
+const UNKNOWN = "00000000-0000-4000-8000-000000000000";
+
+beforeAll(async () => {
+  [pg, oidc] = await Promise.all([startPostgres(), startOidc()]);
+  svc = await startTestService(pg, { ...oidc.env(), KNHK_RATE_LIMIT_MAX: "100000" });
+  domain = svc.service.domain;
+  const observation = await domain.observations.create({ event_type: "rbac.seed", sector: "finance", value: 1 });
+  fixed.observationId = observation.id;
+  fixed.proposalId = (await passedProposal(domain)).id;
+  const receipts = await svc.api("/api/v1/receipts?limit=1", { token: await oidc.roleToken("administrator") });
+  fixed.receiptId = receipts.body.items[0].id;
+}, 180_000);
+
+afterAll(async () => {
+  await svc?.stop();
+  await oidc?.close();
+  await pg?.destroy();
+});
+
+interface Endpoint {
+  readonly method: "GET" | "POST";
+  readonly permission: Permission;
+  /** Path and body for a call that succeeds when permitted (fixtures made on demand). */
+  request(allowed: boolean): Promise<{ path: string; json?: unknown }>;
+}
+
+const ENDPOINTS: Record<string, Endpoint> = {
+  "GET /observations": { method: "GET", permission: "READ_OBSERVATIONS", request: async () => ({ path: "/observations?limit=5" }) },
+  "GET /observations/:id": { method: "GET", permission: "READ_OBSERVATIONS", request: async () => ({ path: `/observations/${fixed.observationId}` }) },
+  "POST /observations": {
+    method: "POST",
+    permission: "INGEST_OBSERVATIONS",
+    request: async () => ({ path: "/observations", json: { event_type: "rbac.ingest", value: 42, sector: "logistics", metadata: { site: "a" } } }),
+  },
+  "GET /snapshots": { method: "GET", permission: "READ_SNAPSHOTS", request: async () => ({ path: "/snapshots" }) },
+  "GET /snapshots/current": { method: "GET", permission: "READ_SNAPSHOTS", request: async () => ({ path: "/snapshots/current" }) },
+  "GET /snapshots/:id": { method: "GET", permission: "READ_SNAPSHOTS", request: async () => ({ path: `/snapshots/${(await domain.snapshots.current()).id}` }) },
+  "POST /snapshots/:id/promote": {
+    method: "POST",
+    permission: "PROMOTE_SNAPSHOTS",
+    request: async (allowed) => ({ path: `/snapshots/${allowed ? (await passedProposal(domain)).snapshot_id : UNKNOWN}/promote` }),
+  },
+  "POST /snapshots/rollback": {
+    method: "POST",
+    permission: "ROLLBACK_SNAPSHOTS",
+    request: async (allowed) => {
+      if (allowed) await promotedSnapshot(domain);
+      return { path: "/snapshots/rollback" };
+    },
+  },
+  "GET /patterns": { method: "GET", permission: "READ_PATTERNS", request: async () => ({ path: "/patterns?kind=high_frequency" }) },
+  "POST /patterns/detect": { method: "POST", permission: "DETECT_PATTERNS", request: async () => ({ path: "/patterns/detect", json: { window_seconds: 120 } }) },
+  "POST /analytics/run": { method: "POST", permission: "RUN_ANALYTICS", request: async () => ({ path: "/analytics/run", json: {} }) },
+  "POST /proposals/generate": { method: "POST", permission: "GENERATE_PROPOSALS", request: async () => ({ path: "/proposals/generate", json: {} }) },
+  "GET /proposals/:id": { method: "GET", permission: "READ_PROPOSALS", request: async () => ({ path: `/proposals/${fixed.proposalId}` }) },
+  "POST /proposals/:id/validate": {
+    method: "POST",
+    permission: "VALIDATE_PROPOSALS",
+    request: async (allowed) => ({ path: `/proposals/${allowed ? (await passedProposal(domain)).id : UNKNOWN}/validate`, json: { timeout_ms: 10_000 } }),
+  },
+  "GET /proposals/:id/validation-report": {
+    method: "GET",
+    permission: "VIEW_VALIDATION_REPORTS",
+    request: async () => ({ path: `/proposals/${fixed.proposalId}/validation-report` }),
+  },
+  "POST /mape-k/execute": { method: "POST", permission: "EXECUTE_MAPE_K", request: async () => ({ path: "/mape-k/execute" }) },
+  "GET /receipts": { method: "GET", permission: "READ_RECEIPTS", request: async () => ({ path: "/receipts?limit=10" }) },
+  "GET /receipts/:id": { method: "GET", permission: "READ_RECEIPTS", request: async () => ({ path: `/receipts/${fixed.receiptId}` }) },
+  "POST /receipts/verify": { method: "POST", permission: "VERIFY_RECEIPTS", request: async () => ({ path: "/receipts/verify", json: {} }) },
+};
+
+const MATRIX: [Role, string][] = ROLES.flatMap((role) => Object.keys(ENDPOINTS).map((name) => [role, name] as [Role, string]));
+
+describe("role x endpoint matrix", () => {
+  test.each(MATRIX)("%s -> %s", async (role, name) => {
+    const endpoint = ENDPOINTS[name];
+    const allowed = ROLE_PERMISSIONS[role].includes(endpoint.permission);
+    const { path, json } = await endpoint.request(allowed);
+    const response = await svc.api(`/api/v1${path}`, { method: endpoint.method, token: await oidc.roleToken(role), json });
+    if (allowed) {
+      expect({ name, status: response.status, body: response.status >= 300 ? response.body : "ok" }).toEqual({ name, status: expect.any(Number), body: "ok" });
+      expect(response.status).toBeGreaterThanOrEqual(200);
+      expect(response.status).toBeLessThan(300);
+    } else {
+      expect(response.status).toBe(403);
+      expect(response.body).toMatchObject({ error: "forbidden", permission: endpoint.permission });
+    }
+  });
+
+  test("every endpoint is in the matrix, and the matrix covers each permission someone holds", () => {
+    const routes = Object.keys(ENDPOINTS);
+    expect(routes).toHaveLength(19);
+    const used = new Set(Object.values(ENDPOINTS).map((e) => e.permission));
+    for (const role of ROLES) for (const p of ROLE_PERMISSIONS[role]) expect(used).toContain(p);
+  });
+
+  test("a forbidden and an allowed decision are in audit_log with actor, route, permission and outcome", async () => {
+    await svc.api("/api/v1/mape-k/execute", { method: "POST", token: await oidc.roleToken("observer", "audit-probe-observer") });
+    await svc.api("/api/v1/observations?limit=1", { token: await oidc.roleToken("observer", "audit-probe-observer") });
+    const rows = await pg.psql(
+      "SELECT outcome || '|' || target || '|' || (details->>'permission') FROM audit_log WHERE action = 'authz.decision' AND actor LIKE '%audit-probe-observer' ORDER BY id",
+      svc.database,
+    );
+    expect(rows.trim().split("\n")).toEqual([
+      "deny_forbidden|POST /api/v1/mape-k/execute|EXECUTE_MAPE_K",
+      "allow|GET /api/v1/observations|READ_OBSERVATIONS",
+    ]);
+  });
+});
+
+describe("tokens that must be refused with 401", () => {
+  const path = "/api/v1/observations?limit=1";
+  const refused = async (token: string | undefined, reason: RegExp) => {
+    const before = Number(await pg.psql("SELECT count(*) FROM audit_log WHERE outcome = 'deny_unauthenticated'", svc.database));
+    const response = await svc.api(path, { token });
+    expect(response.status).toBe(401);
+    expect(response.body.message).toMatch(reason);
+    expect(response.headers.get("www-authenticate")).toContain("Bearer");
+    const after = Number(await pg.psql("SELECT count(*) FROM audit_log WHERE outcome = 'deny_unauthenticated'", svc.database));
+    expect(after).toBe(before + 1);
+  };
+
+  test("a valid token passes (control)", async () => {
+    expect((await svc.api(path, { token: await oidc.roleToken("observer") })).status).toBe(200);
+  });
+  test("no token", () => refused(undefined, /missing bearer token/));
+  test("expired beyond the 60 s leeway", async () => refused(await oidc.token("okta", { expiresIn: -120, issuedAgo: 600, claims: { groups: ["knhk-admins"] } }), /expired/));
+  test("expired within the leeway is still accepted", async () => {
+    const token = await oidc.token("okta", { expiresIn: -30, issuedAgo: 600, claims: { groups: ["knhk-admins"] } });
+    expect((await svc.api(path, { token })).status).toBe(200);
+  });
+  test("not yet valid (nbf in the future)", async () => refused(await oidc.token("okta", { notBeforeIn: 600, claims: { groups: ["knhk-admins"] } }), /not yet valid/));
+  test("older than the 3600 s maximum token age", async () => refused(await oidc.token("okta", { issuedAgo: 4000, expiresIn: 600, claims: { groups: ["knhk-admins"] } }), /too old/));
+  test("without exp", async () => refused(await oidc.token("okta", { omitExp: true, claims: { groups: ["knhk-admins"] } }), /exp/));
+  test("unknown issuer", async () => refused(await oidc.token("okta", { issuer: "https://evil.example.com/oauth2/default", claims: { groups: ["knhk-admins"] } }), /unknown issuer/));
+  test("wrong audience", async () => refused(await oidc.token("okta", { audience: "some-other-api", claims: { groups: ["knhk-admins"] } }), /aud/));
+  test("alg none", async () => {
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+    const now = Math.floor(Date.now() / 1000);
+    const token = `${b64({ alg: "none", typ: "JWT" })}.${b64({ iss: oidc.issuer("okta"), aud: "knhk-api", sub: "x", groups: ["knhk-admins"], iat: now, exp: now + 600 })}.`;
+    await refused(token, /algorithm/);
+  });
+  test("HS256 signed with the public key as secret (algorithm confusion)", async () => {
+    const { SignJWT } = await import("jose");
+    const token = await new SignJWT({ groups: ["knhk-admins"] })
+      .setProtectedHeader({ alg: "HS256", kid: "okta-key-1" })
+      .setIssuer(oidc.issuer("okta"))
+      .setAudience("knhk-api")
+      .setIssuedAt()
+      .setExpirationTime("5m")
+      .sign(new TextEncoder().encode("public-key-material-used-as-an-hmac-secret"));
+    await refused(token, /algorithm HS256 not allowed/);
+  });
+  test("tampered signature", async () => {
+    const token = await oidc.token("okta", { claims: { groups: ["knhk-admins"] } });
+    const [h, p, s] = token.split(".");
+    const flipped = (s[10] === "A" ? "B" : "A") + s.slice(11);
+    await refused(`${h}.${p}.${s.slice(0, 10)}${flipped}`, /signature invalid/);
+  });
+  test("tampered payload (groups raised to admin) with the original signature", async () => {
+    const token = await oidc.token("okta", { claims: { groups: ["knhk-observers"] } });
+    const [h, , s] = token.split(".");
+    const now = Math.floor(Date.now() / 1000);
+    const forged = Buffer.from(JSON.stringify({ sub: "user-1", groups: ["knhk-admins"], iss: oidc.issuer("okta"), aud: "knhk-api", iat: now, exp: now + 600 })).toString("base64url");
+    await refused(`${h}.${forged}.${s}`, /signature invalid/);
+  });
+  test("signed by a key the issuer does not publish (unknown kid)", async () => refused(await oidc.token("okta", { foreignKey: true, claims: { groups: ["knhk-admins"] } }), /signing key not found/));
+  test("right kid, wrong key", async () => refused(await oidc.token("okta", { foreignKey: true, kid: "okta-key-1", claims: { groups: ["knhk-admins"] } }), /signature invalid/));
+  test("garbage in the Authorization header", () => refused("not-a-jwt", /malformed/));
+});
+
+describe("claim mappings", () => {
+  test("Azure AD: roles claim grants the role; the audit actor is the oid", async () => {
+    const token = await oidc.token("azure", { audience: "knhk-admin", claims: { sub: "pairwise-sub", oid: "azure-oid-7", roles: ["knhk-operators"] } });
+    expect((await svc.api("/api/v1/mape-k/execute", { method: "POST", token })).status).toBe(200);
+    const actor = await pg.psql("SELECT actor FROM audit_log WHERE outcome = 'allow' AND target = 'POST /api/v1/mape-k/execute' ORDER BY id DESC LIMIT 1", svc.database);
+    expect(actor.trim()).toBe("azure:azure-oid-7");
+  });
+  test("Azure AD: group object ids in `groups` grant nothing", async () => {
+    const token = await oidc.token("azure", { claims: { oid: "azure-oid-8", groups: ["knhk-admins"] } });
+    expect((await svc.api("/api/v1/observations", { token })).status).toBe(403);
+  });
+  test("Keycloak: realm_access.roles and full-path groups both map", async () => {
+    const validator = await oidc.token("keycloak", { audience: "knhk-cli", claims: { realm_access: { roles: ["knhk-validators", "offline_access"] } } });
+    expect((await svc.api(`/api/v1/proposals/${fixed.proposalId}/validation-report`, { token: validator })).status).toBe(200);
+    const ingestor = await oidc.token("keycloak", { claims: { groups: ["/knhk-ingestors"] } });
+    const created = await svc.api("/api/v1/observations", { method: "POST", token: ingestor, json: { event_type: "kc.ingest", value: "x", sector: "generic" } });
+    expect(created.status).toBe(201);
+    expect(created.body.id).toEqual(expect.any(String));
+  });
+  test("Okta: a token with no known group is authenticated but may do nothing", async () => {
+    const token = await oidc.token("okta", { claims: { groups: ["everyone"] } });
+    const response = await svc.api("/api/v1/observations", { token });
+    expect(response.status).toBe(403);
+    expect(response.body.message).toContain("lack READ_OBSERVATIONS");
+  });
+  test("a token from one provider's issuer signed by another provider's key is refused", async () => {
+    const token = await oidc.token("keycloak", { issuer: oidc.issuer("okta"), claims: { groups: ["knhk-admins"] } });
+    expect((await svc.api("/api/v1/observations", { token })).status).toBe(401);
+  });
+});

@@ -1,0 +1,59 @@
+/**
+ * Shared set-up for the receipt and audit tests: a real PostgreSQL 15 (synchronous_commit on)
+ * with the ledger migrations applied by the owner (superuser `postgres`), and a login role
+ * `knhk_app` that is a member of `knhk_service`, as deployments grant it.
+ */
+import { createPostgresDatabase, type PostgresDatabase } from "../../app/src/db/postgres";
+import { loadMigrations, migrate } from "../../app/src/db/migrate";
+import { startPostgres, type TestPostgres } from "../support/postgres";
+
+export interface LedgerPostgres {
+  readonly pg: TestPostgres;
+  /** Connected as the database owner (superuser): may bypass the append-only trigger. */
+  readonly owner: PostgresDatabase;
+  /** Connected as knhk_app, a LOGIN member of knhk_service. */
+  readonly service: PostgresDatabase;
+  readonly ownerUrl: string;
+  readonly serviceUrl: string;
+  close(): Promise<void>;
+}
+
+/** Only the ledger's own migrations, so these tests do not depend on other areas' schema. */
+export function ledgerMigrations() {
+  return loadMigrations().filter((m) => m.name === "receipts" || m.name === "audit_log");
+}
+
+export async function startLedgerPostgres(database = "knhk", settings: Record<string, string> = {}): Promise<LedgerPostgres> {
+  const pg = await startPostgres({ settings: { synchronous_commit: "on", ...settings } });
+  await pg.createDatabase(database);
+  const ownerUrl = pg.url(database);
+  const owner = createPostgresDatabase({ connectionString: ownerUrl, max: 4 });
+  await migrate(owner, ledgerMigrations());
+  await pg.psql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'knhk_app') THEN CREATE ROLE knhk_app LOGIN; END IF; END $$; GRANT knhk_service TO knhk_app;", database);
+  const serviceUrl = pg.url(database, "knhk_app");
+  const service = createPostgresDatabase({ connectionString: serviceUrl, max: 8 });
+  return {
+    pg,
+    owner,
+    service,
+    ownerUrl,
+    serviceUrl,
+    async close() {
+      await service.close().catch(() => undefined);
+      await owner.close().catch(() => undefined);
+      await pg.destroy();
+    },
+  };
+}
+
+/** Runs SQL as the owner with triggers off (session_replication_role = replica): tampering. */
+export async function asOwnerBypassingTriggers(db: PostgresDatabase, sql: string, params: unknown[] = []): Promise<number> {
+  return db.session(async (s) => {
+    await s.exec("SET session_replication_role = replica");
+    try {
+      return (await s.query(sql, params)).rowCount;
+    } finally {
+      await s.exec("RESET session_replication_role");
+    }
+  });
+}

@@ -1,0 +1,113 @@
+/**
+ * A local OIDC stand-in for tests: one loopback HTTP server publishing the JWKS of three issuers
+ * laid out like the real providers (so the service derives each JWKS URI from the issuer alone),
+ * and token minting with jose.
+ *   okta     http://127.0.0.1:P/oauth2/default   RS256   groups
+ *   azure    http://127.0.0.1:P/tenant-1/v2.0    ES256   roles + oid
+ *   keycloak http://127.0.0.1:P/realms/knhk      EdDSA   realm_access.roles / groups
+ */
+import { createServer, type Server } from "node:http";
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from "jose";
+import { ROLE_GROUPS, type Role } from "../../../app/src/auth/roles";
+
+export type Provider = "okta" | "azure" | "keycloak";
+
+interface IssuerKeys {
+  readonly alg: "RS256" | "ES256" | "EdDSA";
+  readonly kid: string;
+  readonly privateKey: CryptoKey;
+  readonly jwk: JWK;
+  readonly path: string;
+  readonly jwksPath: string;
+}
+
+export interface TokenOptions {
+  readonly claims?: JWTPayload & Record<string, unknown>;
+  readonly audience?: string;
+  readonly issuer?: string;
+  /** Seconds relative to now. */
+  readonly expiresIn?: number;
+  readonly issuedAgo?: number;
+  readonly notBeforeIn?: number;
+  readonly omitExp?: boolean;
+  readonly kid?: string;
+  /** Sign with a key the JWKS does not publish. */
+  readonly foreignKey?: boolean;
+}
+
+export interface TestOidc {
+  readonly baseUrl: string;
+  issuer(provider: Provider): string;
+  /** Per-provider environment: KNHK_OIDC_<PROVIDER>_ISSUER for all three. */
+  env(): Record<string, string>;
+  token(provider: Provider, options?: TokenOptions): Promise<string>;
+  /** An Okta token whose groups grant exactly `role`. */
+  roleToken(role: Role, subject?: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+const LAYOUT: Record<Provider, { alg: IssuerKeys["alg"]; path: string; jwksPath: string }> = {
+  okta: { alg: "RS256", path: "/oauth2/default", jwksPath: "/oauth2/default/v1/keys" },
+  azure: { alg: "ES256", path: "/tenant-1/v2.0", jwksPath: "/tenant-1/discovery/v2.0/keys" },
+  keycloak: { alg: "EdDSA", path: "/realms/knhk", jwksPath: "/realms/knhk/protocol/openid-connect/certs" },
+};
+
+async function keysFor(provider: Provider): Promise<IssuerKeys> {
+  const { alg, path, jwksPath } = LAYOUT[provider];
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+  const kid = `${provider}-key-1`;
+  const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: "sig" };
+  return { alg, kid, privateKey, jwk, path, jwksPath };
+}
+
+export async function startOidc(): Promise<TestOidc> {
+  const keys = {
+    okta: await keysFor("okta"),
+    azure: await keysFor("azure"),
+    keycloak: await keysFor("keycloak"),
+  };
+  const foreign = {
+    okta: await keysFor("okta"),
+    azure: await keysFor("azure"),
+    keycloak: await keysFor("keycloak"),
+  };
+  const server: Server = createServer((request, response) => {
+    const entry = Object.values(keys).find((k) => k.jwksPath === request.url);
+    if (!entry) {
+      response.writeHead(404).end();
+      return;
+    }
+    response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ keys: [entry.jwk] }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const baseUrl = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+  const issuer = (provider: Provider) => `${baseUrl}${LAYOUT[provider].path}`;
+
+  const oidc: TestOidc = {
+    baseUrl,
+    issuer,
+    env: () => ({
+      KNHK_OIDC_OKTA_ISSUER: issuer("okta"),
+      KNHK_OIDC_AZURE_ISSUER: issuer("azure"),
+      KNHK_OIDC_KEYCLOAK_ISSUER: issuer("keycloak"),
+    }),
+    async token(provider, options = {}) {
+      const key = options.foreignKey ? foreign[provider] : keys[provider];
+      const now = Math.floor(Date.now() / 1000);
+      const jwt = new SignJWT({ sub: "user-1", ...options.claims })
+        .setProtectedHeader({ alg: key.alg, kid: options.kid ?? (options.foreignKey ? "unknown-key" : key.kid), typ: "JWT" })
+        .setIssuer(options.issuer ?? issuer(provider))
+        .setAudience(options.audience ?? "knhk-api")
+        .setIssuedAt(now - (options.issuedAgo ?? 0));
+      if (!options.omitExp) jwt.setExpirationTime(now + (options.expiresIn ?? 600));
+      if (options.notBeforeIn !== undefined) jwt.setNotBefore(now + options.notBeforeIn);
+      return jwt.sign(key.privateKey);
+    },
+    roleToken(role, subject = `${role}-user`) {
+      return oidc.token("okta", { claims: { sub: subject, groups: [ROLE_GROUPS[role][0]] } });
+    },
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+  return oidc;
+}

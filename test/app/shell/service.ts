@@ -1,0 +1,72 @@
+/**
+ * Starts the real service (startService: config from env, migrations, ledger, kernel, domain,
+ * Redis, both servers) against a real PostgreSQL 15, as the least-privileged service role
+ * `knhk_app` (member of knhk_service) with migrations run by the owner, on random ports.
+ */
+import { migrate } from "../../../app/src/db/migrate";
+import { openDatabase } from "../../../app/src/db/open";
+import { startService, type RunningService } from "../../../app/src/server/service";
+import type { TestPostgres } from "../../support/postgres";
+
+let counter = 0;
+
+export interface ServiceUnderTest {
+  readonly service: RunningService;
+  readonly database: string;
+  readonly logs: string[];
+  api(path: string, init?: RequestInit & { token?: string; json?: unknown }): Promise<{ status: number; body: any; headers: Headers }>;
+  stop(): Promise<void>;
+}
+
+export async function createServiceDatabase(pg: TestPostgres): Promise<string> {
+  const database = `knhk_api_${process.pid}_${++counter}`;
+  await pg.createDatabase(database);
+  return database;
+}
+
+export async function grantServiceRole(pg: TestPostgres, database: string): Promise<void> {
+  await pg.psql(
+    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'knhk_app') THEN CREATE ROLE knhk_app LOGIN; END IF; END $$; GRANT knhk_service TO knhk_app;",
+    database,
+  );
+}
+
+export async function startTestService(pg: TestPostgres, env: Record<string, string> = {}): Promise<ServiceUnderTest> {
+  const database = await createServiceDatabase(pg);
+  // Migrations create the knhk_service role; the login role is granted it afterwards, so the
+  // first start migrates as the owner only, then the service runs as knhk_app.
+  const ownerEnv = { DATABASE_URL: pg.url(database), KNHK_PORT: "0", KNHK_METRICS_PORT: "0", KNHK_HOST: "127.0.0.1", KNHK_LOG_LEVEL: "silent", KNHK_MAPE_K_INTERVAL_SECONDS: "0", DB_POOL_MIN_CONNECTIONS: "0", DB_POOL_MAX_CONNECTIONS: "10" };
+  const owner = await openDatabase({ url: ownerEnv.DATABASE_URL, poolMax: 1, poolMin: 0 });
+  await migrate(owner);
+  await owner.close();
+  await grantServiceRole(pg, database);
+  const logs: string[] = [];
+  const service = await startService(
+    { ...ownerEnv, DATABASE_URL: pg.url(database, "knhk_app"), DATABASE_MIGRATION_URL: pg.url(database), ...env },
+    (level, message, extra) => logs.push(`${level} ${message} ${extra ? JSON.stringify(extra) : ""}`),
+  );
+  return {
+    service,
+    database,
+    logs,
+    async api(path, init = {}) {
+      const headers = new Headers(init.headers);
+      if (init.token) headers.set("authorization", `Bearer ${init.token}`);
+      let body = init.body;
+      if (init.json !== undefined) {
+        headers.set("content-type", "application/json");
+        body = JSON.stringify(init.json);
+      }
+      const response = await fetch(`${service.apiUrl}${path}`, { ...init, headers, body });
+      const text = await response.text();
+      let parsed: unknown = text;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        // not JSON
+      }
+      return { status: response.status, body: parsed, headers: response.headers };
+    },
+    stop: () => service.stop(),
+  };
+}
