@@ -1,0 +1,183 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as vault from "@pulumi/vault";
+import type { VaultConfig } from "../config";
+import { operatorPolicyRules, renderPolicyHcl, servicePolicyRules, type VaultLayout } from "../render/vault-policies";
+
+export interface VaultAccessArgs {
+  readonly config: VaultConfig;
+  /** Kubernetes namespace and service account the auth role is bound to. */
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  /** The PostgreSQL primary as Vault reaches it. */
+  readonly database: { readonly host: pulumi.Input<string>; readonly port: number; readonly name: string };
+  /** Role granted to every dynamic user (SELECT/INSERT only on the ledger tables). */
+  readonly serviceDbRole: string;
+  /** Schema owner whose password Vault rotates (static role). */
+  readonly ownerDbUser: string;
+}
+
+/** Names under which the service and the Deployment find Vault's pieces. */
+export const VAULT_NAMES = {
+  kvPrefix: "knhk",
+  databaseConnection: "knhk-postgres",
+  databaseRole: "knhk-app",
+  staticRole: "knhk-owner",
+  signingKey: "knhk-receipts",
+  authRole: "knhk-service",
+  servicePolicy: "knhk-service",
+  operatorPolicy: "knhk-operator",
+  /** KV secret holding the bootstrap credentials of the Vault admin user (written by operators). */
+  bootstrapSecret: "knhk/database/postgres",
+} as const;
+
+/**
+ * Vault for the KNHK service: Kubernetes auth bound to the `knhk-service` service account, the KV v2
+ * tree, the database secrets engine (dynamic service users, a static owner with 30-day rotation,
+ * scheduled root rotation), a transit ed25519 key for receipt signing, and two policies rendered
+ * from data: the service's least-privilege policy and a separate break-glass operator policy.
+ */
+export class VaultAccess extends pulumi.ComponentResource {
+  public readonly authRoleName: pulumi.Output<string>;
+  public readonly servicePolicyName: pulumi.Output<string>;
+  public readonly operatorPolicyName: pulumi.Output<string>;
+  /** Path the Vault Agent reads dynamic database credentials from. */
+  public readonly databaseCredsPath: string;
+  public readonly signingKeyName: pulumi.Output<string>;
+  public readonly servicePolicyHcl: string;
+  public readonly operatorPolicyHcl: string;
+
+  constructor(name: string, args: VaultAccessArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("knhk:vault:VaultAccess", name, args, opts);
+    const cfg = args.config;
+    const child = { parent: this };
+    const layout: VaultLayout = {
+      kvMount: cfg.mounts.kv,
+      databaseMount: cfg.mounts.database,
+      transitMount: cfg.mounts.transit,
+      kvPrefix: VAULT_NAMES.kvPrefix,
+      databaseRole: VAULT_NAMES.databaseRole,
+      staticRole: VAULT_NAMES.staticRole,
+      signingKey: VAULT_NAMES.signingKey,
+    };
+    this.servicePolicyHcl = renderPolicyHcl(servicePolicyRules(layout));
+    this.operatorPolicyHcl = renderPolicyHcl(operatorPolicyRules(layout));
+
+    const servicePolicy = new vault.Policy(`${name}-service-policy`, { name: VAULT_NAMES.servicePolicy, policy: this.servicePolicyHcl }, child);
+    const operatorPolicy = new vault.Policy(`${name}-operator-policy`, { name: VAULT_NAMES.operatorPolicy, policy: this.operatorPolicyHcl }, child);
+
+    const kubernetesAuth = new vault.AuthBackend(
+      `${name}-kubernetes-auth`,
+      { type: "kubernetes", path: cfg.mounts.kubernetesAuth, description: "KNHK workloads" },
+      child,
+    );
+    new vault.kubernetes.AuthBackendConfig(
+      `${name}-kubernetes-auth-config`,
+      { backend: kubernetesAuth.path, kubernetesHost: cfg.kubernetesHost, disableIssValidation: true },
+      child,
+    );
+    const authRole = new vault.kubernetes.AuthBackendRole(
+      `${name}-auth-role`,
+      {
+        backend: kubernetesAuth.path,
+        roleName: VAULT_NAMES.authRole,
+        boundServiceAccountNames: [args.serviceAccount],
+        boundServiceAccountNamespaces: [args.namespace],
+        audience: cfg.tokenAudience,
+        tokenTtl: cfg.tokenTtlSeconds,
+        tokenMaxTtl: cfg.tokenMaxTtlSeconds,
+        tokenPolicies: [servicePolicy.name],
+        tokenNoDefaultPolicy: true,
+      },
+      child,
+    );
+
+    const kv = new vault.Mount(
+      `${name}-kv`,
+      { path: cfg.mounts.kv, type: "kv", options: { version: "2" }, description: "KNHK static secrets (KV v2)" },
+      child,
+    );
+    new vault.kv.SecretBackendV2(`${name}-kv-config`, { mount: kv.path, maxVersions: 20, casRequired: true }, child);
+
+    // Operators write the bootstrap admin credentials to KV once; Vault then rotates the password
+    // on its schedule and from then on is the only holder of it.
+    const bootstrap = vault.kv.getSecretV2Output({ mount: kv.path, name: VAULT_NAMES.bootstrapSecret }, child);
+    const databaseMount = new vault.Mount(
+      `${name}-database`,
+      { path: cfg.mounts.database, type: "database", description: "KNHK PostgreSQL credentials" },
+      child,
+    );
+    const connection = new vault.database.SecretBackendConnection(
+      `${name}-postgres-connection`,
+      {
+        backend: databaseMount.path,
+        name: VAULT_NAMES.databaseConnection,
+        allowedRoles: [VAULT_NAMES.databaseRole, VAULT_NAMES.staticRole],
+        verifyConnection: true,
+        rotationSchedule: cfg.database.rootRotationSchedule,
+        rootRotationStatements: [`ALTER ROLE "{{name}}" WITH PASSWORD '{{password}}';`],
+        postgresql: {
+          connectionUrl: pulumi.interpolate`postgresql://{{username}}:{{password}}@${args.database.host}:${args.database.port}/${args.database.name}?sslmode=verify-full`,
+          username: cfg.database.adminUsername,
+          password: pulumi.secret(bootstrap.apply((s) => (s.data as Record<string, string> | undefined)?.password ?? "")),
+          maxOpenConnections: 4,
+          passwordAuthentication: "scram-sha-256",
+        },
+      },
+      { parent: this, additionalSecretOutputs: ["postgresql"] },
+    );
+    new vault.database.SecretBackendRole(
+      `${name}-app-role`,
+      {
+        backend: databaseMount.path,
+        name: VAULT_NAMES.databaseRole,
+        dbName: connection.name,
+        defaultTtl: cfg.database.defaultTtlSeconds,
+        maxTtl: cfg.database.maxTtlSeconds,
+        creationStatements: [
+          `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' IN ROLE ${args.serviceDbRole};`,
+        ],
+        revocationStatements: [`REASSIGN OWNED BY "{{name}}" TO ${args.ownerDbUser};`, `DROP OWNED BY "{{name}}";`, `DROP ROLE IF EXISTS "{{name}}";`],
+      },
+      child,
+    );
+    new vault.database.SecretBackendStaticRole(
+      `${name}-owner-role`,
+      {
+        backend: databaseMount.path,
+        name: VAULT_NAMES.staticRole,
+        dbName: connection.name,
+        username: args.ownerDbUser,
+        rotationPeriod: cfg.database.staticRotationSeconds,
+      },
+      child,
+    );
+
+    const transit = new vault.Mount(`${name}-transit`, { path: cfg.mounts.transit, type: "transit", description: "KNHK receipt signing" }, child);
+    const signingKey = new vault.transit.SecretBackendKey(
+      `${name}-signing-key`,
+      {
+        backend: transit.path,
+        name: VAULT_NAMES.signingKey,
+        type: "ed25519",
+        exportable: false,
+        allowPlaintextBackup: false,
+        deletionAllowed: false,
+        autoRotatePeriod: cfg.signingKeyRotationSeconds,
+      },
+      child,
+    );
+
+    this.authRoleName = authRole.roleName;
+    this.servicePolicyName = servicePolicy.name;
+    this.operatorPolicyName = operatorPolicy.name;
+    this.databaseCredsPath = `${cfg.mounts.database}/creds/${VAULT_NAMES.databaseRole}`;
+    this.signingKeyName = signingKey.name;
+    this.registerOutputs({
+      authRoleName: this.authRoleName,
+      servicePolicyName: this.servicePolicyName,
+      operatorPolicyName: this.operatorPolicyName,
+      databaseCredsPath: this.databaseCredsPath,
+      signingKeyName: this.signingKeyName,
+    });
+  }
+}

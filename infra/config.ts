@@ -1,0 +1,156 @@
+/**
+ * The stack config schema: one zod schema per `knhk:<section>` (in `infra/config/<section>.ts`),
+ * composed here. `parseStackConfig` is pure so it is tested without Pulumi; `infra/index.ts`
+ * feeds it the raw stack config. Any invalid value, unknown key or unknown `knhk:*` section
+ * stops the program before a resource is declared, naming the full key, the value and what is
+ * allowed.
+ */
+import { z } from "zod";
+import { appSection } from "./config/app";
+import { awsSection } from "./config/aws";
+import { grafanaSection } from "./config/grafana";
+import { kubernetesSection } from "./config/kubernetes";
+import { monitoringSection } from "./config/monitoring";
+import { namespaceSection } from "./config/namespace";
+import { patroniSection } from "./config/patroni";
+import { redisSection } from "./config/redis";
+import { vaultSection } from "./config/vault";
+
+export const CONFIG_NAMESPACE = "knhk";
+
+/** Every `knhk:<section>` key the program understands, with its schema. */
+export const SECTIONS = {
+  app: appSection,
+  namespace: namespaceSection,
+  patroni: patroniSection,
+  redis: redisSection,
+  kubernetes: kubernetesSection,
+  monitoring: monitoringSection,
+  grafana: grafanaSection,
+  vault: vaultSection,
+  aws: awsSection,
+} as const;
+export type SectionName = keyof typeof SECTIONS;
+
+export type StackConfig = { readonly stack: string } & {
+  readonly [K in SectionName]: z.infer<(typeof SECTIONS)[K]>;
+};
+
+export type { AppConfig } from "./config/app";
+export type { NamespaceConfig } from "./config/namespace";
+export type { PatroniConfig } from "./config/patroni";
+export type { RedisConfig } from "./config/redis";
+export type { KubernetesConfig } from "./config/kubernetes";
+export type { MonitoringConfig } from "./config/monitoring";
+export type { GrafanaConfig } from "./config/grafana";
+export type { VaultConfig } from "./config/vault";
+export type { AwsConfig } from "./config/aws";
+
+/** Raised for an invalid stack config; `problems` holds one line per offending key. */
+export class StackConfigError extends Error {
+  readonly stackName: string;
+  readonly problems: readonly string[];
+  constructor(stack: string, problems: readonly string[]) {
+    super(`invalid config for stack "${stack}":\n  - ${problems.join("\n  - ")}`);
+    this.name = "StackConfigError";
+    this.stackName = stack;
+    this.problems = problems;
+  }
+}
+
+/**
+ * Validates the raw stack config (`{"knhk:app": {...} | "<json>", "aws:region": "...", ...}`;
+ * keys outside `knhk:` belong to providers and are ignored) and applies defaults.
+ * `secretKeys` lists full keys whose values must never appear in messages.
+ */
+export function parseStackConfig(stack: string, raw: Record<string, unknown>, secretKeys: readonly string[] = []): StackConfig {
+  const problems: string[] = [];
+  if (!/^[A-Za-z0-9_.-]+$/.test(stack)) problems.push(`stack name "${stack}" may only contain letters, digits, '_', '.', '-'`);
+
+  const values: Partial<Record<SectionName, unknown>> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    const [ns, ...rest] = key.split(":");
+    if (ns !== CONFIG_NAMESPACE) continue;
+    const section = rest.join(":");
+    if (!(section in SECTIONS)) {
+      problems.push(`${key}: unknown config key (allowed: ${Object.keys(SECTIONS).map((s) => `${CONFIG_NAMESPACE}:${s}`).join(", ")})`);
+      continue;
+    }
+    values[section as SectionName] = decode(key, value, problems);
+  }
+
+  const parsed: Record<string, unknown> = { stack };
+  for (const [section, schema] of Object.entries(SECTIONS) as [SectionName, z.ZodType][]) {
+    const fullKey = `${CONFIG_NAMESPACE}:${section}`;
+    const result = schema.safeParse(values[section] ?? {}, { reportInput: true });
+    if (result.success) {
+      parsed[section] = result.data;
+    } else {
+      const secret = secretKeys.some((k) => k === fullKey || k.startsWith(`${fullKey}.`));
+      for (const issue of result.error.issues) problems.push(describeIssue(fullKey, schema, issue, secret));
+    }
+  }
+  if (problems.length > 0) throw new StackConfigError(stack, problems);
+  return parsed as unknown as StackConfig;
+}
+
+/** Pulumi hands structured values over as JSON text; stack files in tests may be objects. */
+function decode(key: string, value: unknown, problems: string[]): unknown {
+  if (typeof value !== "string") return value;
+  try {
+    return JSON.parse(value);
+  } catch {
+    problems.push(`${key} = ${JSON.stringify(value)}: must be an object (set nested values with \`pulumi config set --path ${key}.<field> <value>\`)`);
+    return undefined;
+  }
+}
+
+function keyOf(fullKey: string, path: readonly PropertyKey[]): string {
+  return path.reduce<string>((k, p) => (typeof p === "number" ? `${k}[${p}]` : `${k}.${String(p)}`), fullKey);
+}
+
+function showValue(value: unknown, secret: boolean): string {
+  if (secret) return "[secret]";
+  if (value === undefined) return "(missing)";
+  const text = JSON.stringify(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function describeIssue(fullKey: string, schema: z.ZodType, issue: z.core.$ZodIssue, secret: boolean): string {
+  if (issue.code === "unrecognized_keys") {
+    const allowed = objectKeysAt(schema, issue.path);
+    const allowedText = allowed ? ` (allowed: ${allowed.join(", ")})` : "";
+    return issue.keys.map((k) => `${keyOf(fullKey, [...issue.path, k])}: unknown key${allowedText}`).join("; ");
+  }
+  const key = keyOf(fullKey, issue.path);
+  return `${key} = ${showValue(valueAt(issue), secret)}: ${issue.message}`;
+}
+
+/** Union issues carry the whole object as input; show the field the path names instead. */
+function valueAt(issue: z.core.$ZodIssue): unknown {
+  const input = issue.input;
+  const last = issue.path[issue.path.length - 1];
+  if (input !== null && typeof input === "object" && !Array.isArray(input) && typeof last === "string" && last in input) {
+    return (input as Record<string, unknown>)[last];
+  }
+  return input;
+}
+
+/** The keys an object schema accepts at `path` (unwrapping defaults/optionals), for messages. */
+function objectKeysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] | undefined {
+  let current: unknown = schema;
+  for (let i = 0; ; i++) {
+    current = unwrap(current);
+    const shape = (current as { shape?: Record<string, unknown> }).shape;
+    if (!shape) return undefined;
+    if (i === path.length) return Object.keys(shape);
+    current = shape[String(path[i])];
+    if (current === undefined) return undefined;
+  }
+}
+
+function unwrap(schema: unknown): unknown {
+  let s = schema as { def?: { innerType?: unknown; in?: unknown } };
+  while (s?.def?.innerType ?? s?.def?.in) s = (s.def.innerType ?? s.def.in) as typeof s;
+  return s;
+}

@@ -1,0 +1,73 @@
+/** `knhk:app`: the KNHK service (blue/green Deployments, Service, HPA, ConfigMap). */
+import { z } from "zod";
+import { containerResources, imageRepository, imageVersion, resources } from "./common";
+
+const positiveInt = z.number().int().min(1);
+
+/** Keys of the ConfigMap `knhk-config`; each may be overridden per stack. */
+export const appSettings = z
+  .object({
+    DB_POOL_MAX_CONNECTIONS: positiveInt.default(50),
+    DB_POOL_MIN_CONNECTIONS: z.number().int().min(0).default(10),
+    PATTERN_WINDOW_SECONDS: positiveInt.default(60),
+    VALIDATION_TIMEOUT_MS: positiveInt.default(100),
+    KNHK_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.DB_POOL_MIN_CONNECTIONS > s.DB_POOL_MAX_CONNECTIONS) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["DB_POOL_MIN_CONNECTIONS"],
+        input: s.DB_POOL_MIN_CONNECTIONS,
+        message: `must be <= DB_POOL_MAX_CONNECTIONS (${s.DB_POOL_MAX_CONNECTIONS})`,
+      });
+    }
+  });
+
+export const autoscaling = z
+  .object({
+    minReplicas: positiveInt.default(3),
+    maxReplicas: positiveInt.default(10),
+    cpuUtilization: z.number().int().min(1).max(100).default(70),
+    memoryUtilization: z.number().int().min(1).max(100).default(80),
+  })
+  .strict()
+  .superRefine((a, ctx) => {
+    if (a.maxReplicas < a.minReplicas) {
+      ctx.addIssue({ code: "custom", path: ["maxReplicas"], input: a.maxReplicas, message: `must be >= minReplicas (${a.minReplicas})` });
+    }
+  });
+
+export const appSection = z
+  .object({
+    /** Image repository without tag; each colour pins its own version. */
+    image: imageRepository.default("ghcr.io/knhk/knhk"),
+    versions: z
+      .object({ blue: imageVersion, green: imageVersion })
+      .strict()
+      .prefault({ blue: "0.1.0", green: "0.1.0" }),
+    activeColor: z.enum(["blue", "green"]).default("blue"),
+    /** Replicas of each colour's Deployment before the HPA takes over. */
+    replicas: positiveInt.default(3),
+    autoscaling: autoscaling.prefault({}),
+    resources: containerResources.default(resources("500m", "512Mi", "2000m", "2Gi")),
+    settings: appSettings.prefault({}),
+    /**
+     * The service's start command inside the image. With Vault on, the container runs
+     * `sh -c '. /vault/secrets/database.env && exec <command>'` so DATABASE_URL is set.
+     */
+    command: z.array(z.string().min(1)).min(1).default(["node", "dist/app/src/main.js"]),
+  })
+  .strict()
+  .superRefine((a, ctx) => {
+    if (a.replicas < a.autoscaling.minReplicas || a.replicas > a.autoscaling.maxReplicas) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["replicas"],
+        input: a.replicas,
+        message: `must lie within autoscaling.minReplicas..maxReplicas (${a.autoscaling.minReplicas}..${a.autoscaling.maxReplicas})`,
+      });
+    }
+  });
+export type AppConfig = z.infer<typeof appSection>;

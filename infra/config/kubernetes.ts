@@ -1,0 +1,25 @@
+/** `knhk:kubernetes`: where the Kubernetes provider sends objects. */
+import { z } from "zod";
+
+/**
+ * `renderDir` writes YAML manifests to a folder (the `local` stack; no cluster needed);
+ * `context`/`kubeconfig` target a real cluster. Neither: the ambient kubeconfig.
+ */
+export const kubernetesSection = z
+  .object({
+    renderDir: z.string().min(1).optional(),
+    context: z.string().min(1).optional(),
+    kubeconfig: z.string().min(1).optional(),
+  })
+  .strict()
+  .superRefine((k, ctx) => {
+    if (k.renderDir !== undefined && (k.context !== undefined || k.kubeconfig !== undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["renderDir"],
+        input: k.renderDir,
+        message: "cannot be combined with context/kubeconfig: either render to a folder or target a cluster",
+      });
+    }
+  });
+export type KubernetesConfig = z.infer<typeof kubernetesSection>;

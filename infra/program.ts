@@ -1,0 +1,174 @@
+/**
+ * The KNHK program: validate the stack config, then compose the components. Shared by
+ * `infra/index.ts` (the Pulumi engine) and `infra/testing/render.ts` (offline, under mocks).
+ */
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import * as k8s from "@pulumi/kubernetes";
+import { StackConfig } from "./config";
+import { ComplianceArchive } from "./components/compliance-archive";
+import { Dashboards } from "./components/dashboards";
+import { KnhkService } from "./components/knhk-service";
+import { Monitoring } from "./components/monitoring";
+import { Namespace } from "./components/namespace";
+import { PatroniCluster } from "./components/patroni-cluster";
+import { RedisCluster } from "./components/redis-cluster";
+import { VAULT_NAMES, VaultAccess } from "./components/vault-access";
+import { monitoringInput } from "./render/monitoring-bundle";
+import { APP, BACKUP, PORTS, POSTGRES, REDIS } from "./render/topology";
+import { loadStackConfig } from "./stack-config";
+
+export async function knhkProgram(config: StackConfig = loadStackConfig()): Promise<Record<string, unknown>> {
+  const provider = kubernetesProvider(config);
+  const k8sOpts = { provider };
+
+  const namespace = new Namespace(
+    "knhk",
+    {
+      ...config.namespace,
+      metricsPorts: [PORTS.appMetrics, PORTS.postgresExporter, PORTS.patroniApi, PORTS.redisExporter, PORTS.pgbackrestExporter],
+      ingressTo: APP.selector,
+      ingressPorts: [PORTS.appHttp],
+      allows: [
+        { name: "app-to-postgres", from: APP.selector, to: POSTGRES.selector, ports: [PORTS.postgres] },
+        { name: "app-to-redis", from: APP.selector, to: REDIS.selector, ports: [PORTS.redis] },
+        { name: "app-to-sentinel", from: APP.selector, to: REDIS.sentinelSelector, ports: [PORTS.sentinel] },
+        { name: "postgres-replication", from: POSTGRES.selector, to: POSTGRES.selector, ports: [PORTS.postgres, PORTS.patroniApi] },
+        { name: "backup-to-postgres", from: BACKUP.selector, to: POSTGRES.selector, ports: [PORTS.pgbackrestServer] },
+        { name: "redis-replication", from: REDIS.selector, to: REDIS.selector, ports: [PORTS.redis] },
+        { name: "sentinel-to-redis", from: REDIS.sentinelSelector, to: REDIS.selector, ports: [PORTS.redis] },
+        { name: "sentinel-to-sentinel", from: REDIS.sentinelSelector, to: REDIS.sentinelSelector, ports: [PORTS.sentinel] },
+        { name: "redis-to-sentinel", from: REDIS.selector, to: REDIS.sentinelSelector, ports: [PORTS.sentinel] },
+      ],
+      externalEgress: [
+        // Patroni keeps its DCS in the Kubernetes API; pgBackRest pushes WAL/backups to S3.
+        { name: "postgres-external", from: POSTGRES.selector, ports: [443, 6443] },
+        { name: "backup-external", from: BACKUP.selector, ports: [443] },
+        { name: "restore-test-external", from: BACKUP.restoreTestSelector, ports: [443] },
+      ],
+    },
+    k8sOpts,
+  );
+
+  // Everything below lives in the namespace: create it first.
+  const inNamespace = { provider, dependsOn: [namespace] };
+  const ns = config.namespace.name;
+
+  const archive = config.aws.enabled
+    ? new ComplianceArchive("knhk-archive", {
+        config: config.aws,
+        namespace: ns,
+        serviceServiceAccount: APP.serviceAccount,
+        backupServiceAccounts: [POSTGRES.serviceAccount, BACKUP.serviceAccount],
+        tags: { "knhk/stack": config.stack },
+      })
+    : undefined;
+
+  const postgres = new PatroniCluster(
+    "postgres",
+    { namespace: ns, config: config.patroni, backupBucket: archive?.backupBucket, backupRoleArn: archive?.backupRoleArn },
+    inNamespace,
+  );
+  const redis = new RedisCluster("redis", { namespace: ns, config: config.redis }, inNamespace);
+  const app = new KnhkService(
+    "knhk",
+    {
+      namespace: ns,
+      config: config.app,
+      redis: { sentinels: redis.sentinelAddresses, masterName: redis.masterName },
+      serviceAccountRoleArn: archive?.serviceRoleArn,
+      vaultAgent: config.vault.enabled
+        ? {
+            role: APP.serviceAccount,
+            databaseCredsPath: `${config.vault.mounts.database}/creds/${VAULT_NAMES.databaseRole}`,
+            database: { host: postgres.primaryHost, port: PORTS.postgres, name: POSTGRES.database, sslmode: "verify-full" },
+          }
+        : undefined,
+      ingressNamespace: config.namespace.ingressNamespace,
+      monitoringNamespace: config.namespace.monitoringNamespace,
+    },
+    { ...inNamespace, dependsOn: [namespace, postgres, redis] },
+  );
+
+  const vaultAccess = config.vault.enabled
+    ? new VaultAccess(
+        "knhk-vault",
+        {
+          config: config.vault,
+          namespace: ns,
+          serviceAccount: APP.serviceAccount,
+          database: { host: postgres.primaryHost, port: PORTS.postgres, name: POSTGRES.database },
+          serviceDbRole: POSTGRES.serviceDbRole,
+          ownerDbUser: POSTGRES.ownerDbUser,
+        },
+        { dependsOn: [postgres] },
+      )
+    : undefined;
+  const monitoring = config.monitoring.enabled
+    ? new Monitoring(
+        "knhk-monitoring",
+        {
+          input: monitoringInput(config),
+          selectorLabels: config.monitoring.selectorLabels,
+          patroniTlsSecret: config.patroni.tlsSecretName,
+          patroniTlsServerName: config.monitoring.patroniTlsServerName ?? `${POSTGRES.headlessService}.${ns}.svc`,
+        },
+        inNamespace,
+      )
+    : undefined;
+  const dashboards =
+    config.grafana.enabled || config.grafana.sidecarConfigMaps
+      ? new Dashboards(
+          "knhk-dashboards",
+          {
+            grafanaApi: config.grafana.enabled,
+            folderTitle: config.grafana.folderTitle,
+            folderUid: config.grafana.folderUid,
+            sidecarConfigMaps: config.grafana.sidecarConfigMaps,
+            sidecarNamespace: config.grafana.sidecarNamespace ?? ns,
+          },
+          inNamespace,
+        )
+      : undefined;
+
+  return {
+    stack: config.stack,
+    namespace: namespace.name,
+    postgresPrimaryService: postgres.primaryService,
+    postgresReplicasService: postgres.replicasService,
+    appService: app.serviceName,
+    activeColor: app.activeColor,
+    images: app.images,
+    prometheusRules: monitoring?.prometheusRuleNames ?? [],
+    alertRules: monitoring?.alertCount ?? 0,
+    dashboards: dashboards?.uids ?? [],
+    // Only the components this stack has: an undefined output is dropped with a warning.
+    ...(vaultAccess ? { vaultAuthRole: vaultAccess.authRoleName } : {}),
+    ...(archive
+      ? { archiveLedgerBucket: archive.ledgerBucket, archiveServiceRoleArn: archive.serviceRoleArn, backupRoleArn: archive.backupRoleArn }
+      : {}),
+  };
+}
+
+/** Renders to a folder (local), or targets the configured cluster context/kubeconfig. */
+function kubernetesProvider(config: StackConfig): k8s.Provider {
+  const { renderDir, context, kubeconfig } = config.kubernetes;
+  return new k8s.Provider(
+    "knhk-k8s",
+    renderDir !== undefined
+      ? { renderYamlToDirectory: fromProjectRoot(renderDir) }
+      : { context, kubeconfig, enableServerSideApply: true },
+  );
+}
+
+/**
+ * `renderDir` is relative to the project root (Pulumi.yaml), but the engine runs the program and
+ * its providers in the program's folder (infra/): pass the path relative to that folder, so the
+ * state holds no machine-specific absolute path. Under mocks the path stays as configured.
+ */
+function fromProjectRoot(dir: string): string {
+  const root = pulumi.runtime.getRootDirectory();
+  // The mock runtime reports a placeholder root ("rootDirectory"), never an absolute path.
+  if (!root || !path.isAbsolute(root)) return dir;
+  return path.relative(process.cwd(), path.resolve(root, dir)) || ".";
+}

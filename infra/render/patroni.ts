@@ -1,0 +1,226 @@
+/**
+ * patroni.yml builder (pure). The same document runs in the StatefulSet (Kubernetes DCS) and in
+ * the system tests (etcd DCS on loopback). Pod-specific values (member name, addresses,
+ * passwords) come from PATRONI_* environment variables, which Patroni merges over the file.
+ */
+import * as YAML from "yaml";
+
+/** Patroni >= 4.0 writes these values into the role label; the Services select them. */
+export interface RoleLabels {
+  readonly roleLabel: string;
+  readonly leaderValue: string;
+  readonly followerValue: string;
+}
+
+export type PatroniDcs =
+  | {
+      readonly type: "kubernetes";
+      readonly namespace: string;
+      /** Labels Patroni uses to find its pods and ConfigMaps (scope label added by Patroni). */
+      readonly labels: Record<string, string>;
+      readonly scopeLabel: string;
+      readonly roles: RoleLabels;
+    }
+  | { readonly type: "etcd3"; readonly hosts: readonly string[] };
+
+export interface TlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string;
+}
+
+export interface PatroniTiming {
+  readonly ttl: number;
+  readonly loopWait: number;
+  readonly retryTimeout: number;
+  readonly primaryStartTimeout: number;
+  readonly maximumLagOnFailover: number;
+}
+
+export interface PatroniYamlInput {
+  /** Cluster name (DCS scope). */
+  readonly scope: string;
+  /** Member name; omit when PATRONI_NAME comes from the pod. */
+  readonly name?: string;
+  readonly dcs: PatroniDcs;
+  readonly timing: PatroniTiming;
+  readonly restApi: {
+    readonly listen: string;
+    /** Omit when PATRONI_RESTAPI_CONNECT_ADDRESS comes from the pod. */
+    readonly connectAddress?: string;
+    readonly tls?: TlsFiles;
+  };
+  readonly postgresql: {
+    readonly listen: string;
+    /** Omit when PATRONI_POSTGRESQL_CONNECT_ADDRESS comes from the pod. */
+    readonly connectAddress?: string;
+    readonly dataDir: string;
+    readonly binDir: string;
+    readonly socketDir: string;
+    readonly pgpassFile: string;
+    readonly tls?: TlsFiles;
+    readonly superuser: string;
+    readonly replicationUser: string;
+    /** Extra server parameters (max_connections, shared_buffers, ...). */
+    readonly parameters: Readonly<Record<string, string | number | boolean>>;
+    /** Networks allowed to connect (CIDR). */
+    readonly allowedCidrs: readonly string[];
+  };
+  readonly archive: { readonly command: string; readonly restoreCommand?: string; readonly timeoutSeconds: number };
+  /** pgBackRest restore command used to create replicas from the repository (else pg_basebackup only). */
+  readonly pgbackrestReplicaCommand?: string;
+  /** Script run once after the cluster is initialised (Patroni passes a connection URL as $1). */
+  readonly postBootstrapScript?: string;
+  /** Kubernetes has no watchdog device for us; the tests neither. */
+  readonly watchdog?: "off" | "automatic" | "required";
+}
+
+/** Leader-failure detection + promotion must fit the RTO: ttl + loop_wait bounds the detection. */
+export function checkTiming(t: PatroniTiming, rtoSeconds: number): string[] {
+  const problems: string[] = [];
+  if (t.loopWait + 2 * t.retryTimeout > t.ttl) problems.push(`loop_wait + 2*retry_timeout (${t.loopWait + 2 * t.retryTimeout}) exceeds ttl (${t.ttl})`);
+  if (t.ttl + t.loopWait >= rtoSeconds) problems.push(`ttl + loop_wait (${t.ttl + t.loopWait}) is not below the RTO of ${rtoSeconds} s`);
+  return problems;
+}
+
+export function buildPatroniConfig(input: PatroniYamlInput): Record<string, unknown> {
+  const { postgresql: pg, timing } = input;
+  const problems = checkTiming(timing, Number.POSITIVE_INFINITY);
+  if (problems.length > 0) throw new Error(`invalid Patroni timing: ${problems.join("; ")}`);
+
+  const hostType = pg.tls ? "hostssl" : "host";
+  const pgHba = [
+    // Local socket: the postgres OS user only (Patroni itself, the post-bootstrap script).
+    `local all ${pg.superuser} peer`,
+    ...pg.allowedCidrs.flatMap((cidr) => [
+      `${hostType} replication ${pg.replicationUser} ${cidr} scram-sha-256`,
+      `${hostType} all all ${cidr} scram-sha-256`,
+    ]),
+  ];
+
+  const serverParameters: Record<string, string | number | boolean> = {
+    unix_socket_directories: pg.socketDir,
+    password_encryption: "scram-sha-256",
+    ...(pg.tls
+      ? { ssl: "on", ssl_cert_file: pg.tls.certFile, ssl_key_file: pg.tls.keyFile, ssl_ca_file: pg.tls.caFile, ssl_min_protocol_version: "TLSv1.3" }
+      : {}),
+  };
+
+  const dcsSection =
+    input.dcs.type === "kubernetes"
+      ? {
+          kubernetes: {
+            namespace: input.dcs.namespace,
+            labels: input.dcs.labels,
+            scope_label: input.dcs.scopeLabel,
+            role_label: input.dcs.roles.roleLabel,
+            leader_label_value: input.dcs.roles.leaderValue,
+            follower_label_value: input.dcs.roles.followerValue,
+            standby_leader_label_value: input.dcs.roles.leaderValue,
+            use_endpoints: false,
+          },
+        }
+      : { etcd3: { hosts: [...input.dcs.hosts] } };
+
+  const createReplicaMethods = input.pgbackrestReplicaCommand ? ["pgbackrest", "basebackup"] : ["basebackup"];
+
+  return {
+    scope: input.scope,
+    ...(input.name !== undefined ? { name: input.name } : {}),
+    restapi: {
+      listen: input.restApi.listen,
+      ...(input.restApi.connectAddress !== undefined ? { connect_address: input.restApi.connectAddress } : {}),
+      ...(input.restApi.tls
+        ? { certfile: input.restApi.tls.certFile, keyfile: input.restApi.tls.keyFile, cafile: input.restApi.tls.caFile }
+        : {}),
+    },
+    ...dcsSection,
+    bootstrap: {
+      dcs: {
+        ttl: timing.ttl,
+        loop_wait: timing.loopWait,
+        retry_timeout: timing.retryTimeout,
+        primary_start_timeout: timing.primaryStartTimeout,
+        maximum_lag_on_failover: timing.maximumLagOnFailover,
+        // RPO 0: a commit returns only once a synchronous standby has it; never fall back to async.
+        synchronous_mode: true,
+        synchronous_mode_strict: true,
+        synchronous_node_count: 1,
+        // A primary that loses the DCS keeps running while all members still see it.
+        failsafe_mode: true,
+        postgresql: {
+          use_pg_rewind: true,
+          use_slots: true,
+          parameters: {
+            wal_level: "replica",
+            hot_standby: "on",
+            wal_log_hints: "on",
+            synchronous_commit: "on",
+            max_wal_senders: 10,
+            max_replication_slots: 10,
+            wal_keep_size: "1GB",
+            archive_mode: "on",
+            archive_timeout: input.archive.timeoutSeconds,
+            archive_command: input.archive.command,
+            ...pg.parameters,
+          },
+        },
+      },
+      initdb: [{ encoding: "UTF8" }, { locale: "C.UTF-8" }, "data-checksums"],
+      // Patroni < 3.1 (Debian's validator) requires it here; newer versions take postgresql.pg_hba.
+      pg_hba: pgHba,
+      ...(input.postBootstrapScript ? { post_bootstrap: input.postBootstrapScript } : {}),
+    },
+    postgresql: {
+      listen: pg.listen,
+      ...(pg.connectAddress !== undefined ? { connect_address: pg.connectAddress } : {}),
+      data_dir: pg.dataDir,
+      bin_dir: pg.binDir,
+      pgpass: pg.pgpassFile,
+      use_unix_socket: true,
+      authentication: {
+        superuser: { username: pg.superuser },
+        replication: { username: pg.replicationUser },
+        rewind: { username: pg.superuser },
+      },
+      parameters: serverParameters,
+      pg_hba: pgHba,
+      create_replica_methods: createReplicaMethods,
+      ...(input.pgbackrestReplicaCommand
+        ? { pgbackrest: { command: input.pgbackrestReplicaCommand, keep_data: true, no_params: true } }
+        : {}),
+      basebackup: [{ checkpoint: "fast" }],
+      ...(input.archive.restoreCommand ? { recovery_conf: { restore_command: input.archive.restoreCommand } } : {}),
+    },
+    watchdog: { mode: input.watchdog ?? "off" },
+    tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },
+  };
+}
+
+/** YAML 1.1 output: Patroni reads with PyYAML, where a bare `on` would become a boolean. */
+export function renderPatroniYaml(input: PatroniYamlInput): string {
+  return YAML.stringify(buildPatroniConfig(input), { lineWidth: 0, version: "1.1" });
+}
+
+/**
+ * Runs once on the new primary: creates the service database and the monitoring role.
+ * $1 is the superuser connection URL Patroni passes; the exporter password comes from the
+ * environment so it never lands in a file.
+ */
+export function buildPostBootstrapScript(args: { database: string; exporterUser: string; exporterPasswordEnv: string }): string {
+  const ident = /^[a-z_][a-z0-9_]*$/;
+  for (const [field, value] of Object.entries({ database: args.database, exporterUser: args.exporterUser })) {
+    if (!ident.test(value)) throw new Error(`${field} "${value}" must be a plain lower-case SQL identifier`);
+  }
+  if (!/^[A-Z_][A-Z0-9_]*$/.test(args.exporterPasswordEnv)) throw new Error(`exporterPasswordEnv "${args.exporterPasswordEnv}" must be an environment variable name`);
+  return [
+    "#!/bin/sh",
+    "set -eu",
+    `: "\${${args.exporterPasswordEnv}:?${args.exporterPasswordEnv} must be set}"`,
+    `psql -v ON_ERROR_STOP=1 -v exporter_password="$${args.exporterPasswordEnv}" "$1" <<'SQL'`,
+    `CREATE DATABASE ${args.database};`,
+    `CREATE ROLE ${args.exporterUser} LOGIN PASSWORD :'exporter_password' IN ROLE pg_monitor;`,
+    "SQL",
+    "",
+  ].join("\n");
+}

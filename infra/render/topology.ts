@@ -1,0 +1,73 @@
+/**
+ * The fixed names, ports and selector labels of the data plane. Components create objects with
+ * these names; other parts (network allows, monitoring, Vault templates, policies) refer to them.
+ */
+import { selectorLabels } from "./k8s";
+
+export const PORTS = {
+  appHttp: 8080,
+  appMetrics: 9090,
+  postgres: 5432,
+  patroniApi: 8008,
+  postgresExporter: 9187,
+  pgbackrestServer: 8432,
+  pgbackrestExporter: 9854,
+  redis: 6379,
+  sentinel: 26379,
+  redisExporter: 9121,
+} as const;
+
+export const APP = {
+  name: "knhk",
+  serviceAccount: "knhk-service",
+  configMap: "knhk-config",
+  service: "knhk-service",
+  deployment: (color: "blue" | "green") => `knhk-${color}`,
+  /** Selects the pods of both colours. */
+  selector: selectorLabels("knhk", "api"),
+} as const;
+
+export const POSTGRES = {
+  /** Patroni scope: ConfigMaps `postgres-leader`, `postgres-config`, `postgres-sync`, `postgres-failsafe`. */
+  cluster: "postgres",
+  statefulSet: "postgres",
+  headlessService: "postgres",
+  primaryService: "postgres-primary",
+  replicasService: "postgres-replicas",
+  serviceAccount: "postgres",
+  database: "knhk",
+  /** NOLOGIN role with the service's grants (app/migrations); Vault's dynamic users are members. */
+  serviceDbRole: "knhk_service",
+  /** Owner of the schema; its password is rotated by Vault's static role. */
+  ownerDbUser: "knhk_owner",
+  stanza: "knhk",
+  selector: selectorLabels("postgres", "database"),
+  /** Patroni finds its pods by `selector` plus this label set to the scope. */
+  scopeLabel: "cluster-name",
+  /** Role label Patroni sets on its pods, with the values configured in patroni.yml. */
+  roleLabel: "role",
+  primaryRole: "primary",
+  replicaRole: "replica",
+} as const;
+
+export const REDIS = {
+  statefulSet: "redis",
+  headlessService: "redis",
+  sentinelStatefulSet: "redis-sentinel",
+  sentinelService: "redis-sentinel",
+  masterName: "knhk",
+  selector: selectorLabels("redis", "cache"),
+  sentinelSelector: selectorLabels("redis-sentinel", "sentinel"),
+} as const;
+
+export const BACKUP = {
+  /** ServiceAccount of the backup and restore-test Jobs. */
+  serviceAccount: "pgbackrest",
+  selector: selectorLabels("pgbackrest", "backup"),
+  restoreTestSelector: selectorLabels("pgbackrest", "restore-test"),
+} as const;
+
+/** In-cluster DNS name of a Service. */
+export function serviceHost(service: string, namespace: string): string {
+  return `${service}.${namespace}.svc.cluster.local`;
+}
