@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# The real Pulumi engine for test/engine and the deploy scripts' tests (cached outside the repo).
+bash scripts/engine.sh >/dev/null
 
 echo "== typecheck"
 npx tsc --noEmit -p tsconfig.json

@@ -1,0 +1,115 @@
+/**
+ * Drives the real Pulumi engine (built or found by scripts/engine.sh) against a private copy of
+ * the project: each workspace has its own file backend, PULUMI_HOME and rendered manifests, so
+ * test runs never share state with each other or with `scripts/up-local.sh`.
+ */
+import { execFile, execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
+export const REPO = path.resolve(__dirname, "../..");
+/** The local stack's passphrase default, as documented in the README (the stack holds no real secrets). */
+export const LOCAL_PASSPHRASE = "knhk-local-only";
+
+/** Top-level entries never copied into a workspace: dependencies, state, outputs, VCS. */
+const NOT_COPIED = new Set(["node_modules", ".git", ".out", ".pulumi", ".tools", "coverage", "dist"]);
+
+/**
+ * The folder holding pulumi, pulumi-language-nodejs and pulumi-resource-kubernetes. Throws when
+ * scripts/engine.sh cannot find or build them: CI builds the engine before the tests, so a missing
+ * engine is a failure, never a skip.
+ */
+export function engineBinDir(): string {
+  try {
+    return execFileSync("bash", [path.join(REPO, "scripts/engine.sh")], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+      maxBuffer: 16 * 1024 * 1024,
+    }).trim();
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr ?? "";
+    throw new Error(`scripts/engine.sh could not provide the Pulumi engine:\n${stderr || String(error)}`);
+  }
+}
+
+export interface PulumiResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export class Workspace {
+  private constructor(
+    /** The project copy: Pulumi.yaml, stack files, infra/, policy/, scripts/ ... */
+    readonly dir: string,
+    private readonly root: string,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  /** A fresh copy of the project with an empty file backend. */
+  static create(binDir: string): Workspace {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "knhk-engine-"));
+    const dir = path.join(root, "project");
+    fs.mkdirSync(dir);
+    for (const entry of fs.readdirSync(REPO)) {
+      if (NOT_COPIED.has(entry)) continue;
+      fs.cpSync(path.join(REPO, entry), path.join(dir, entry), { recursive: true });
+    }
+    fs.symlinkSync(path.join(REPO, "node_modules"), path.join(dir, "node_modules"), "dir");
+    const state = path.join(root, "state");
+    const home = path.join(root, "pulumi-home");
+    fs.mkdirSync(state);
+    fs.mkdirSync(home);
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PATH: `${binDir}${path.delimiter}${process.env.PATH ?? ""}`,
+      PULUMI_HOME: home,
+      PULUMI_BACKEND_URL: `file://${state}`,
+      PULUMI_CONFIG_PASSPHRASE: LOCAL_PASSPHRASE,
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+      NO_COLOR: "1",
+    };
+    delete env.PULUMI_ACCESS_TOKEN;
+    return new Workspace(dir, root, env);
+  }
+
+  /** Runs `pulumi <args>` in the project copy; resolves with the exit code, never rejects on failure. */
+  pulumi(args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<PulumiResult> {
+    return this.run("pulumi", [...args, "--color", "never", "--non-interactive"], extraEnv);
+  }
+
+  /** Like `pulumi`, but throws with the engine's output when the command fails. */
+  async pulumiOk(args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<PulumiResult> {
+    const result = await this.pulumi(args, extraEnv);
+    if (result.code !== 0) {
+      throw new Error(`pulumi ${args.join(" ")} exited ${result.code}\n${result.stdout}\n${result.stderr}`);
+    }
+    return result;
+  }
+
+  /** Runs any command in the project copy with the engine environment. */
+  run(command: string, args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<PulumiResult> {
+    return new Promise((resolve, reject) => {
+      execFile(
+        command,
+        [...args],
+        { cwd: this.dir, env: { ...this.env, ...extraEnv }, maxBuffer: 64 * 1024 * 1024 },
+        (error, stdout, stderr) => {
+          if (error && typeof error.code !== "number") return reject(error);
+          resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
+        },
+      );
+    });
+  }
+
+  /** Absolute path of a file or folder inside the project copy. */
+  path(...parts: string[]): string {
+    return path.join(this.dir, ...parts);
+  }
+
+  remove(): void {
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
