@@ -1,0 +1,70 @@
+/**
+ * `npm run deploy -- --stack <stack> --version <tag|sha256:digest> --prometheus-url <url> [options]`
+ *
+ * Zero-downtime deploy: the version goes to the idle colour through Pulumi
+ * (`knhk:app.versions.<idle>`, `pulumi up`), which must roll out and pass the smoke test before
+ * `knhk:app.activeColor` switches `knhk-service` to it; then error ratio and p95 are watched in
+ * Prometheus and traffic switches back automatically above 1% errors.
+ * Tokens for the smoke test come from KNHK_SMOKE_TOKEN / KNHK_SMOKE_INGEST_TOKEN; the audit
+ * event goes through `npm run knhk -- audit log` (DATABASE_URL of the environment).
+ * Exit 0 deployed, 1 aborted or rolled back, 2 bad usage.
+ */
+import { parseArgs } from "node:util";
+import { versionProblem } from "../infra/config/common";
+import { AuditCli, consoleLogger, HttpSmoke, Kubectl, PrometheusHttp, PulumiCli, smokeOptionsFromEnv } from "./lib/deploy/adapters";
+import { blueGreenDeploy, exitCodeOf } from "./lib/deploy/blue-green";
+import { CLUSTER_OPTIONS, defaultActor, endpointsFrom, numberFlag, pulumiBinary, REPO_ROOT, requiredFlag, runMain, UsageError } from "./lib/deploy/cli";
+import { systemClock } from "./lib/deploy/ports";
+import { DEFAULT_WATCH } from "./lib/deploy/watch";
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      ...CLUSTER_OPTIONS,
+      version: { type: "string" },
+      "prometheus-url": { type: "string" },
+      "watch-seconds": { type: "string" },
+      "interval-seconds": { type: "string" },
+      "max-error-ratio": { type: "string" },
+      "max-p95-ms": { type: "string" },
+      "rollout-timeout-seconds": { type: "string" },
+      "allow-degraded": { type: "string", multiple: true, default: [] },
+      "policy-pack": { type: "string", default: "policy" },
+    },
+  });
+  const stack = requiredFlag("stack", values.stack);
+  const version = requiredFlag("version", values.version);
+  const problem = versionProblem(version);
+  if (problem) throw new UsageError(`--version ${JSON.stringify(version)} ${problem}`);
+  const log = consoleLogger;
+  const kubectl = new Kubectl({ bin: values.kubectl!, namespace: values.namespace!, context: values["kube-context"], log });
+  const outcome = await blueGreenDeploy(
+    {
+      pulumi: new PulumiCli({ bin: pulumiBinary(values.pulumi), stack, cwd: REPO_ROOT, policyPack: values["policy-pack"] || undefined, log }),
+      cluster: kubectl,
+      endpoints: endpointsFrom(values, kubectl),
+      smoke: new HttpSmoke(smokeOptionsFromEnv(process.env, { allowDegraded: values["allow-degraded"] }), log),
+      prometheus: new PrometheusHttp(requiredFlag("prometheus-url", values["prometheus-url"])),
+      audit: new AuditCli({ cwd: REPO_ROOT }),
+      clock: systemClock,
+      log,
+    },
+    {
+      version,
+      stack,
+      actor: values.actor ?? defaultActor(process.env),
+      rolloutTimeoutMs: numberFlag("rollout-timeout-seconds", values["rollout-timeout-seconds"], 300, 1) * 1000,
+      watch: {
+        ...DEFAULT_WATCH,
+        durationMs: numberFlag("watch-seconds", values["watch-seconds"], DEFAULT_WATCH.durationMs / 1000, 1) * 1000,
+        intervalMs: numberFlag("interval-seconds", values["interval-seconds"], DEFAULT_WATCH.intervalMs / 1000, 1) * 1000,
+        maxErrorRatio: numberFlag("max-error-ratio", values["max-error-ratio"], DEFAULT_WATCH.maxErrorRatio),
+        maxP95Seconds: numberFlag("max-p95-ms", values["max-p95-ms"], DEFAULT_WATCH.maxP95Seconds * 1000) / 1000,
+      },
+    },
+  );
+  console.log(JSON.stringify(outcome));
+  return exitCodeOf(outcome);
+}
+
+runMain("deploy", main, consoleLogger);

@@ -1,0 +1,120 @@
+/**
+ * Blue-green deploy through Pulumi: the new version goes to the idle colour, which must roll
+ * out, answer /health and pass the smoke test before `knhk-service` is switched to it. After
+ * the switch the error ratio and p95 are watched; above the error threshold traffic goes back
+ * to the previous colour automatically. Every outcome is annotated and audit-logged.
+ */
+import { watchColor, type WatchOptions, type WatchVerdict } from "./watch";
+import {
+  otherColor,
+  type AuditPort,
+  type Clock,
+  type ClusterPort,
+  type Color,
+  type EndpointPort,
+  type Logger,
+  type PrometheusPort,
+  type PulumiPort,
+  type SmokePort,
+} from "./ports";
+
+export interface DeployDeps {
+  readonly pulumi: PulumiPort;
+  readonly cluster: ClusterPort;
+  readonly endpoints: EndpointPort;
+  readonly smoke: SmokePort;
+  readonly prometheus: PrometheusPort;
+  readonly audit: AuditPort;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
+export interface DeployOptions {
+  readonly version: string;
+  readonly stack: string;
+  readonly actor: string;
+  readonly rolloutTimeoutMs: number;
+  readonly watch: WatchOptions;
+}
+
+export type DeployOutcome =
+  /** Traffic on the new version, watch passed. */
+  | { readonly status: "deployed"; readonly color: Color; readonly previousColor: Color; readonly warnings: string[] }
+  /** Stopped before the switch: traffic never left the active colour. */
+  | { readonly status: "aborted"; readonly stage: "pulumi-up" | "rollout" | "smoke-test"; readonly reason: string; readonly activeColor: Color }
+  /** Switched, then switched back because the watch failed. */
+  | { readonly status: "rolled-back"; readonly reason: string; readonly activeColor: Color; readonly failedColor: Color };
+
+/** Exit codes of `npm run deploy`: 0 deployed, 1 aborted or rolled back. */
+export function exitCodeOf(outcome: DeployOutcome): number {
+  return outcome.status === "deployed" ? 0 : 1;
+}
+
+export async function blueGreenDeploy(deps: DeployDeps, options: DeployOptions): Promise<DeployOutcome> {
+  const { pulumi, cluster, log } = deps;
+  const state = await pulumi.readAppState();
+  const active = state.activeColor;
+  const idle = otherColor(active);
+  const previousVersion = state.versions[active];
+  const base = { stack: options.stack, version: options.version, previousVersion, activeColor: active, idleColor: idle };
+  log.info(`stack ${options.stack}: ${active} is live with ${previousVersion}; deploying ${options.version} to ${idle}`);
+
+  const audit = (action: string, outcome: string, target: Color, details: Record<string, unknown>) =>
+    deps.audit.log({ actor: options.actor, action, target: `knhk-${target}`, outcome, details: { ...base, ...details } });
+
+  const abort = async (stage: "pulumi-up" | "rollout" | "smoke-test", reason: string): Promise<DeployOutcome> => {
+    log.warn(`aborted at ${stage}: ${reason}; traffic stays on ${active}`);
+    await audit("deploy", "aborted", idle, { stage, reason });
+    return { status: "aborted", stage, reason, activeColor: active };
+  };
+
+  // 1. New version on the idle colour (live traffic untouched).
+  try {
+    await pulumi.setAppConfig(`versions.${idle}`, options.version);
+    await pulumi.up(`deploy ${options.version} to ${idle} (idle)`);
+  } catch (error) {
+    return abort("pulumi-up", `pulumi up failed: ${(error as Error).message}`);
+  }
+
+  // 2. Rollout.
+  if (!(await cluster.waitForRollout(idle, options.rolloutTimeoutMs))) {
+    return abort("rollout", `knhk-${idle} did not finish rolling out within ${Math.round(options.rolloutTimeoutMs / 1000)} s`);
+  }
+
+  // 3. Smoke test of the idle colour through its own Service.
+  const endpoint = await deps.endpoints.open(idle);
+  let smoke;
+  try {
+    smoke = await deps.smoke.run(endpoint);
+  } finally {
+    await endpoint.close();
+  }
+  if (!smoke.ok) return abort("smoke-test", `smoke test failed at check "${smoke.failedCheck}": ${smoke.message ?? ""}`.trim());
+
+  // 4. Switch knhk-service.
+  await pulumi.setAppConfig("activeColor", idle);
+  await pulumi.up(`switch knhk-service to ${idle} (${options.version})`);
+  log.info(`knhk-service now selects ${idle}; watching for ${Math.round(options.watch.durationMs / 1000)} s`);
+
+  // 5. Watch; roll back on a bad error ratio.
+  const verdict: WatchVerdict = await watchColor(idle, deps, options.watch);
+  if (!verdict.healthy) {
+    log.warn(`${verdict.reason}: rolling back to ${active}`);
+    await pulumi.setAppConfig("activeColor", active);
+    await pulumi.up(`automatic rollback to ${active} (${previousVersion}): ${verdict.reason}`);
+    await cluster.annotate(idle, { "knhk.io/rolled-back-at": deps.clock.now().toISOString(), "knhk.io/rollback-reason": verdict.reason });
+    await audit("deploy", "rolled-back", idle, { reason: verdict.reason, samples: verdict.samples });
+    return { status: "rolled-back", reason: verdict.reason, activeColor: active, failedColor: idle };
+  }
+
+  // 6. Record the deployment.
+  await cluster.annotate(idle, {
+    "knhk.io/deployed-at": deps.clock.now().toISOString(),
+    "knhk.io/version": options.version,
+    "knhk.io/deployed-by": options.actor,
+    "knhk.io/previous-color": active,
+  });
+  await audit("deploy", "success", idle, { warnings: verdict.warnings, samples: verdict.samples.length });
+  log.info(`deployed ${options.version} on ${idle}; ${active} keeps ${previousVersion} for rollback`);
+  return { status: "deployed", color: idle, previousColor: active, warnings: verdict.warnings };
+}
