@@ -1,0 +1,99 @@
+/** BENCHMARKS.md generation: figures with their targets, honest met/not met, load notes. */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { writeReport } from "../../bench/report";
+import { figuresOf, renderReport, type StoredResult } from "../../bench/lib/report";
+
+const machine = (cores = 2) => ({
+  cpuModel: "Test CPU",
+  cores,
+  memoryGiB: 8,
+  node: "v20.0.0",
+  v8: "11",
+  platform: "linux",
+  arch: "x64",
+  kernel: "6.0",
+  date: "2026-01-01T00:00:00.000Z",
+});
+
+const stack = (median: number): StoredResult => ({
+  benchmark: "stack-render",
+  machine: machine(),
+  data: { stack: "prod", resources: 10, summary: { n: 3, median, min: median, max: median }, target_seconds: 10, met: median < 10 },
+});
+
+const warm = (p95: number, load: number): StoredResult => ({
+  benchmark: "warm-path",
+  machine: machine(),
+  data: {
+    target_p95_ms: 100,
+    data: { observations: 1000 },
+    figures: [{ operation: "patterns.detect", samples: 20, ms: { median: p95 / 2, max: p95 }, p95_ms: p95, target_p95_ms: 100, ratio: p95 / 100, met: p95 < 100 }],
+    load_average_1m: load,
+  },
+});
+
+describe("renderReport", () => {
+  test("counts met and not met targets and shows each figure with its target and ratio", () => {
+    const md = renderReport({ results: [stack(4), warm(250, 1)], generatedAt: "now" });
+    expect(md).toContain("**1 of 2 targets met.**");
+    expect(md).toMatch(/\| stack-render \| .* \| 4 s .* \| < 10 s \| 0.4x target \| \*\*met\*\* \|/);
+    expect(md).toMatch(/\| warm-path \| patterns\.detect .* \| p95 250 ms .* \| p95 < 100 ms \| 2.5x target \| \*\*not met\*\* \|/);
+    expect(md).toContain("Not met: warm-path: patterns.detect");
+  });
+
+  test("a result it cannot read is reported as not understood, never as met", () => {
+    const broken: StoredResult = { benchmark: "stack-render", machine: machine(), data: { summary: {}, target_seconds: 10, met: true } };
+    const [row] = figuresOf(broken);
+    expect(row.measured).toMatch(/not understood: .*summary\.median/);
+    expect(row.met).toBeNull();
+    expect(renderReport({ results: [broken], generatedAt: "now" })).toContain("**0 of 0 targets met.**");
+  });
+
+  test("benchmarks without a result are named with the command that produces one", () => {
+    const md = renderReport({ results: [stack(4)], generatedAt: "now" });
+    expect(md).toMatch(/No result yet for: hotpath \(`npm run bench:hotpath`\).*api \(`npm run bench:api`\)/);
+  });
+
+  test("figures measured under a load above the core count carry the shared-machine note", () => {
+    expect(renderReport({ results: [warm(50, 1.5)], generatedAt: "now" })).not.toContain("shared machine");
+    const md = renderReport({ results: [warm(50, 18.2)], generatedAt: "now" });
+    expect(md).toContain("## Measured on a shared machine");
+    expect(md).toContain("warm-path under load average 18.2 on 2 cores");
+  });
+
+  test("the run record supplies the load for results that do not record it", () => {
+    const run = {
+      started: "2025-12-31T23:59:00.000Z",
+      finished: "2026-01-01T00:10:00.000Z",
+      seconds: 660,
+      cores: 2,
+      benchmarks: [{ name: "stack-render", command: "x", seconds: 30, exitCode: 0, loadBefore: 9, loadAfter: 12, started: "2025-12-31T23:59:30.000Z", finished: "2026-01-01T00:00:30.000Z" }],
+    };
+    const md = renderReport({ results: [stack(4)], run, generatedAt: "now" });
+    expect(md).toContain("stack-render under load average 12 on 2 cores");
+    expect(md).toContain("660 s in total: stack-render 30 s.");
+  });
+});
+
+describe("writeReport", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "knhk-report-"));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("writes the markdown built from every result file in the directory", () => {
+    writeFileSync(join(dir, "stack-render.json"), JSON.stringify(stack(12)));
+    writeReport(join(dir, "OUT.md"), dir);
+    const md = readFileSync(join(dir, "OUT.md"), "utf8");
+    expect(md).toContain("**0 of 1 targets met.**");
+    expect(md).toContain("12 s");
+  });
+
+  test("a JSON file that is not a benchmark result is refused, naming the file", () => {
+    writeFileSync(join(dir, "notes.json"), JSON.stringify({ hello: 1 }));
+    expect(() => writeReport(join(dir, "OUT.md"), dir)).toThrow(/notes\.json: not a benchmark result/);
+  });
+});
