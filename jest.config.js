@@ -4,9 +4,9 @@ module.exports = {
   roots: ["<rootDir>/test"],
   testMatch: ["**/*.test.ts"],
   transform: {
-    "^.+\\.ts$": ["ts-jest", { isolatedModules: true, diagnostics: false }],
+    "^.+\\.ts$": ["ts-jest", { tsconfig: "tsconfig.jest.json", diagnostics: false }],
     // jose ships ESM only; jest's CommonJS runtime needs it transpiled (Node itself loads it natively).
-    "node_modules/jose/.+\\.js$": ["ts-jest", { isolatedModules: true, diagnostics: false, tsconfig: { allowJs: true } }],
+    "node_modules/jose/.+\\.js$": ["ts-jest", { tsconfig: "tsconfig.jest.json", diagnostics: false }],
   },
   transformIgnorePatterns: ["/node_modules/(?!jose/)"],
   testTimeout: 60000,
