@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as vault from "@pulumi/vault";
 import type { VaultConfig } from "../config";
-import { operatorPolicyRules, renderPolicyHcl, servicePolicyRules, type VaultLayout } from "../render/vault-policies";
+import { operatorPolicyRules, renderPolicyHcl, servicePolicyRules, VAULT_OBJECT_NAMES, vaultLayout } from "../render/vault-policies";
 
 export interface VaultAccessArgs {
   readonly config: VaultConfig;
@@ -18,11 +18,8 @@ export interface VaultAccessArgs {
 
 /** Names under which the service and the Deployment find Vault's pieces. */
 export const VAULT_NAMES = {
-  kvPrefix: "knhk",
+  ...VAULT_OBJECT_NAMES,
   databaseConnection: "knhk-postgres",
-  databaseRole: "knhk-app",
-  staticRole: "knhk-owner",
-  signingKey: "knhk-receipts",
   authRole: "knhk-service",
   servicePolicy: "knhk-service",
   operatorPolicy: "knhk-operator",
@@ -50,15 +47,7 @@ export class VaultAccess extends pulumi.ComponentResource {
     super("knhk:vault:VaultAccess", name, args, opts);
     const cfg = args.config;
     const child = { parent: this };
-    const layout: VaultLayout = {
-      kvMount: cfg.mounts.kv,
-      databaseMount: cfg.mounts.database,
-      transitMount: cfg.mounts.transit,
-      kvPrefix: VAULT_NAMES.kvPrefix,
-      databaseRole: VAULT_NAMES.databaseRole,
-      staticRole: VAULT_NAMES.staticRole,
-      signingKey: VAULT_NAMES.signingKey,
-    };
+    const layout = vaultLayout(cfg.mounts);
     this.servicePolicyHcl = renderPolicyHcl(servicePolicyRules(layout));
     this.operatorPolicyHcl = renderPolicyHcl(operatorPolicyRules(layout));
 

@@ -26,6 +26,19 @@ export interface VaultLayout {
   readonly signingKey: string;
 }
 
+/** The fixed names of the service's Vault objects (mount paths come from the stack config). */
+export const VAULT_OBJECT_NAMES = {
+  kvPrefix: "knhk",
+  databaseRole: "knhk-app",
+  staticRole: "knhk-owner",
+  signingKey: "knhk-receipts",
+} as const;
+
+/** The layout the policies are written for, from the configured mount paths. */
+export function vaultLayout(mounts: { readonly kv: string; readonly database: string; readonly transit: string }): VaultLayout {
+  return { kvMount: mounts.kv, databaseMount: mounts.database, transitMount: mounts.transit, ...VAULT_OBJECT_NAMES };
+}
+
 /** The KV v2 tree of the guide; `encryption/*` is for administrators only. */
 export const KV_SECRETS = {
   database: ["postgres", "redis"],

@@ -47,6 +47,13 @@ export class Workspace {
     private readonly env: NodeJS.ProcessEnv,
   ) {}
 
+  /** A fresh project copy whose `stack` is initialised with the passphrase secrets provider. */
+  static async withStack(stack: string): Promise<Workspace> {
+    const ws = Workspace.create(engineBinDir());
+    await ws.pulumiOk(["stack", "init", stack, "--secrets-provider", "passphrase"]);
+    return ws;
+  }
+
   /** A fresh copy of the project with an empty file backend. */
   static create(binDir: string): Workspace {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "knhk-engine-"));

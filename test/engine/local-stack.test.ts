@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { engineBinDir, Workspace } from "./engine";
+import { Workspace } from "./engine";
 import { byKey, canonical, readObjects } from "./manifests";
 
 const ENGINE_TIMEOUT = 15 * 60_000;
@@ -75,8 +75,7 @@ describe("the local stack in the real Pulumi engine", () => {
   let ws: Workspace;
 
   beforeAll(async () => {
-    ws = Workspace.create(engineBinDir());
-    await ws.pulumiOk(["stack", "init", STACK, "--secrets-provider", "passphrase"]);
+    ws = await Workspace.withStack(STACK);
   }, ENGINE_TIMEOUT);
 
   afterAll(() => ws?.remove());

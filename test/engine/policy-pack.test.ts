@@ -4,7 +4,7 @@
  * the policy's name in the output.
  */
 import * as fs from "node:fs";
-import { engineBinDir, Workspace } from "./engine";
+import { Workspace } from "./engine";
 
 const ENGINE_TIMEOUT = 15 * 60_000;
 const STACK = "local";
@@ -13,8 +13,7 @@ describe("the policy pack in the real Pulumi engine", () => {
   let ws: Workspace;
 
   beforeAll(async () => {
-    ws = Workspace.create(engineBinDir());
-    await ws.pulumiOk(["stack", "init", STACK, "--secrets-provider", "passphrase"]);
+    ws = await Workspace.withStack(STACK);
   }, ENGINE_TIMEOUT);
 
   afterAll(() => ws?.remove());

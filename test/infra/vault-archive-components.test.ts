@@ -1,5 +1,5 @@
 import { renderStack, type RenderResult, type RenderedResource } from "../../infra/testing/render";
-import { operatorPolicyRules, renderPolicyHcl, servicePolicyRules } from "../../infra/render/vault-policies";
+import { operatorPolicyRules, renderPolicyHcl, servicePolicyRules, vaultLayout } from "../../infra/render/vault-policies";
 
 const results: Record<string, RenderResult> = {};
 beforeAll(async () => {
@@ -130,15 +130,7 @@ describe("ComplianceArchive and VaultAccess per stack", () => {
   it("Vault: policies are the rendered documents; the service's is least privilege", () => {
     const r = results.prod;
     const policies = Object.fromEntries(ofType(r, "vault:index/policy:Policy").map((p) => [p.inputs.name, p.inputs.policy]));
-    const layout = {
-      kvMount: "secret",
-      databaseMount: "database",
-      transitMount: "transit",
-      kvPrefix: "knhk",
-      databaseRole: "knhk-app",
-      staticRole: "knhk-owner",
-      signingKey: "knhk-receipts",
-    };
+    const layout = vaultLayout({ kv: "secret", database: "database", transit: "transit" });
     expect(policies["knhk-service"]).toBe(renderPolicyHcl(servicePolicyRules(layout)));
     expect(policies["knhk-operator"]).toBe(renderPolicyHcl(operatorPolicyRules(layout)));
   });

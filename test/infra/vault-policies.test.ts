@@ -7,18 +7,10 @@ import {
   servicePolicyRules,
   type Capability,
   type PolicyRule,
-  type VaultLayout,
+  vaultLayout,
 } from "../../infra/render/vault-policies";
 
-const layout: VaultLayout = {
-  kvMount: "secret",
-  databaseMount: "database",
-  transitMount: "transit",
-  kvPrefix: "knhk",
-  databaseRole: "knhk-app",
-  staticRole: "knhk-owner",
-  signingKey: "knhk-receipts",
-};
+const layout = vaultLayout({ kv: "secret", database: "database", transit: "transit" });
 
 /** Parses rendered HCL the way Vault reads it and returns the rules; rejects unknown capabilities. */
 async function parsePolicy(hcl: string): Promise<PolicyRule[]> {
