@@ -175,6 +175,11 @@ function loadText(step: any): string {
   return step?.pacedRate ? `1 conn paced at ${step.pacedRate}/s` : `${step?.connections} conn`;
 }
 
+function detectionWorkload(context: any): string {
+  const stream = context.observations_per_second !== undefined ? ` (a steady ${context.observations_per_second}/s stream, ${context.history_windows} windows of history)` : "";
+  return `${n(context.observations_in_window, 0)} observations in the ${context.window_seconds} s window${stream}`;
+}
+
 function apiRows(data: any): FigureRow[] {
   const target = num(data.target_p95_ms, "target_p95_ms");
   const rows: FigureRow[] = (data.endpoints as any[]).map((e) => {
@@ -189,7 +194,7 @@ function apiRows(data: any): FigureRow[] {
       benchmark: "api",
       figure: `${e.method} ${e.route} (${e.role})`,
       measured,
-      reference: e.context?.observations_in_window !== undefined ? `${n(e.context.observations_in_window, 0)} observations in window` : "-",
+      reference: e.context?.observations_in_window !== undefined ? detectionWorkload(e.context) : "-",
       target: `highest rate with p95 < ${target} ms, all 2xx`,
       ratio: typeof p95 === "number" ? `p95 ${n(p95 / target, 2)}x target` : "-",
       met: Boolean(e.met),

@@ -113,6 +113,33 @@ describe("pattern detection (window 60 s)", () => {
     });
   });
 
+  test("error baseline and silence lookback of different lengths are each counted over their own period", async () => {
+    const genesis = {
+      thresholds: {
+        ...thresholds(1000).thresholds,
+        error_spike: { min_errors: 5, ratio: 0.2, factor: 2, baseline_windows: 2 },
+        silence: { lookback_windows: 5 },
+      },
+    };
+    await withScenario({ genesis }, async (s) => {
+      await observe(s, 10, "payment.error", "finance", 200); // before the 2-window baseline (60-180 s ago)
+      await observe(s, 5, "payment.ok", "finance", 100); // in the baseline
+      await observe(s, 6, "payment.error", "finance", 10);
+      await observe(s, 4, "payment.ok", "finance", 10);
+      await observe(s, 1, "beacon", "logistics", 300); // in the 5-window lookback (60-360 s ago)
+      await observe(s, 1, "beacon", "generic", 250);
+      await observe(s, 3, "retired", "generic", 400); // before the lookback
+      const patterns = (await s.domain.patterns.detect()).patterns;
+      const spike = patterns.filter((p) => p.kind === "error_spike");
+      expect(spike.map((p) => [p.sector, p.event_type])).toEqual([["finance", "payment.error"]]);
+      expect(spike[0].evidence).toMatchObject({ errors: 6, total: 10, baseline_total: 5, baseline_ratio: 0, thresholds: { baseline_windows: 2 } });
+      const silent = patterns.filter((p) => p.kind === "silence");
+      expect(kinds(silent)).toEqual(["silence:beacon"]);
+      expect(silent[0]).toMatchObject({ sector: null, evidence: { count_before_window: 2, lookback_windows: 5, last_seen: ago(s.clock, 250) } });
+      expect(silent[0].score).toBeCloseTo(2 / 5);
+    });
+  });
+
   test("schema mismatch: observations whose value or metadata differ from the declared schema", async () => {
     const schemas = { "sensor.temp": { value_type: "number" as const, metadata: { unit: "string" as const } } };
     await withScenario({ genesis: { ...thresholds(1000), schemas } }, async (s) => {

@@ -51,7 +51,8 @@ import {
   proposalChangeSchema,
 } from "./knowledge";
 import { guardsFor } from "./observations";
-import { findPattern, schemaConformance } from "./patterns";
+import { schemaConformance } from "./detectors";
+import { findPattern } from "./patterns";
 import { findProposal } from "./proposals";
 import { currentSnapshotId, findSnapshot } from "./snapshots";
 import type {

@@ -1,0 +1,254 @@
+/**
+ * The four pattern detectors over a window (end - seconds, end]: high frequency per event type,
+ * error spike per sector, silence, schema mismatch. Thresholds and schemas come from the
+ * knowledge snapshot.
+ *
+ * Counting is one scan: `summarizeWindow` reads the window and the history before it (the error
+ * baseline and the silence lookback) once, grouped by event type and sector. The detectors are
+ * pure functions of that summary; only what a finding cites (sample observation ids, the most
+ * frequent error type) and the per-schema conformance counts are read afterwards, and only for
+ * what was found or declared.
+ */
+import type { Sql } from "../db/types";
+import { iso } from "./context";
+import { highFrequencyThreshold } from "./knowledge";
+import type { EventSchema, JsonObject, KnowledgeContent, PatternKind, Sector } from "./types";
+
+export interface Window {
+  readonly start: Date;
+  readonly end: Date;
+  readonly seconds: number;
+}
+
+export function windowEndingAt(end: Date, seconds: number): Window {
+  return { start: new Date(end.getTime() - seconds * 1000), end, seconds };
+}
+
+export interface Finding {
+  readonly kind: PatternKind;
+  readonly event_type: string | null;
+  readonly sector: Sector | null;
+  readonly score: number;
+  readonly evidence: JsonObject;
+}
+
+/** Counts of one (event type, sector) pair over the window and the periods before it. */
+export interface SummaryCell {
+  readonly event_type: string;
+  readonly sector: Sector;
+  /** In the window (start, end]. */
+  readonly window_n: number;
+  readonly window_errors: number;
+  /** In the error-spike baseline (start - baseline_windows * seconds, start]. */
+  readonly baseline_n: number;
+  readonly baseline_errors: number;
+  /** In the silence lookback (start - lookback_windows * seconds, start]. */
+  readonly lookback_n: number;
+  readonly lookback_last_seen: Date | null;
+}
+
+export interface WindowSummary {
+  readonly window: Window;
+  readonly cells: readonly SummaryCell[];
+}
+
+const round = (n: number) => Math.round(n * 1e6) / 1e6;
+const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const earlier = (w: Window, windows: number) => new Date(w.start.getTime() - windows * w.seconds * 1000);
+
+/** One scan of (min(baseline, lookback) start, window end], grouped by event type and sector. */
+export async function summarizeWindow(sql: Sql, content: KnowledgeContent, w: Window): Promise<WindowSummary> {
+  const baselineStart = earlier(w, content.thresholds.error_spike.baseline_windows);
+  const lookbackStart = earlier(w, content.thresholds.silence.lookback_windows);
+  const from = baselineStart < lookbackStart ? baselineStart : lookbackStart;
+  const { rows } = await sql.query<SummaryCell>(
+    `SELECT event_type, sector,
+            count(*) FILTER (WHERE observed_at > $3)::int AS window_n,
+            count(*) FILTER (WHERE observed_at > $3 AND is_error)::int AS window_errors,
+            count(*) FILTER (WHERE observed_at > $1 AND observed_at <= $3)::int AS baseline_n,
+            count(*) FILTER (WHERE observed_at > $1 AND observed_at <= $3 AND is_error)::int AS baseline_errors,
+            count(*) FILTER (WHERE observed_at > $2 AND observed_at <= $3)::int AS lookback_n,
+            max(observed_at) FILTER (WHERE observed_at > $2 AND observed_at <= $3) AS lookback_last_seen
+     FROM observations WHERE observed_at > $4 AND observed_at <= $5
+     GROUP BY event_type, sector`,
+    [baselineStart, lookbackStart, w.start, from, w.end],
+  );
+  const cells = rows.sort((a, b) => byText(a.event_type, b.event_type) || byText(a.sector, b.sector));
+  return { window: w, cells };
+}
+
+export function observationsInWindow(summary: WindowSummary): number {
+  return summary.cells.reduce((n, c) => n + c.window_n, 0);
+}
+
+/** Groups cells by a key, in the cells' (sorted) order. */
+function groupBy(cells: readonly SummaryCell[], key: (c: SummaryCell) => string): Map<string, SummaryCell[]> {
+  const groups = new Map<string, SummaryCell[]>();
+  for (const c of cells) {
+    const k = key(c);
+    const group = groups.get(k);
+    if (group) group.push(c);
+    else groups.set(k, [c]);
+  }
+  return groups;
+}
+
+const sum = (cells: readonly SummaryCell[], field: "window_n" | "window_errors" | "baseline_n" | "baseline_errors" | "lookback_n") =>
+  cells.reduce((n, c) => n + c[field], 0);
+
+/** Up to five most recent observation ids per event type in the window (backward index scans). */
+async function recentIdsByType(sql: Sql, eventTypes: readonly string[], w: Window): Promise<Map<string, string[]>> {
+  const { rows } = await sql.query<{ event_type: string; ids: string[] }>(
+    `SELECT t.event_type, ARRAY(
+       SELECT o.id::text FROM observations o
+       WHERE o.event_type = t.event_type AND o.observed_at > $2 AND o.observed_at <= $3
+       ORDER BY o.observed_at DESC, o.seq DESC LIMIT 5) AS ids
+     FROM unnest($1::text[]) AS t(event_type)`,
+    [eventTypes, w.start, w.end],
+  );
+  return new Map(rows.map((r) => [r.event_type, r.ids]));
+}
+
+export async function highFrequency(sql: Sql, content: KnowledgeContent, summary: WindowSummary): Promise<Finding[]> {
+  const w = summary.window;
+  const detected = [...groupBy(summary.cells.filter((c) => c.window_n > 0), (c) => c.event_type)].filter(
+    ([eventType, cells]) => sum(cells, "window_n") > highFrequencyThreshold(content, eventType),
+  );
+  if (detected.length === 0) return [];
+  const samples = await recentIdsByType(sql, detected.map(([t]) => t), w);
+  return detected.map(([eventType, cells]): Finding => {
+    const count = sum(cells, "window_n");
+    const threshold = highFrequencyThreshold(content, eventType);
+    const bySector = Object.fromEntries(cells.map((c) => [c.sector, c.window_n]));
+    return {
+      kind: "high_frequency",
+      event_type: eventType,
+      sector: cells.length === 1 ? cells[0].sector : null,
+      score: round(count / threshold),
+      evidence: { count, threshold, window_seconds: w.seconds, by_sector: bySector, sample_observation_ids: samples.get(eventType) ?? [] },
+    };
+  });
+}
+
+export async function errorSpike(sql: Sql, content: KnowledgeContent, summary: WindowSummary): Promise<Finding[]> {
+  const rule = content.thresholds.error_spike;
+  const w = summary.window;
+  const spiking = [...groupBy(summary.cells, (c) => c.sector)]
+    .map(([sector, cells]) => {
+      const total = sum(cells, "window_n");
+      const errors = sum(cells, "window_errors");
+      const baseTotal = sum(cells, "baseline_n");
+      const baseErrors = sum(cells, "baseline_errors");
+      return { sector: sector as Sector, total, errors, baseTotal, baseErrors, ratio: total === 0 ? 0 : errors / total, baseline: baseTotal === 0 ? 0 : baseErrors / baseTotal };
+    })
+    .filter((s) => s.total > 0 && s.errors >= rule.min_errors && s.ratio >= rule.ratio && s.ratio >= rule.factor * s.baseline);
+  if (spiking.length === 0) return [];
+  // The most frequent error type (ties: the first in the database's order, as mode() defines) and samples.
+  const { rows } = await sql.query<{ sector: Sector; top_error_type: string | null; sample: string[] | null }>(
+    `SELECT sector, mode() WITHIN GROUP (ORDER BY event_type) AS top_error_type,
+            (array_agg(id::text ORDER BY seq DESC))[1:5] AS sample
+     FROM observations WHERE observed_at > $1 AND observed_at <= $2 AND is_error AND sector = ANY($3::text[]) GROUP BY sector`,
+    [w.start, w.end, spiking.map((s) => s.sector)],
+  );
+  const cited = new Map(rows.map((r) => [r.sector, r]));
+  return spiking.map((s): Finding => ({
+    kind: "error_spike",
+    event_type: cited.get(s.sector)?.top_error_type ?? null,
+    sector: s.sector,
+    score: round(s.ratio / rule.ratio),
+    evidence: {
+      errors: s.errors,
+      total: s.total,
+      error_ratio: round(s.ratio),
+      baseline_ratio: round(s.baseline),
+      baseline_total: s.baseTotal,
+      thresholds: { min_errors: rule.min_errors, ratio: rule.ratio, factor: rule.factor, baseline_windows: rule.baseline_windows },
+      sample_observation_ids: cited.get(s.sector)?.sample ?? [],
+    },
+  }));
+}
+
+export function silence(content: KnowledgeContent, summary: WindowSummary): Finding[] {
+  const lookback = content.thresholds.silence.lookback_windows;
+  const findings: Finding[] = [];
+  for (const [eventType, cells] of groupBy(summary.cells, (c) => c.event_type)) {
+    const seenBefore = cells.filter((c) => c.lookback_n > 0);
+    if (seenBefore.length === 0 || sum(cells, "window_n") > 0) continue;
+    if (content.inactive_event_types.includes(eventType)) continue;
+    const n = sum(seenBefore, "lookback_n");
+    const lastSeen = seenBefore.reduce((latest, c) => (c.lookback_last_seen && new Date(c.lookback_last_seen) > latest ? new Date(c.lookback_last_seen) : latest), new Date(0));
+    findings.push({
+      kind: "silence",
+      event_type: eventType,
+      sector: seenBefore.length === 1 ? seenBefore[0].sector : null,
+      score: round(n / lookback),
+      evidence: { count_before_window: n, expected_per_window: round(n / lookback), last_seen: iso(lastSeen), lookback_windows: lookback, count_in_window: 0 },
+    });
+  }
+  return findings;
+}
+
+/** SQL boolean: the row conforms to the schema. Pushes its parameters onto params. */
+export function conformanceSql(schema: EventSchema, params: unknown[]): string {
+  const param = (value: unknown) => {
+    params.push(value);
+    return `$${params.length}`;
+  };
+  const parts = [`coalesce(jsonb_typeof(value) = ${param(schema.value_type)}, false)`];
+  for (const [key, type] of Object.entries(schema.metadata)) {
+    parts.push(`coalesce(jsonb_typeof(metadata -> ${param(key)}) = ${param(type)}, false)`);
+  }
+  return `(${parts.join(" AND ")})`;
+}
+
+/** Observations of one event type in (start, end], and how many conform to the schema. */
+export async function schemaConformance(
+  sql: Sql,
+  eventType: string,
+  schema: EventSchema,
+  start: Date,
+  end: Date,
+): Promise<{ total: number; conforming: number; mismatched_ids: string[] }> {
+  const params: unknown[] = [eventType, start, end];
+  const conforms = conformanceSql(schema, params);
+  const { rows } = await sql.query<{ total: number; conforming: number; mismatched_ids: string[] | null }>(
+    `SELECT count(*)::int AS total, count(*) FILTER (WHERE ${conforms})::int AS conforming,
+            (array_agg(id::text ORDER BY seq DESC) FILTER (WHERE NOT ${conforms}))[1:5] AS mismatched_ids
+     FROM observations WHERE event_type = $1 AND observed_at > $2 AND observed_at <= $3`,
+    params,
+  );
+  return { total: rows[0].total, conforming: rows[0].conforming, mismatched_ids: rows[0].mismatched_ids ?? [] };
+}
+
+export async function schemaMismatch(sql: Sql, content: KnowledgeContent, summary: WindowSummary): Promise<Finding[]> {
+  const w = summary.window;
+  const seen = new Set(summary.cells.filter((c) => c.window_n > 0).map((c) => c.event_type));
+  // Declared types with no observation in the window cannot mismatch: no query for them.
+  const schemas = Object.entries(content.schemas)
+    .filter(([eventType]) => seen.has(eventType))
+    .sort(([a], [b]) => byText(a, b));
+  const counts = await Promise.all(schemas.map(([eventType, schema]) => schemaConformance(sql, eventType, schema, w.start, w.end)));
+  const minRatio = content.thresholds.schema_mismatch.min_ratio;
+  const findings: Finding[] = [];
+  schemas.forEach(([eventType, schema], i) => {
+    const c = counts[i];
+    if (c.total === 0 || c.total === c.conforming) return;
+    const ratio = (c.total - c.conforming) / c.total;
+    if (ratio < minRatio) return;
+    findings.push({
+      kind: "schema_mismatch",
+      event_type: eventType,
+      sector: null,
+      score: round(ratio / minRatio),
+      evidence: { total: c.total, mismatched: c.total - c.conforming, mismatch_ratio: round(ratio), min_ratio: minRatio, declared_schema: schema as unknown as JsonObject, sample_observation_ids: c.mismatched_ids },
+    });
+  });
+  return findings;
+}
+
+/** All four detectors over one summary, findings in detector order. */
+export async function detectAll(sql: Sql, content: KnowledgeContent, w: Window): Promise<{ findings: Finding[]; observations: number }> {
+  const summary = await summarizeWindow(sql, content, w);
+  const [hf, es, sm] = await Promise.all([highFrequency(sql, content, summary), errorSpike(sql, content, summary), schemaMismatch(sql, content, summary)]);
+  return { findings: [...hf, ...es, ...silence(content, summary), ...sm], observations: observationsInWindow(summary) };
+}
