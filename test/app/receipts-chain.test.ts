@@ -324,6 +324,16 @@ describe("a long chain", () => {
 
     const stored = await ledger.get(receipts[1234].id);
     expect(stored).toEqual(receipts[1234]);
+
+    // Pages are verified in chunks by several threads: a failure deep in a page names its own receipt.
+    const deep = start + 1500;
+    const original = (await env.owner.query<{ signature: string }>("SELECT signature FROM receipts WHERE seq = $1", [deep])).rows[0].signature;
+    const swap = "UPDATE receipts SET signature = (SELECT signature FROM receipts WHERE seq = $1 + 1) WHERE seq = $1";
+    expect(await asOwnerBypassingTriggers(env.owner, swap, [deep])).toBe(1);
+    const tampered = await verifyChain({ db: env.owner, saveCheckpoint: false, workers: 2 });
+    expect(allFailures(tampered)).toEqual([expect.objectContaining({ seq: deep, kind: "signature_invalid" })]);
+    expect(await asOwnerBypassingTriggers(env.owner, "UPDATE receipts SET signature = $2 WHERE seq = $1", [deep, original])).toBe(1);
+    expect((await verifyChain({ db: env.owner, saveCheckpoint: false })).ok).toBe(true);
   });
 });
 
