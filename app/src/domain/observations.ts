@@ -154,28 +154,27 @@ export function createObservationService(ctx: DomainContext, snapshots: Snapshot
     }
     const flagged = run.outcomes.some((o) => !o.passed);
     const id = randomUUID();
-    const row = await timed(ctx, "persistence", () =>
-      ctx.db.transaction(async (tx) => {
-        const { rows } = await tx.query<ObservationRow>(
-          `INSERT INTO observations (id, event_type, value, sector, metadata, observed_at, created_at, snapshot_id, flagged, guards, hot_path_ticks)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${COLUMNS}`,
-          [
-            id,
-            obs.event_type,
-            JSON.stringify(obs.value),
-            obs.sector,
-            JSON.stringify(obs.metadata),
-            obs.observed_at,
-            now,
-            snapshot.id,
-            flagged,
-            JSON.stringify(run.outcomes),
-            run.appendTicks + run.evaluationTicks,
-          ],
-        );
-        return rows[0];
-      }),
-    );
+    // One statement, committed on its own: one round trip instead of BEGIN, INSERT, COMMIT.
+    const row = await timed(ctx, "persistence", async () => {
+      const { rows } = await ctx.db.query<ObservationRow>(
+        `INSERT INTO observations (id, event_type, value, sector, metadata, observed_at, created_at, snapshot_id, flagged, guards, hot_path_ticks)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${COLUMNS}`,
+        [
+          id,
+          obs.event_type,
+          JSON.stringify(obs.value),
+          obs.sector,
+          JSON.stringify(obs.metadata),
+          obs.observed_at,
+          now,
+          snapshot.id,
+          flagged,
+          JSON.stringify(run.outcomes),
+          run.appendTicks + run.evaluationTicks,
+        ],
+      );
+      return rows[0];
+    });
     const observation = toObservation(row);
     await receipt(ctx, {
       operation: "observation.create",
