@@ -313,6 +313,42 @@ function apiSteps(data: any): string[] {
   return lines;
 }
 
+/**
+ * For each target not met, where the time goes, from the breakdown the benchmark recorded
+ * (CPU per receipt against a bare verification; server-side stages and database work per request).
+ */
+export function shortfalls(results: readonly StoredResult[]): string[] {
+  const lines: string[] = [];
+  for (const result of results) {
+    const d = result.data ?? {};
+    if (result.benchmark === "verify-chain" && d.target_met === false) {
+      const bare = Number(d.ceiling_cpu_us_per_verify);
+      const full = Number(d.verify_chain_cpu_us_per_receipt);
+      if (bare > 0 && full > 0) {
+        lines.push(
+          `- **verify-chain**: a receipt costs ${n(full, 1)} CPU-µs (PostgreSQL included) against ${n(bare, 1)} for a bare ed25519 ` +
+            `verification (CPU efficiency ${n(Number(d.cpu_efficiency?.median) * 100, 1)}%). The other ${n(full - bare, 1)} µs are the work the ` +
+            "ceiling does not do: reading the row (PostgreSQL and the driver), handing it to a thread, rebuilding the canonical text, " +
+            `recomputing its SHA-256 and decoding hash and signature. ${n(Number(d.target_ratio) * 100, 0)}% of the ceiling needs that under ` +
+            `${n(bare * (1 / Number(d.target_ratio) - 1), 1)} µs per receipt.`,
+        );
+      }
+    }
+    if (result.benchmark === "api" && Array.isArray(d.endpoints)) {
+      for (const e of d.endpoints as any[]) {
+        if (e.met !== false) continue;
+        const first = e.steps?.[0];
+        const parts = [`- **${e.method} ${e.route}**: at the lightest load (${first ? loadText(first) : "?"}) p95 ${first?.latencyMs ? n(first.latencyMs.p95, 1) : "?"} ms`];
+        if (e.serverSideMeanMs) parts.push(`server-side mean ${Object.entries<number>(e.serverSideMeanMs).map(([k, v]) => `${k} ${n(v, 1)} ms`).join(", ")}`);
+        if (e.perRequest) parts.push(`${n(e.perRequest.commits, 2)} transactions and ${n(e.perRequest.wal_syncs, 2)} WAL flushes per request`);
+        if (e.context?.observations_in_horizon) parts.push(`each detection reads ${n(e.context.observations_in_horizon, 0)} observations (the window and its history)`);
+        lines.push(parts.join("; ") + ".");
+      }
+    }
+  }
+  return lines.length ? ["", "## Targets not met: where the time goes", "", ...lines] : [];
+}
+
 const cell = (text: string) => text.replace(/\|/g, "\\|").replace(/\n/g, " ");
 const metText = (met: boolean | null) => (met === null ? "info" : met ? "**met**" : "**not met**");
 
@@ -373,6 +409,8 @@ export function renderReport(input: ReportInput): string {
   for (const r of rows) {
     lines.push(`| ${[r.benchmark, r.figure, r.measured, r.reference, r.target, r.ratio, metText(r.met)].map(cell).join(" | ")} |`);
   }
+
+  lines.push(...shortfalls(ordered));
 
   const api = byName.get("api");
   if (api && Array.isArray(api.data?.endpoints)) lines.push(...apiSteps(api.data));

@@ -75,6 +75,30 @@ describe("renderReport", () => {
     expect(md).toContain("stack-render under load average 12 on 2 cores");
     expect(md).toContain("660 s in total: stack-render 30 s.");
   });
+
+  test("a verification target not met is explained by its CPU per receipt; a met one is not", () => {
+    const verify = (met: boolean): StoredResult => ({
+      benchmark: "verify-chain",
+      machine: machine(),
+      data: {
+        chain_receipts: 1000,
+        threads: 2,
+        target_ratio: 0.9,
+        ceiling_per_s: { median: 1000, min: 1000, max: 1000 },
+        verify_chain_per_s: { median: 850, min: 850, max: 850 },
+        ratio: { median: 0.85 },
+        cpu_efficiency: { median: 0.85 },
+        ceiling_cpu_us_per_verify: 150,
+        verify_chain_cpu_us_per_receipt: 176.5,
+        target_met: met,
+      },
+    });
+    const md = renderReport({ results: [verify(false)], generatedAt: "now" });
+    expect(md).toContain("## Targets not met: where the time goes");
+    expect(md).toContain("a receipt costs 176.5 CPU-µs (PostgreSQL included) against 150 for a bare ed25519 verification (CPU efficiency 85%)");
+    expect(md).toContain("90% of the ceiling needs that under 16.7 µs per receipt");
+    expect(renderReport({ results: [verify(true)], generatedAt: "now" })).not.toContain("where the time goes");
+  });
 });
 
 describe("writeReport", () => {
