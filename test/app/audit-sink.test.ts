@@ -1,3 +1,4 @@
+import { createAuditWriter } from "../../app/src/audit";
 import { auditLogSink, printable } from "../../app/src/server/audit";
 import type { QueryResult, Sql } from "../../app/src/db/types";
 
@@ -18,7 +19,7 @@ describe("authorization audit sink", () => {
   it("escapes control characters of attacker-controlled claims instead of failing the request", async () => {
     expect(printable("a\u0000b\nc\u007f")).toBe("a\\u0000b\\u000ac\\u007f");
     const sql = recordingSql();
-    await auditLogSink(sql).record({
+    await auditLogSink(createAuditWriter({ db: sql })).record({
       decision: "deny_forbidden",
       method: "GET",
       route: "/api/v1/receipts",
@@ -33,6 +34,6 @@ describe("authorization audit sink", () => {
     expect(sql.calls).toHaveLength(1);
     const params = JSON.stringify(sql.calls[0].params);
     expect(params).toContain("https://idp.example:evil\\\\u0000user\\\\u000d\\\\u000a");
-    expect(sql.calls[0].params.some((p) => typeof p === "string" && /[\u0000-\u001f]/.test(p))).toBe(false);
+    expect(sql.calls[0].params.flat().some((p) => typeof p === "string" && /[\u0000-\u001f]/.test(p))).toBe(false);
   });
 });

@@ -1,5 +1,4 @@
-import { appendAudit } from "../audit";
-import type { Sql } from "../db/types";
+import type { AuditWriter } from "../audit";
 import type { Permission } from "../auth/roles";
 
 export type AuthDecision = "allow" | "deny_unauthenticated" | "deny_forbidden";
@@ -33,11 +32,15 @@ export function printable(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
-/** Writes decisions to audit_log through app/src/audit (action "authz.decision"). */
-export function auditLogSink(db: Sql): AuditSink {
+/**
+ * Writes decisions to audit_log (action "authz.decision") through the audit writer, whose group
+ * commit lets concurrent requests share one INSERT and one WAL flush; `record` resolves only once
+ * the decision's batch is committed.
+ */
+export function auditLogSink(writer: Pick<AuditWriter, "record">): AuditSink {
   return {
     async record(d) {
-      await appendAudit(db, {
+      await writer.record({
         actor: d.subject ? printable(`${d.issuer}:${d.subject}`).slice(0, 256) : "anonymous",
         action: "authz.decision",
         target: printable(`${d.method} ${d.route}`).slice(0, 512),

@@ -16,6 +16,7 @@ import { ServiceMetrics } from "../telemetry/metrics";
 import { attachPoolMetrics } from "../telemetry/pool";
 import { startTracing, type Tracing } from "../telemetry/tracing";
 import { buildApp } from "./app";
+import { createAuditWriter } from "../audit";
 import { auditLogSink } from "./audit";
 import { createHealthService, type HealthService } from "./health";
 import { buildMetricsServer } from "./metrics-server";
@@ -163,11 +164,17 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
         }),
     };
 
+    const auditWriter = createAuditWriter({
+      db,
+      onError: (error, events) => write("error", "audit log write failed; the requests were refused", { error: error.message, events }),
+    });
+    cleanups.push(["audit log writer", () => auditWriter.close()]);
+
     const app: App = await buildApp({
       domain,
       receipts,
       verifier: createTokenVerifier(config.oidc),
-      audit: auditLogSink(db),
+      audit: auditLogSink(auditWriter),
       rateLimiter: createRateLimiter(redis, config.rateLimit),
       snapshotCache,
       metrics,
