@@ -1,4 +1,5 @@
 import { NotFoundError, ValidationError, type Pattern } from "../../app/src/domain";
+import { mergeCells, summarizeWindow, windowEndingAt, type SummaryCell } from "../../app/src/domain/detectors";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { ago, openScenario, receiptOperations, type Scenario, type ScenarioOptions } from "./domain-support";
 
@@ -37,6 +38,28 @@ const thresholds = (hf: number) => ({
     silence: { lookback_windows: 10 },
     schema_mismatch: { min_ratio: 0.2 },
   },
+});
+
+describe("window summary slices", () => {
+  const cell = (event_type: string, sector: SummaryCell["sector"], n: number, lastSeen: string | null): SummaryCell => ({
+    event_type, sector, window_n: n, window_errors: 1, baseline_n: 2 * n, baseline_errors: 0, lookback_n: n, lookback_last_seen: lastSeen ? new Date(lastSeen) : null,
+  });
+
+  test("merging sums every count per type and sector, keeps the latest last_seen, and sorts", () => {
+    const merged = mergeCells([
+      cell("b", "finance", 1, "2026-01-01T00:00:01.000Z"),
+      cell("a", "generic", 2, null),
+      cell("b", "finance", 3, null),
+      cell("a", "generic", 4, "2026-01-01T00:00:02.000Z"),
+      cell("a", "finance", 5, "2026-01-01T00:00:03.000Z"),
+      cell("b", "finance", 6, "2026-01-01T00:00:09.000Z"),
+    ]);
+    expect(merged).toEqual([
+      cell("a", "finance", 5, "2026-01-01T00:00:03.000Z"),
+      { ...cell("a", "generic", 6, "2026-01-01T00:00:02.000Z"), window_errors: 2, baseline_n: 12 },
+      { ...cell("b", "finance", 10, "2026-01-01T00:00:09.000Z"), window_errors: 3, baseline_n: 20 },
+    ]);
+  });
 });
 
 describe("pattern detection (window 60 s)", () => {
@@ -137,6 +160,24 @@ describe("pattern detection (window 60 s)", () => {
       expect(kinds(silent)).toEqual(["silence:beacon"]);
       expect(silent[0]).toMatchObject({ sector: null, evidence: { count_before_window: 2, lookback_windows: 5, last_seen: ago(s.clock, 250) } });
       expect(silent[0].score).toBeCloseTo(2 / 5);
+    });
+  });
+
+  test("the window summary is the same however many time slices the horizon is read in", async () => {
+    await withScenario({ genesis: thresholds(1000) }, async (s) => {
+      for (const [type, sector, secondsAgo] of [["a.error", "finance", 5], ["a.ok", "finance", 59], ["a.ok", "generic", 61], ["b.ok", "logistics", 300], ["b.ok", "logistics", 599], ["a.error", "finance", 650], ["c.old", "generic", 700]] as const) {
+        await observe(s, 2, type, sector, secondsAgo);
+      }
+      const content = (await s.domain.snapshots.current()).content;
+      const w = windowEndingAt(s.clock.now(), 60);
+      const one = await summarizeWindow(s.db, content, w, 1);
+      expect(one.cells.map((c) => [c.event_type, c.sector, c.window_n, c.window_errors, c.baseline_n, c.baseline_errors, c.lookback_n])).toEqual([
+        ["a.error", "finance", 2, 2, 2, 2, 2],
+        ["a.ok", "finance", 2, 0, 0, 0, 0],
+        ["a.ok", "generic", 0, 0, 2, 0, 2],
+        ["b.ok", "logistics", 0, 0, 4, 0, 4],
+      ]);
+      for (const slices of [2, 3, 7]) expect(await summarizeWindow(s.db, content, w, slices)).toEqual(one);
     });
   });
 

@@ -3,7 +3,7 @@
  * error spike per sector, silence, schema mismatch. Thresholds and schemas come from the
  * knowledge snapshot.
  *
- * Counting is one scan: `summarizeWindow` reads the window and the history before it (the error
+ * Counting is one pass: `summarizeWindow` reads the window and the history before it (the error
  * baseline and the silence lookback) once, grouped by event type and sector. The detectors are
  * pure functions of that summary; only what a finding cites (sample observation ids, the most
  * frequent error type) and the per-schema conformance counts are read afterwards, and only for
@@ -56,25 +56,64 @@ const round = (n: number) => Math.round(n * 1e6) / 1e6;
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const earlier = (w: Window, windows: number) => new Date(w.start.getTime() - windows * w.seconds * 1000);
 
+/**
+ * The horizon is read in this many consecutive time slices, issued together: on a pool each slice
+ * runs on its own connection and backend (PostgreSQL's own parallel query costs more to start than
+ * it saves at these sizes), and the counts are summed. On one connection (PGlite) they queue.
+ */
+export const SUMMARY_SLICES = 2;
+
 /** One scan of (min(baseline, lookback) start, window end], grouped by event type and sector. */
-export async function summarizeWindow(sql: Sql, content: KnowledgeContent, w: Window): Promise<WindowSummary> {
+export async function summarizeWindow(sql: Sql, content: KnowledgeContent, w: Window, slices = SUMMARY_SLICES): Promise<WindowSummary> {
   const baselineStart = earlier(w, content.thresholds.error_spike.baseline_windows);
   const lookbackStart = earlier(w, content.thresholds.silence.lookback_windows);
   const from = baselineStart < lookbackStart ? baselineStart : lookbackStart;
-  const { rows } = await sql.query<SummaryCell>(
-    `SELECT event_type, sector,
-            count(*) FILTER (WHERE observed_at > $3)::int AS window_n,
-            count(*) FILTER (WHERE observed_at > $3 AND is_error)::int AS window_errors,
-            count(*) FILTER (WHERE observed_at > $1 AND observed_at <= $3)::int AS baseline_n,
-            count(*) FILTER (WHERE observed_at > $1 AND observed_at <= $3 AND is_error)::int AS baseline_errors,
-            count(*) FILTER (WHERE observed_at > $2 AND observed_at <= $3)::int AS lookback_n,
-            max(observed_at) FILTER (WHERE observed_at > $2 AND observed_at <= $3) AS lookback_last_seen
-     FROM observations WHERE observed_at > $4 AND observed_at <= $5
-     GROUP BY event_type, sector`,
-    [baselineStart, lookbackStart, w.start, from, w.end],
+  const span = w.end.getTime() - from.getTime();
+  const bounds = Array.from({ length: slices + 1 }, (_, i) =>
+    i === 0 ? from : i === slices ? w.end : new Date(from.getTime() + Math.round((span * i) / slices)),
   );
-  const cells = rows.sort((a, b) => byText(a.event_type, b.event_type) || byText(a.sector, b.sector));
-  return { window: w, cells };
+  const parts = await Promise.all(
+    bounds.slice(1).map((to, i) =>
+      sql.query<SummaryCell>(
+        `SELECT event_type, sector,
+                count(*) FILTER (WHERE observed_at > $3)::int AS window_n,
+                count(*) FILTER (WHERE observed_at > $3 AND is_error)::int AS window_errors,
+                count(*) FILTER (WHERE observed_at > $1 AND observed_at <= $3)::int AS baseline_n,
+                count(*) FILTER (WHERE observed_at > $1 AND observed_at <= $3 AND is_error)::int AS baseline_errors,
+                count(*) FILTER (WHERE observed_at > $2 AND observed_at <= $3)::int AS lookback_n,
+                max(observed_at) FILTER (WHERE observed_at > $2 AND observed_at <= $3) AS lookback_last_seen
+         FROM observations WHERE observed_at > $4 AND observed_at <= $5
+         GROUP BY event_type, sector`,
+        [baselineStart, lookbackStart, w.start, bounds[i], to],
+      ),
+    ),
+  );
+  return { window: w, cells: mergeCells(parts.flatMap((p) => p.rows)) };
+}
+
+/** Sums the slices' counts per (event type, sector), latest last_seen; sorted by type, then sector. */
+export function mergeCells(rows: readonly SummaryCell[]): SummaryCell[] {
+  const merged = new Map<string, SummaryCell>();
+  for (const r of rows) {
+    const key = `${r.event_type}\u0000${r.sector}`;
+    const m = merged.get(key);
+    if (!m) {
+      merged.set(key, { ...r });
+      continue;
+    }
+    const lastSeen = [m.lookback_last_seen, r.lookback_last_seen].filter((d): d is Date => d !== null).map((d) => new Date(d));
+    merged.set(key, {
+      event_type: r.event_type,
+      sector: r.sector,
+      window_n: m.window_n + r.window_n,
+      window_errors: m.window_errors + r.window_errors,
+      baseline_n: m.baseline_n + r.baseline_n,
+      baseline_errors: m.baseline_errors + r.baseline_errors,
+      lookback_n: m.lookback_n + r.lookback_n,
+      lookback_last_seen: lastSeen.length ? new Date(Math.max(...lastSeen.map((d) => d.getTime()))) : null,
+    });
+  }
+  return [...merged.values()].sort((a, b) => byText(a.event_type, b.event_type) || byText(a.sector, b.sector));
 }
 
 export function observationsInWindow(summary: WindowSummary): number {
