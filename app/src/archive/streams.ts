@@ -85,6 +85,46 @@ const receipts: StreamSource = {
   },
 };
 
+/**
+ * A stream over a table whose rows are read in `key` order and become exportable once
+ * `timeColumn` is older than the stream's horizon (`$3` of every query).
+ */
+function horizonStream<R extends { ready: boolean }>(spec: {
+  readonly name: StreamName;
+  readonly bucket: "ledger" | "data";
+  readonly prefix: string;
+  readonly table: string;
+  readonly key: string;
+  readonly timeColumn: string;
+  /** Column list of the SELECT. */
+  readonly columns: string;
+  horizonOf(horizon: Horizon): Date;
+  toRecord(row: R): ArchiveRecord;
+}): StreamSource {
+  const select = `SELECT ${spec.columns}, ${spec.timeColumn} < $3 AS ready FROM ${spec.table}`;
+  return {
+    name: spec.name,
+    bucket: spec.bucket,
+    prefix: spec.prefix,
+    async next(sql, after, limit, horizon) {
+      const rows = (await sql.query<R>(`${select} WHERE ${spec.key} > $1 ORDER BY ${spec.key} LIMIT $2`, [after, limit, spec.horizonOf(horizon)])).rows;
+      return readyPrefix(rows, (r) => r.ready).map(spec.toRecord);
+    },
+    async range(sql, first, last) {
+      // Re-reading a staged range ignores the horizon: those rows were exportable when staged.
+      const rows = await sql.query<R>(`${select} WHERE ${spec.key} BETWEEN $1 AND $2 ORDER BY ${spec.key}`, [first, last, "infinity"]);
+      return rows.rows.map(spec.toRecord);
+    },
+    async count(sql, after, horizon) {
+      const result = await sql.query<{ n: string }>(
+        `SELECT count(*) AS n FROM ${spec.table} WHERE ${spec.key} > $1 AND ${spec.timeColumn} < $2`,
+        [after, spec.horizonOf(horizon)],
+      );
+      return Number(result.rows[0].n);
+    },
+  };
+}
+
 interface AuditRow {
   id: string;
   occurred_at: string;
@@ -93,42 +133,30 @@ interface AuditRow {
   target: string;
   outcome: string | null;
   details: string;
-  settled: boolean;
+  ready: boolean;
 }
 
-const AUDIT_SELECT =
-  `SELECT id, ${ISO_US("occurred_at")} AS occurred_at, actor, action, target, outcome, details::text AS details, ` +
-  "occurred_at < $3 AS settled FROM audit_log";
-
-function auditRecord(row: AuditRow): ArchiveRecord {
-  const id = Number(row.id);
-  return {
-    position: id,
-    timestamp: row.occurred_at,
-    line: jsonLine(
-      { id, occurred_at: row.occurred_at, actor: row.actor, action: row.action, target: row.target, outcome: row.outcome },
-      { details: row.details },
-    ),
-  };
-}
-
-const audit: StreamSource = {
+const audit = horizonStream<AuditRow>({
   name: "audit",
   bucket: "ledger",
   prefix: ARCHIVE_PREFIXES.audit,
-  async next(sql, after, limit, horizon) {
-    const rows = (await sql.query<AuditRow>(`${AUDIT_SELECT} WHERE id > $1 ORDER BY id LIMIT $2`, [after, limit, horizon.auditBefore])).rows;
-    return readyPrefix(rows, (r) => r.settled).map(auditRecord);
+  table: "audit_log",
+  key: "id",
+  timeColumn: "occurred_at",
+  columns: `id, ${ISO_US("occurred_at")} AS occurred_at, actor, action, target, outcome, details::text AS details`,
+  horizonOf: (h) => h.auditBefore,
+  toRecord(row) {
+    const id = Number(row.id);
+    return {
+      position: id,
+      timestamp: row.occurred_at,
+      line: jsonLine(
+        { id, occurred_at: row.occurred_at, actor: row.actor, action: row.action, target: row.target, outcome: row.outcome },
+        { details: row.details },
+      ),
+    };
   },
-  async range(sql, first, last) {
-    const rows = await sql.query<AuditRow>(`${AUDIT_SELECT} WHERE id BETWEEN $1 AND $2 ORDER BY id`, [first, last, "infinity"]);
-    return rows.rows.map(auditRecord);
-  },
-  async count(sql, after, horizon) {
-    const result = await sql.query<{ n: string }>("SELECT count(*) AS n FROM audit_log WHERE id > $1 AND occurred_at < $2", [after, horizon.auditBefore]);
-    return Number(result.rows[0].n);
-  },
-};
+});
 
 interface ObservationRow {
   seq: string;
@@ -143,53 +171,43 @@ interface ObservationRow {
   flagged: boolean;
   guards: string;
   hot_path_ticks: number;
-  due: boolean;
+  ready: boolean;
 }
 
-const OBSERVATION_SELECT =
-  "SELECT seq, id::text AS id, event_type, value::text AS value, sector, metadata::text AS metadata, " +
-  `${ISO_US("observed_at")} AS observed_at, ${ISO_US("created_at")} AS created_at, snapshot_id::text AS snapshot_id, ` +
-  "flagged, guards::text AS guards, hot_path_ticks, created_at < $3 AS due FROM observations";
-
-function observationRecord(row: ObservationRow): ArchiveRecord {
-  const seq = Number(row.seq);
-  return {
-    position: seq,
-    timestamp: row.created_at,
-    line: jsonLine(
-      {
-        seq,
-        id: row.id,
-        event_type: row.event_type,
-        sector: row.sector,
-        observed_at: row.observed_at,
-        created_at: row.created_at,
-        snapshot_id: row.snapshot_id,
-        flagged: row.flagged,
-        hot_path_ticks: Number(row.hot_path_ticks),
-      },
-      { value: row.value, metadata: row.metadata, guards: row.guards },
-    ),
-  };
-}
-
-const observations: StreamSource = {
+const observations = horizonStream<ObservationRow>({
   name: "observations",
   bucket: "data",
   prefix: ARCHIVE_PREFIXES.observations,
-  async next(sql, after, limit, horizon) {
-    const rows = (await sql.query<ObservationRow>(`${OBSERVATION_SELECT} WHERE seq > $1 ORDER BY seq LIMIT $2`, [after, limit, horizon.observationsBefore])).rows;
-    return readyPrefix(rows, (r) => r.due).map(observationRecord);
+  table: "observations",
+  key: "seq",
+  timeColumn: "created_at",
+  columns:
+    "seq, id::text AS id, event_type, value::text AS value, sector, metadata::text AS metadata, " +
+    `${ISO_US("observed_at")} AS observed_at, ${ISO_US("created_at")} AS created_at, snapshot_id::text AS snapshot_id, ` +
+    "flagged, guards::text AS guards, hot_path_ticks",
+  horizonOf: (h) => h.observationsBefore,
+  toRecord(row) {
+    const seq = Number(row.seq);
+    return {
+      position: seq,
+      timestamp: row.created_at,
+      line: jsonLine(
+        {
+          seq,
+          id: row.id,
+          event_type: row.event_type,
+          sector: row.sector,
+          observed_at: row.observed_at,
+          created_at: row.created_at,
+          snapshot_id: row.snapshot_id,
+          flagged: row.flagged,
+          hot_path_ticks: Number(row.hot_path_ticks),
+        },
+        { value: row.value, metadata: row.metadata, guards: row.guards },
+      ),
+    };
   },
-  async range(sql, first, last) {
-    const rows = await sql.query<ObservationRow>(`${OBSERVATION_SELECT} WHERE seq BETWEEN $1 AND $2 ORDER BY seq`, [first, last, "infinity"]);
-    return rows.rows.map(observationRecord);
-  },
-  async count(sql, after, horizon) {
-    const result = await sql.query<{ n: string }>("SELECT count(*) AS n FROM observations WHERE seq > $1 AND created_at < $2", [after, horizon.observationsBefore]);
-    return Number(result.rows[0].n);
-  },
-};
+});
 
 export const STREAMS: Readonly<Record<StreamName, StreamSource>> = { receipts, audit, observations };
 export const STREAM_NAMES: readonly StreamName[] = ["receipts", "audit", "observations"];
