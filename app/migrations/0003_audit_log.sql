@@ -1,20 +1,6 @@
 -- Audit log: authorization decisions, deploy and operator events. Append-only like receipts.
 
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'knhk_service') THEN
-    CREATE ROLE knhk_service NOLOGIN;
-  END IF;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION knhk_forbid_modification() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION 'table % is append-only: % is not allowed', TG_TABLE_NAME, TG_OP
-    USING ERRCODE = 'insufficient_privilege', HINT = 'receipts and audit_log are immutable records';
-END
-$$;
+-- The knhk_service role and knhk_forbid_modification() come from 0002_receipts.
 
 CREATE TABLE audit_log (
   id          bigserial PRIMARY KEY,
