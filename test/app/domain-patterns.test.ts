@@ -1,7 +1,7 @@
 import { NotFoundError, ValidationError, type Pattern } from "../../app/src/domain";
 import { mergeCells, summarizeWindow, windowEndingAt, type SummaryCell } from "../../app/src/domain/detectors";
 import { startPostgres, type TestPostgres } from "../support/postgres";
-import { ago, openScenario, receiptOperations, type Scenario, type ScenarioOptions } from "./domain-support";
+import { ago, observe, receiptOperations, withScenario } from "./domain-support";
 
 let pg: TestPostgres;
 beforeAll(async () => {
@@ -11,21 +11,6 @@ afterAll(async () => {
   await pg?.destroy();
 });
 
-/** A fresh database per scenario; observations go in through the real create path. */
-async function withScenario(options: ScenarioOptions, fn: (s: Scenario) => Promise<void>): Promise<void> {
-  const s = await openScenario(pg, options);
-  try {
-    await fn(s);
-  } finally {
-    await s.close();
-  }
-}
-
-async function observe(s: Scenario, n: number, event_type: string, sector: "finance" | "healthcare" | "manufacturing" | "logistics" | "generic", secondsAgo: number, extra: { value?: unknown; metadata?: Record<string, unknown> } = {}) {
-  for (let i = 0; i < n; i++) {
-    await s.domain.observations.create({ event_type, sector, value: (extra.value ?? i) as never, metadata: extra.metadata as never, observed_at: ago(s.clock, secondsAgo) });
-  }
-}
 
 function kinds(patterns: readonly Pattern[]) {
   return patterns.map((p) => `${p.kind}:${p.event_type}`).sort();
@@ -64,7 +49,7 @@ describe("window summary slices", () => {
 
 describe("pattern detection (window 60 s)", () => {
   test("high frequency: more than the threshold in the window is detected, at or below it and outside the window is not", async () => {
-    await withScenario({ genesis: thresholds(5) }, async (s) => {
+    await withScenario(pg, { genesis: thresholds(5) }, async (s) => {
       await observe(s, 6, "api.call", "finance", 10);
       await observe(s, 5, "api.quiet", "finance", 10);
       await observe(s, 9, "api.old", "finance", 90); // before the window
@@ -84,7 +69,7 @@ describe("pattern detection (window 60 s)", () => {
   });
 
   test("high frequency honours a per-event-type threshold and the window override", async () => {
-    await withScenario({ genesis: { thresholds: { ...thresholds(5).thresholds, high_frequency: { default: 5, by_event_type: { "api.call": 10 } } } } }, async (s) => {
+    await withScenario(pg, { genesis: { thresholds: { ...thresholds(5).thresholds, high_frequency: { default: 5, by_event_type: { "api.call": 10 } } } } }, async (s) => {
       await observe(s, 8, "api.call", "finance", 10);
       expect((await s.domain.patterns.detect()).patterns).toEqual([]);
       await observe(s, 4, "api.call", "finance", 100);
@@ -95,7 +80,7 @@ describe("pattern detection (window 60 s)", () => {
   });
 
   test("error spike: errors jump in one sector against a quiet baseline", async () => {
-    await withScenario({ genesis: thresholds(1000) }, async (s) => {
+    await withScenario(pg, { genesis: thresholds(1000) }, async (s) => {
       await observe(s, 20, "payment.ok", "finance", 200); // baseline: no errors
       await observe(s, 6, "payment.error", "finance", 10);
       await observe(s, 4, "payment.ok", "finance", 10);
@@ -108,7 +93,7 @@ describe("pattern detection (window 60 s)", () => {
   });
 
   test("error spike: no spike when the baseline already had the same error ratio, or severity marks too few errors", async () => {
-    await withScenario({ genesis: thresholds(1000) }, async (s) => {
+    await withScenario(pg, { genesis: thresholds(1000) }, async (s) => {
       await observe(s, 12, "payment.error", "finance", 200);
       await observe(s, 8, "payment.ok", "finance", 200); // baseline ratio 0.6
       await observe(s, 6, "payment.error", "finance", 10);
@@ -124,7 +109,7 @@ describe("pattern detection (window 60 s)", () => {
   });
 
   test("silence: an event type seen in the lookback but absent in the window; not when present, not when inactive", async () => {
-    await withScenario({ genesis: { ...thresholds(1000), inactive_event_types: ["legacy.ping"] } }, async (s) => {
+    await withScenario(pg, { genesis: { ...thresholds(1000), inactive_event_types: ["legacy.ping"] } }, async (s) => {
       await observe(s, 3, "heartbeat", "generic", 120);
       await observe(s, 3, "telemetry", "generic", 120);
       await observe(s, 1, "telemetry", "generic", 10);
@@ -144,7 +129,7 @@ describe("pattern detection (window 60 s)", () => {
         silence: { lookback_windows: 5 },
       },
     };
-    await withScenario({ genesis }, async (s) => {
+    await withScenario(pg, { genesis }, async (s) => {
       await observe(s, 10, "payment.error", "finance", 200); // before the 2-window baseline (60-180 s ago)
       await observe(s, 5, "payment.ok", "finance", 100); // in the baseline
       await observe(s, 6, "payment.error", "finance", 10);
@@ -164,7 +149,7 @@ describe("pattern detection (window 60 s)", () => {
   });
 
   test("the window summary is the same however many time slices the horizon is read in", async () => {
-    await withScenario({ genesis: thresholds(1000) }, async (s) => {
+    await withScenario(pg, { genesis: thresholds(1000) }, async (s) => {
       for (const [type, sector, secondsAgo] of [["a.error", "finance", 5], ["a.ok", "finance", 59], ["a.ok", "generic", 61], ["b.ok", "logistics", 300], ["b.ok", "logistics", 599], ["a.error", "finance", 650], ["c.old", "generic", 700]] as const) {
         await observe(s, 2, type, sector, secondsAgo);
       }
@@ -183,7 +168,7 @@ describe("pattern detection (window 60 s)", () => {
 
   test("schema mismatch: observations whose value or metadata differ from the declared schema", async () => {
     const schemas = { "sensor.temp": { value_type: "number" as const, metadata: { unit: "string" as const } } };
-    await withScenario({ genesis: { ...thresholds(1000), schemas } }, async (s) => {
+    await withScenario(pg, { genesis: { ...thresholds(1000), schemas } }, async (s) => {
       await observe(s, 4, "sensor.temp", "manufacturing", 10, { value: 20, metadata: { unit: "C" } });
       expect((await s.domain.patterns.detect()).patterns).toEqual([]);
       await observe(s, 2, "sensor.temp", "manufacturing", 10, { value: "20C", metadata: { unit: "C" } });
@@ -197,7 +182,7 @@ describe("pattern detection (window 60 s)", () => {
 
   test("schema mismatch below min_ratio is not a pattern", async () => {
     const schemas = { "sensor.temp": { value_type: "number" as const, metadata: {} } };
-    await withScenario({ genesis: { ...thresholds(1000), schemas } }, async (s) => {
+    await withScenario(pg, { genesis: { ...thresholds(1000), schemas } }, async (s) => {
       await observe(s, 9, "sensor.temp", "manufacturing", 10, { value: 1 });
       await observe(s, 1, "sensor.temp", "manufacturing", 10, { value: "x" }); // 10% < 20%
       expect((await s.domain.patterns.detect()).patterns).toEqual([]);
@@ -205,7 +190,7 @@ describe("pattern detection (window 60 s)", () => {
   });
 
   test("analytics computes counts, error ratio and numeric statistics over the window", async () => {
-    await withScenario({ genesis: thresholds(1000) }, async (s) => {
+    await withScenario(pg, { genesis: thresholds(1000) }, async (s) => {
       await observe(s, 3, "m", "finance", 10); // values 0, 1, 2
       await observe(s, 1, "m.error", "finance", 10, { value: "x" });
       await observe(s, 2, "m", "finance", 500);
@@ -217,7 +202,7 @@ describe("pattern detection (window 60 s)", () => {
   });
 
   test("many patterns are all stored; the receipt's evidence lists a bounded number", async () => {
-    await withScenario({ genesis: thresholds(1) }, async (s) => {
+    await withScenario(pg, { genesis: thresholds(1) }, async (s) => {
       const genesis = await s.domain.snapshots.current();
       await s.owner.query(
         `INSERT INTO observations (id, event_type, value, sector, metadata, observed_at, created_at, snapshot_id, flagged, guards, hot_path_ticks)
@@ -235,7 +220,7 @@ describe("pattern detection (window 60 s)", () => {
   });
 
   test("pattern get/list errors", async () => {
-    await withScenario({}, async (s) => {
+    await withScenario(pg, {}, async (s) => {
       await expect(s.domain.patterns.get("00000000-0000-4000-8000-000000000000")).rejects.toBeInstanceOf(NotFoundError);
       await expect(s.domain.patterns.list({ kind: "nope" as never })).rejects.toBeInstanceOf(ValidationError);
     });

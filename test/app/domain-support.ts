@@ -6,7 +6,7 @@
 import { createPostgresDatabase, type PostgresDatabase } from "../../app/src/db/postgres";
 import { migrate } from "../../app/src/db/migrate";
 import type { Database } from "../../app/src/db/types";
-import { createDomain, GENESIS_CONTENT, recordingMetrics, type Domain, type KnowledgeContent, type SnapshotChangeEvent } from "../../app/src/domain";
+import { createDomain, GENESIS_CONTENT, recordingMetrics, type Domain, type KnowledgeContent, type Sector, type SnapshotChangeEvent } from "../../app/src/domain";
 import type { DomainSettings } from "../../app/src/domain";
 import { createKernel, type Kernel } from "../../app/src/hotpath";
 import { createLedger, registerEphemeralSigner, type Ledger } from "../../app/src/receipts";
@@ -109,6 +109,23 @@ export async function openScenario(pg: TestPostgres, options: ScenarioOptions = 
       await owner.close().catch(() => undefined);
     },
   };
+}
+
+/** n observations of one type and sector, observed `secondsAgo` before the clock's now (value = index unless given). */
+export async function observe(s: Scenario, n: number, event_type: string, sector: Sector, secondsAgo: number, extra: { value?: unknown; metadata?: Record<string, unknown> } = {}): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    await s.domain.observations.create({ event_type, sector, value: (extra.value ?? i) as never, metadata: extra.metadata as never, observed_at: ago(s.clock, secondsAgo) });
+  }
+}
+
+/** A fresh scenario for fn, closed afterwards whatever fn does. */
+export async function withScenario(pg: TestPostgres, options: ScenarioOptions, fn: (s: Scenario) => Promise<void>): Promise<void> {
+  const s = await openScenario(pg, options);
+  try {
+    await fn(s);
+  } finally {
+    await s.close();
+  }
 }
 
 /** Receipt operations in chain order. */

@@ -1,10 +1,10 @@
-import { ConflictError, contentHash, NotFoundError, ValidationError, type Guard, type KnowledgeContent, type Proposal, type ProposalChange, type Sector } from "../../app/src/domain";
+import { ConflictError, contentHash, NotFoundError, ValidationError, type Guard, type KnowledgeContent, type Proposal, type ProposalChange } from "../../app/src/domain";
 import { findPattern } from "../../app/src/domain/patterns";
 import { insertProposal } from "../../app/src/domain/proposals";
 import { findSnapshot } from "../../app/src/domain/snapshots";
 import { verifyChain } from "../../app/src/receipts";
 import { startPostgres, type TestPostgres } from "../support/postgres";
-import { ago, openScenario, receiptOperations, type Scenario, type ScenarioOptions } from "./domain-support";
+import { observe, receiptOperations, withScenario, type Scenario } from "./domain-support";
 
 let pg: TestPostgres;
 beforeAll(async () => {
@@ -14,20 +14,6 @@ afterAll(async () => {
   await pg?.destroy();
 });
 
-async function withScenario(options: ScenarioOptions, fn: (s: Scenario) => Promise<void>): Promise<void> {
-  const s = await openScenario(pg, options);
-  try {
-    await fn(s);
-  } finally {
-    await s.close();
-  }
-}
-
-async function observe(s: Scenario, n: number, event_type: string, sector: Sector, secondsAgo: number, extra: { value?: unknown; metadata?: Record<string, unknown> } = {}) {
-  for (let i = 0; i < n; i++) {
-    await s.domain.observations.create({ event_type, sector, value: (extra.value ?? i) as never, metadata: extra.metadata as never, observed_at: ago(s.clock, secondsAgo) });
-  }
-}
 
 function rules(hf: number, more: Partial<KnowledgeContent> = {}): Partial<KnowledgeContent> {
   return {
@@ -62,7 +48,7 @@ async function failuresOf(s: Scenario, id: string) {
 describe("proposals", () => {
   test("each pattern kind plans its change on a candidate snapshot (base + change)", async () => {
     const schemas = { "sensor.temp": { value_type: "number" as const, metadata: {} } };
-    await withScenario({ genesis: rules(5, { schemas }) }, async (s) => {
+    await withScenario(pg, { genesis: rules(5, { schemas }) }, async (s) => {
       await observe(s, 6, "api.call", "finance", 10);
       await observe(s, 6, "payment.error", "finance", 10);
       await observe(s, 3, "heartbeat", "generic", 120);
@@ -96,7 +82,7 @@ describe("proposals", () => {
 
 describe("validation", () => {
   test("a sound proposal passes every check; the report is stored, receipted and retrievable", async () => {
-    await withScenario({ genesis: rules(5) }, async (s) => {
+    await withScenario(pg, { genesis: rules(5) }, async (s) => {
       await observe(s, 6, "api.call", "finance", 10);
       const [proposal] = await plan(s);
       const report = await s.domain.proposals.validate(proposal.id);
@@ -114,7 +100,7 @@ describe("validation", () => {
   });
 
   test("S1: a malformed stored change fails static checks and stops validation", async () => {
-    await withScenario({ genesis: rules(5) }, async (s) => {
+    await withScenario(pg, { genesis: rules(5) }, async (s) => {
       await observe(s, 6, "api.call", "finance", 10);
       const [proposal] = await plan(s);
       await s.owner.query(`UPDATE proposals SET change = '{"kind":"adjust_threshold","event_type":"api.call","from":5,"to":-3}' WHERE id = $1`, [proposal.id]);
@@ -127,7 +113,7 @@ describe("validation", () => {
   });
 
   test("S2: a candidate that is not base + change fails", async () => {
-    await withScenario({ genesis: rules(5) }, async (s) => {
+    await withScenario(pg, { genesis: rules(5) }, async (s) => {
       await observe(s, 6, "api.call", "finance", 10);
       const [proposal] = await plan(s);
       const candidate = (await findSnapshot(s.db, proposal.snapshot_id))!;
@@ -138,7 +124,7 @@ describe("validation", () => {
   });
 
   test("S3: a candidate inheriting malformed content from its base fails", async () => {
-    await withScenario({ genesis: rules(5) }, async (s) => {
+    await withScenario(pg, { genesis: rules(5) }, async (s) => {
       const genesis = await s.domain.snapshots.current();
       const broken = { ...genesis.content, thresholds: { ...genesis.content.thresholds, error_spike: { ...genesis.content.thresholds.error_spike, ratio: 5 } } };
       await s.owner.query("UPDATE knowledge_snapshots SET content = $2, content_hash = $3 WHERE id = $1", [genesis.id, JSON.stringify(broken), contentHash(broken)]);
@@ -152,7 +138,7 @@ describe("validation", () => {
   });
 
   test("S4: a change that does not answer its pattern fails", async () => {
-    await withScenario({ genesis: rules(5) }, async (s) => {
+    await withScenario(pg, { genesis: rules(5) }, async (s) => {
       await observe(s, 6, "api.call", "finance", 10);
       const [proposal] = await plan(s);
       const crafted = await craft(s, proposal.pattern_id, { kind: "mark_inactive", event_type: "api.call" });
@@ -161,7 +147,7 @@ describe("validation", () => {
   });
 
   test("Q1: a pattern detected after the proposal that relies on it is retrocausation", async () => {
-    await withScenario({ genesis: rules(5) }, async (s) => {
+    await withScenario(pg, { genesis: rules(5) }, async (s) => {
       await observe(s, 6, "api.call", "finance", 10);
       const [proposal] = await plan(s);
       await s.owner.query("UPDATE patterns SET detected_at = detected_at + interval '1 hour' WHERE id = $1", [proposal.pattern_id]);
@@ -172,7 +158,7 @@ describe("validation", () => {
   });
 
   test("Q1: evidence citing an observation stored after the detection fails", async () => {
-    await withScenario({ genesis: rules(5) }, async (s) => {
+    await withScenario(pg, { genesis: rules(5) }, async (s) => {
       await observe(s, 6, "api.call", "finance", 10);
       const [proposal] = await plan(s);
       const pattern = (await findPattern(s.db, proposal.pattern_id))!;
@@ -186,7 +172,7 @@ describe("validation", () => {
 
   test("Q2: a schema met by too few stored observations fails", async () => {
     const schemas = { "sensor.temp": { value_type: "number" as const, metadata: {} } };
-    await withScenario({ genesis: rules(1000, { schemas }) }, async (s) => {
+    await withScenario(pg, { genesis: rules(1000, { schemas }) }, async (s) => {
       await observe(s, 5, "sensor.temp", "manufacturing", 10, { value: "hot" });
       await observe(s, 4, "sensor.temp", "manufacturing", 10, { value: 20 });
       const [proposal] = await plan(s);
@@ -199,7 +185,7 @@ describe("validation", () => {
 
   test("Q2: a schema every stored observation meets passes", async () => {
     const schemas = { "sensor.temp": { value_type: "number" as const, metadata: {} } };
-    await withScenario({ genesis: rules(1000, { schemas }) }, async (s) => {
+    await withScenario(pg, { genesis: rules(1000, { schemas }) }, async (s) => {
       await observe(s, 6, "sensor.temp", "manufacturing", 10, { value: "hot", metadata: { unit: "C" } });
       const [proposal] = await plan(s);
       expect((await failuresOf(s, proposal.id)).outcome).toBe("passed");
@@ -207,7 +193,7 @@ describe("validation", () => {
   });
 
   test("Q2: an event type marked inactive that came back fails", async () => {
-    await withScenario({ genesis: rules(1000) }, async (s) => {
+    await withScenario(pg, { genesis: rules(1000) }, async (s) => {
       await observe(s, 6, "heartbeat", "generic", 120);
       const [proposal] = await plan(s);
       expect(proposal.change.kind).toBe("mark_inactive");
@@ -217,7 +203,7 @@ describe("validation", () => {
   });
 
   test("Q3: a guard whose field needs more than 8 rows is parked by kernel admission and fails; the planned guard passes", async () => {
-    await withScenario({ genesis: rules(1000) }, async (s) => {
+    await withScenario(pg, { genesis: rules(1000) }, async (s) => {
       const readings = Array.from({ length: 12 }, (_, i) => i);
       await observe(s, 6, "sensor.error", "manufacturing", 10, { metadata: { readings } });
       await observe(s, 4, "sensor.ok", "manufacturing", 10);
@@ -240,7 +226,7 @@ describe("validation", () => {
       check: { op: "max", path: "metadata.readings", max: 1000 + i },
       action: "flag",
     }));
-    await withScenario({ genesis: rules(1000, { guards }) }, async (s) => {
+    await withScenario(pg, { genesis: rules(1000, { guards }) }, async (s) => {
       await observe(s, 6, "sensor.error", "manufacturing", 10, { metadata: { readings: [1, 2, 3, 4, 5, 6, 7, 8] } });
       await observe(s, 4, "sensor.ok", "manufacturing", 10);
       const [planned] = await plan(s);
@@ -252,7 +238,7 @@ describe("validation", () => {
   });
 
   test("Q4: a tampered ancestor hash breaks the chain", async () => {
-    await withScenario({ genesis: rules(5) }, async (s) => {
+    await withScenario(pg, { genesis: rules(5) }, async (s) => {
       await observe(s, 6, "api.call", "finance", 10);
       const [proposal] = await plan(s);
       await s.owner.query(`UPDATE knowledge_snapshots SET content_hash = '${"f".repeat(64)}' WHERE parent_id IS NULL`);
@@ -264,7 +250,7 @@ describe("validation", () => {
 
   test("Q5: a change that alters nothing fails", async () => {
     const guards: Guard[] = [{ id: "error-code:finance:payment.error", sector: "finance", event_type: "payment.error", check: { op: "required", path: "metadata.error_code" }, action: "flag" }];
-    await withScenario({ genesis: rules(1000, { guards }) }, async (s) => {
+    await withScenario(pg, { genesis: rules(1000, { guards }) }, async (s) => {
       await observe(s, 6, "payment.error", "finance", 10);
       const [proposal] = await plan(s);
       const { failures, report } = await failuresOf(s, proposal.id);
@@ -274,7 +260,7 @@ describe("validation", () => {
   });
 
   test("D1: too little evidence fails the mandatory doctrine", async () => {
-    await withScenario({ genesis: rules(2) }, async (s) => {
+    await withScenario(pg, { genesis: rules(2) }, async (s) => {
       await observe(s, 3, "api.call", "finance", 10);
       const [proposal] = await plan(s);
       const { failures, report } = await failuresOf(s, proposal.id);
@@ -284,7 +270,7 @@ describe("validation", () => {
   });
 
   test("D2: a rejecting guard in a regulated sector fails; a flag guard passes", async () => {
-    await withScenario({ genesis: rules(1000) }, async (s) => {
+    await withScenario(pg, { genesis: rules(1000) }, async (s) => {
       await observe(s, 6, "payment.error", "finance", 10);
       const [planned] = await plan(s);
       const guard = { ...(planned.change as { guard: Guard }).guard, action: "reject" as const };
@@ -295,7 +281,7 @@ describe("validation", () => {
   });
 
   test("D3 (warning) and D5 (warning): a big threshold step and stale evidence pass with warnings", async () => {
-    await withScenario({ genesis: rules(2) }, async (s) => {
+    await withScenario(pg, { genesis: rules(2) }, async (s) => {
       await observe(s, 20, "api.call", "finance", 10);
       const [proposal] = await plan(s);
       expect(proposal.change).toMatchObject({ from: 2, to: 25 });
@@ -306,7 +292,7 @@ describe("validation", () => {
   });
 
   test("D4 (advisory): a guard that would flag most observations is noted, not fatal", async () => {
-    await withScenario({ genesis: rules(1000) }, async (s) => {
+    await withScenario(pg, { genesis: rules(1000) }, async (s) => {
       await observe(s, 6, "payment.error", "finance", 10);
       const [proposal] = await plan(s);
       const { outcome, warnings, report } = await failuresOf(s, proposal.id);
@@ -316,7 +302,7 @@ describe("validation", () => {
   });
 
   test("timeout: a validation that cannot finish within the limit ends as timeout and cannot be promoted", async () => {
-    await withScenario({ genesis: rules(5) }, async (s) => {
+    await withScenario(pg, { genesis: rules(5) }, async (s) => {
       await observe(s, 6, "api.call", "finance", 10);
       const [proposal] = await plan(s);
       await expect(s.domain.proposals.validate(proposal.id, { timeoutMs: 0 })).rejects.toBeInstanceOf(ValidationError);
@@ -345,7 +331,7 @@ describe("validation", () => {
 
 describe("snapshots", () => {
   test("promotion swaps the current pointer atomically, receipts and broadcasts; rollback returns to the parent", async () => {
-    await withScenario({ genesis: rules(5) }, async (s) => {
+    await withScenario(pg, { genesis: rules(5) }, async (s) => {
       const genesis = await s.domain.snapshots.current();
       await observe(s, 6, "api.call", "finance", 10);
       await observe(s, 6, "api.other", "finance", 10);
@@ -405,7 +391,7 @@ describe("snapshots", () => {
   });
 
   test("a replica's cached snapshot follows the pointer promoted elsewhere", async () => {
-    await withScenario({ genesis: rules(5) }, async (s) => {
+    await withScenario(pg, { genesis: rules(5) }, async (s) => {
       const other = await s.replica();
       try {
         const before = await other.domain.snapshots.current();

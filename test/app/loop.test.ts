@@ -1,11 +1,10 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { type Sector } from "../../app/src/domain";
 import { verifyChain } from "../../app/src/receipts";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { waitFor } from "../support/ports";
-import { ago, openScenario, receiptOperations, type Scenario } from "./domain-support";
+import { observe, openScenario, receiptOperations } from "./domain-support";
 
 const run = promisify(execFile);
 let pg: TestPostgres;
@@ -24,10 +23,6 @@ const genesis = {
     schema_mismatch: { min_ratio: 0.2 },
   },
 };
-
-async function observe(s: Scenario, n: number, event_type: string, sector: Sector, secondsAgo: number) {
-  for (let i = 0; i < n; i++) await s.domain.observations.create({ event_type, sector, value: i, observed_at: ago(s.clock, secondsAgo) });
-}
 
 describe("MAPE-K loop", () => {
   test("closed loop: observations in, pattern, proposal, validation, promotion, rollback; every step receipted; the chain verifies", async () => {
