@@ -5,6 +5,7 @@
  *   await appendAudit(db, { actor: "alice@corp", action: "authz.decision", target: "POST /api/v1/proposals",
  *                           outcome: "allow", details: { permission: "proposals:create", roles: ["proposer"] } });
  */
+import { createGroupCommit } from "../db/group-commit";
 import type { Sql } from "../db/types";
 
 export interface AuditEvent {
@@ -197,41 +198,22 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 10_000) {
     throw new AuditInputError("maxBatch", "must be an integer from 1 to 10000");
   }
-  const queue: Array<{ event: AuditEvent; resolve(): void; reject(error: Error): void }> = [];
-  let writing: Promise<void> | null = null;
-
-  async function drain(): Promise<void> {
-    while (queue.length > 0) {
-      const batch = queue.splice(0, maxBatch);
-      try {
-        await appendAuditBatch(options.db, batch.map((p) => p.event));
-        for (const p of batch) p.resolve();
-      } catch (error) {
-        const failure = error instanceof Error ? error : new Error(String(error));
-        options.onError?.(failure, batch.length);
-        for (const p of batch) p.reject(failure);
-      }
+  const batches = createGroupCommit<AuditEvent, void>(maxBatch, async (take) => {
+    const events = take();
+    try {
+      await appendAuditBatch(options.db, events);
+    } catch (error) {
+      options.onError?.(error instanceof Error ? error : new Error(String(error)), events.length);
+      throw error;
     }
-  }
-
-  function kick(): void {
-    if (writing) return;
-    writing = drain().finally(() => {
-      writing = null;
-      if (queue.length > 0) kick();
-    });
-  }
+    return events.map(() => undefined);
+  });
 
   return {
     record(event) {
       validateAuditEvent(event);
-      return new Promise<void>((resolve, reject) => {
-        queue.push({ event, resolve, reject });
-        kick();
-      });
+      return batches.submit(event);
     },
-    async close() {
-      while (writing) await writing;
-    },
+    close: () => batches.drained(),
   };
 }

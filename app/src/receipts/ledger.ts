@@ -1,13 +1,14 @@
 /**
  * The receipt ledger with group commit.
  *
- * Concurrent `append` calls queue up; one writer loop per ledger takes up to `maxBatch` pending
- * receipts and, in ONE transaction, locks the chain head row (which serialises batches across
- * every process sharing the database, so there is one chain), computes seq / parent_hash / hash /
- * signature for each receipt in order, inserts them with one multi-row INSERT, moves the head and
+ * Concurrent `append` calls queue up (db/group-commit.ts); one writer loop per ledger takes up to
+ * `maxBatch` pending receipts and, in ONE transaction, locks the chain head row (which serialises
+ * batches across every process sharing the database, so there is one chain), computes seq /
+ * parent_hash / hash / signature for each receipt in order, inserts them with one multi-row INSERT, moves the head and
  * commits with synchronous_commit on. Only then are the callers' promises resolved, so an
  * acknowledged receipt is durable. While a batch commits, new appends accumulate for the next.
  */
+import { createGroupCommit } from "../db/group-commit";
 import type { Database, Sql } from "../db/types";
 import {
   canonicalReceiptText,
@@ -42,12 +43,6 @@ export interface Ledger {
   close(): Promise<void>;
 }
 
-interface Pending {
-  readonly input: ValidatedInput;
-  resolve(receipt: Receipt): void;
-  reject(error: Error): void;
-}
-
 interface HeadRow {
   seq: string | number;
   hash: string;
@@ -80,18 +75,16 @@ export function createLedger(options: LedgerOptions): Ledger {
   if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 4096) {
     throw new RangeError(`maxBatch: must be an integer from 1 to 4096, got ${maxBatch}`);
   }
-  const queue: Pending[] = [];
-  let writing: Promise<void> | null = null;
   let closed = false;
 
   /**
    * One transaction: lock the head, THEN take what is queued (everything that arrived while this
    * process waited for the lock joins the batch), link, hash, sign, insert, move the head.
    */
-  async function writeBatch(tx: Sql, taken: Pending[]): Promise<Receipt[]> {
+  async function writeBatch(tx: Sql, take: () => ValidatedInput[]): Promise<Receipt[]> {
     const head = (await tx.query<HeadRow>(LOCK_HEAD)).rows[0];
     if (!head) throw new Error("receipt_chain_head is empty: migration 0002_receipts has not run");
-    taken.push(...queue.splice(0, maxBatch));
+    const taken = take();
     // A child is never older than its parent, even if this process's clock lags another's.
     const createdMs = Math.max(clock(), Number(head.created_ms));
     const createdAt = isoMillis(createdMs);
@@ -100,7 +93,7 @@ export function createLedger(options: LedgerOptions): Ledger {
     const seqs: number[] = [];
     const parents: string[] = [];
     const hashes: string[] = [];
-    for (const { input } of taken) {
+    for (const input of taken) {
       seq += 1;
       const hash = sha256Hex(
         canonicalReceiptText({ ...input, seq, created_at: createdAt, parent_hash: parent, key_version: signer.keyVersion }),
@@ -112,7 +105,7 @@ export function createLedger(options: LedgerOptions): Ledger {
     }
     const signatures = await signer.signMany(hashes);
     const receipts = taken.map(
-      ({ input }, i): Receipt => ({
+      (input, i): Receipt => ({
         id: receiptIdFromHash(hashes[i]),
         seq: seqs[i],
         operation: input.operation,
@@ -129,10 +122,10 @@ export function createLedger(options: LedgerOptions): Ledger {
     const updated = await tx.query(INSERT_BATCH, [
       seqs,
       receipts.map((r) => r.id),
-      taken.map((p) => p.input.operation),
-      taken.map((p) => p.input.outcome),
-      taken.map((p) => p.input.evidenceJson),
-      taken.map((p) => p.input.sector),
+      taken.map((p) => p.operation),
+      taken.map((p) => p.outcome),
+      taken.map((p) => p.evidenceJson),
+      taken.map((p) => p.sector),
       receipts.map(() => createdAt),
       parents,
       receipts.map(() => signer.keyVersion),
@@ -147,31 +140,12 @@ export function createLedger(options: LedgerOptions): Ledger {
     return receipts;
   }
 
-  async function drain(): Promise<void> {
-    while (queue.length > 0) {
-      const batch: Pending[] = [];
-      try {
-        const receipts = await db.transaction((tx) => writeBatch(tx, batch));
-        metrics?.onBatch?.(batch.length);
-        batch.forEach((p, i) => p.resolve(receipts[i]));
-        metrics?.onAppended?.(batch.length);
-      } catch (error) {
-        const failure = error instanceof Error ? error : new Error(String(error));
-        // Failed before taking (e.g. the database is down): fail what was waiting, not retry forever.
-        const failed = batch.length > 0 ? batch : queue.splice(0, maxBatch);
-        for (const p of failed) p.reject(failure);
-      }
-    }
-  }
-
-  function kick(): void {
-    if (writing) return;
-    writing = drain().finally(() => {
-      writing = null;
-      // Appends that arrived after the loop's last check.
-      if (queue.length > 0) kick();
-    });
-  }
+  const batches = createGroupCommit<ValidatedInput, Receipt>(maxBatch, async (take) => {
+    const receipts = await db.transaction((tx) => writeBatch(tx, take));
+    metrics?.onBatch?.(receipts.length);
+    metrics?.onAppended?.(receipts.length);
+    return receipts;
+  });
 
   return {
     append(input) {
@@ -182,17 +156,14 @@ export function createLedger(options: LedgerOptions): Ledger {
       } catch (error) {
         return Promise.reject(error);
       }
-      return new Promise<Receipt>((resolve, reject) => {
-        queue.push({ input: validated, resolve, reject });
-        kick();
-      });
+      return batches.submit(validated);
     },
     get: (id) => getReceipt(db, id),
     list: (listOptions) => listReceipts(db, listOptions),
     head: () => chainHead(db),
     async close() {
       closed = true;
-      while (writing) await writing;
+      await batches.drained();
     },
   };
 }
