@@ -5,10 +5,10 @@
  */
 import { execFile } from "node:child_process";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { promisify } from "node:util";
 import { dispatch } from "../../app/src/cli/index";
 import { startPostgres, type TestPostgres } from "../support/postgres";
+import { capturedStreams } from "../support/streams";
 
 const run = promisify(execFile);
 const ROOT = join(__dirname, "..", "..");
@@ -26,14 +26,9 @@ afterAll(async () => {
 });
 
 async function knhk(argv: string[], env: NodeJS.ProcessEnv = { DATABASE_URL: url }) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (d) => (out += d));
-  stderr.on("data", (d) => (err += d));
+  const { stdout, stderr, out, err } = capturedStreams();
   const code = await dispatch(argv, { env, stdout, stderr });
-  return { code, out, err };
+  return { code, out: out(), err: err() };
 }
 
 test("no group or an unknown group: usage on stderr, exit 2", async () => {

@@ -1,9 +1,9 @@
 /** The audit log against PostgreSQL 15: appends, validation, append-only enforcement, `audit log` CLI. */
-import { PassThrough } from "node:stream";
 import { AuditInputError, appendAudit, appendAuditBatch, createAuditWriter, listAudit } from "../../app/src/audit";
 import { run } from "../../app/src/cli/audit";
 import type { CliContext } from "../../app/src/cli/context";
 import type { Sql } from "../../app/src/db/types";
+import { capturedStreams } from "../support/streams";
 import { startLedgerPostgres, type LedgerPostgres } from "./receipts-support";
 
 jest.setTimeout(120_000);
@@ -17,13 +17,8 @@ afterAll(async () => {
 });
 
 function cli(): { ctx: CliContext; out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (c) => (out += c));
-  stderr.on("data", (c) => (err += c));
-  return { ctx: { db: env.service, env: {}, stdout, stderr }, out: () => out, err: () => err };
+  const { stdout, stderr, out, err } = capturedStreams();
+  return { ctx: { db: env.service, env: {}, stdout, stderr }, out, err };
 }
 
 test("an authorization decision is stored as given", async () => {

@@ -4,11 +4,11 @@ import { createHash, verify } from "node:crypto";
 import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { run } from "../../app/src/cli/receipts";
 import type { CliContext } from "../../app/src/cli/context";
 import { createLedger, loadSigner, type Receipt } from "../../app/src/receipts";
 import { publicKeyFromRaw as publicKeyOf } from "../../app/src/receipts/keys";
+import { capturedStreams } from "../support/streams";
 import { asOwnerBypassingTriggers, startLedgerPostgres, type LedgerPostgres } from "./receipts-support";
 
 jest.setTimeout(180_000);
@@ -31,14 +31,9 @@ afterAll(async () => {
 });
 
 function cli() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (c) => (out += c));
-  stderr.on("data", (c) => (err += c));
+  const { stdout, stderr, out, err } = capturedStreams();
   const ctx: CliContext = { db: env.service, env: {}, stdout, stderr };
-  return { ctx, out: () => out, err: () => err };
+  return { ctx, out, err };
 }
 
 describe("verify-chain", () => {

@@ -27,7 +27,6 @@ import {
 import { spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import {
   ArchiveRunError,
   archiveRun,
@@ -45,6 +44,7 @@ import { awsSection } from "../../infra/config/aws";
 import { dataLifecycleRules, ledgerLifecycleRules, objectLockConfiguration, retentionDays } from "../../infra/render/archive";
 import { MOTO_CREDENTIALS, MOTO_REGION, startMoto, type TestMoto } from "../support/moto";
 import { startPostgres, type TestPostgres } from "../support/postgres";
+import { capturedStreams } from "../support/streams";
 
 jest.setTimeout(240_000);
 
@@ -87,14 +87,9 @@ function archiveEnv(ledger: string, data: string): Record<string, string> {
 }
 
 function cli(db: PostgresDatabase, env: Record<string, string>) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (c) => (out += c));
-  stderr.on("data", (c) => (err += c));
+  const { stdout, stderr, out, err } = capturedStreams();
   const ctx: CliContext = { db, env, stdout, stderr };
-  return { ctx, out: () => out, err: () => err };
+  return { ctx, out, err };
 }
 
 async function appendReceipts(db: PostgresDatabase, count: number, from = 0): Promise<void> {
