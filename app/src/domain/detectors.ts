@@ -24,7 +24,7 @@ export function windowEndingAt(end: Date, seconds: number): Window {
   return { start: new Date(end.getTime() - seconds * 1000), end, seconds };
 }
 
-export interface Finding {
+interface Finding {
   readonly kind: PatternKind;
   readonly event_type: string | null;
   readonly sector: Sector | null;
@@ -47,7 +47,7 @@ export interface SummaryCell {
   readonly lookback_last_seen: Date | null;
 }
 
-export interface WindowSummary {
+interface WindowSummary {
   readonly window: Window;
   readonly cells: readonly SummaryCell[];
 }
@@ -61,7 +61,7 @@ const earlier = (w: Window, windows: number) => new Date(w.start.getTime() - win
  * runs on its own connection and backend (PostgreSQL's own parallel query costs more to start than
  * it saves at these sizes), and the counts are summed. On one connection (PGlite) they queue.
  */
-export const SUMMARY_SLICES = 2;
+const SUMMARY_SLICES = 2;
 
 /** One scan of (min(baseline, lookback) start, window end], grouped by event type and sector. */
 export async function summarizeWindow(sql: Sql, content: KnowledgeContent, w: Window, slices = SUMMARY_SLICES): Promise<WindowSummary> {
@@ -116,7 +116,7 @@ export function mergeCells(rows: readonly SummaryCell[]): SummaryCell[] {
   return [...merged.values()].sort((a, b) => byText(a.event_type, b.event_type) || byText(a.sector, b.sector));
 }
 
-export function observationsInWindow(summary: WindowSummary): number {
+function observationsInWindow(summary: WindowSummary): number {
   return summary.cells.reduce((n, c) => n + c.window_n, 0);
 }
 
@@ -148,7 +148,7 @@ async function recentIdsByType(sql: Sql, eventTypes: readonly string[], w: Windo
   return new Map(rows.map((r) => [r.event_type, r.ids]));
 }
 
-export async function highFrequency(sql: Sql, content: KnowledgeContent, summary: WindowSummary): Promise<Finding[]> {
+async function highFrequency(sql: Sql, content: KnowledgeContent, summary: WindowSummary): Promise<Finding[]> {
   const w = summary.window;
   const detected = [...groupBy(summary.cells.filter((c) => c.window_n > 0), (c) => c.event_type)].filter(
     ([eventType, cells]) => sum(cells, "window_n") > highFrequencyThreshold(content, eventType),
@@ -169,7 +169,7 @@ export async function highFrequency(sql: Sql, content: KnowledgeContent, summary
   });
 }
 
-export async function errorSpike(sql: Sql, content: KnowledgeContent, summary: WindowSummary): Promise<Finding[]> {
+async function errorSpike(sql: Sql, content: KnowledgeContent, summary: WindowSummary): Promise<Finding[]> {
   const rule = content.thresholds.error_spike;
   const w = summary.window;
   const spiking = [...groupBy(summary.cells, (c) => c.sector)]
@@ -207,7 +207,7 @@ export async function errorSpike(sql: Sql, content: KnowledgeContent, summary: W
   }));
 }
 
-export function silence(content: KnowledgeContent, summary: WindowSummary): Finding[] {
+function silence(content: KnowledgeContent, summary: WindowSummary): Finding[] {
   const lookback = content.thresholds.silence.lookback_windows;
   const findings: Finding[] = [];
   for (const [eventType, cells] of groupBy(summary.cells, (c) => c.event_type)) {
@@ -228,7 +228,7 @@ export function silence(content: KnowledgeContent, summary: WindowSummary): Find
 }
 
 /** SQL boolean: the row conforms to the schema. Pushes its parameters onto params. */
-export function conformanceSql(schema: EventSchema, params: unknown[]): string {
+function conformanceSql(schema: EventSchema, params: unknown[]): string {
   const param = (value: unknown) => {
     params.push(value);
     return `$${params.length}`;
@@ -259,7 +259,7 @@ export async function schemaConformance(
   return { total: rows[0].total, conforming: rows[0].conforming, mismatched_ids: rows[0].mismatched_ids ?? [] };
 }
 
-export async function schemaMismatch(sql: Sql, content: KnowledgeContent, summary: WindowSummary): Promise<Finding[]> {
+async function schemaMismatch(sql: Sql, content: KnowledgeContent, summary: WindowSummary): Promise<Finding[]> {
   const w = summary.window;
   const seen = new Set(summary.cells.filter((c) => c.window_n > 0).map((c) => c.event_type));
   // Declared types with no observation in the window cannot mismatch: no query for them.
