@@ -54,6 +54,9 @@ export function nextCursor(rows: readonly { seq: number }[], limit: number): str
   return rows.length === limit ? String(rows[rows.length - 1].seq) : null;
 }
 
+/** A ratio or score as reported in evidence: 6 decimal places. */
+export const round6 = (n: number): number => Math.round(n * 1e6) / 1e6;
+
 export function iso(value: unknown): string {
   return (value instanceof Date ? value : new Date(String(value))).toISOString();
 }

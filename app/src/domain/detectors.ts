@@ -10,7 +10,7 @@
  * what was found or declared.
  */
 import type { Sql } from "../db/types";
-import { iso } from "./context";
+import { iso, round6 } from "./context";
 import { highFrequencyThreshold } from "./knowledge";
 import type { EventSchema, JsonObject, KnowledgeContent, PatternKind, Sector } from "./types";
 
@@ -52,7 +52,6 @@ interface WindowSummary {
   readonly cells: readonly SummaryCell[];
 }
 
-const round = (n: number) => Math.round(n * 1e6) / 1e6;
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const earlier = (w: Window, windows: number) => new Date(w.start.getTime() - windows * w.seconds * 1000);
 
@@ -163,7 +162,7 @@ async function highFrequency(sql: Sql, content: KnowledgeContent, summary: Windo
       kind: "high_frequency",
       event_type: eventType,
       sector: cells.length === 1 ? cells[0].sector : null,
-      score: round(count / threshold),
+      score: round6(count / threshold),
       evidence: { count, threshold, window_seconds: w.seconds, by_sector: bySector, sample_observation_ids: samples.get(eventType) ?? [] },
     };
   });
@@ -194,12 +193,12 @@ async function errorSpike(sql: Sql, content: KnowledgeContent, summary: WindowSu
     kind: "error_spike",
     event_type: cited.get(s.sector)?.top_error_type ?? null,
     sector: s.sector,
-    score: round(s.ratio / rule.ratio),
+    score: round6(s.ratio / rule.ratio),
     evidence: {
       errors: s.errors,
       total: s.total,
-      error_ratio: round(s.ratio),
-      baseline_ratio: round(s.baseline),
+      error_ratio: round6(s.ratio),
+      baseline_ratio: round6(s.baseline),
       baseline_total: s.baseTotal,
       thresholds: { min_errors: rule.min_errors, ratio: rule.ratio, factor: rule.factor, baseline_windows: rule.baseline_windows },
       sample_observation_ids: cited.get(s.sector)?.sample ?? [],
@@ -220,8 +219,8 @@ function silence(content: KnowledgeContent, summary: WindowSummary): Finding[] {
       kind: "silence",
       event_type: eventType,
       sector: seenBefore.length === 1 ? seenBefore[0].sector : null,
-      score: round(n / lookback),
-      evidence: { count_before_window: n, expected_per_window: round(n / lookback), last_seen: iso(lastSeen), lookback_windows: lookback, count_in_window: 0 },
+      score: round6(n / lookback),
+      evidence: { count_before_window: n, expected_per_window: round6(n / lookback), last_seen: iso(lastSeen), lookback_windows: lookback, count_in_window: 0 },
     });
   }
   return findings;
@@ -278,8 +277,8 @@ async function schemaMismatch(sql: Sql, content: KnowledgeContent, summary: Wind
       kind: "schema_mismatch",
       event_type: eventType,
       sector: null,
-      score: round(ratio / minRatio),
-      evidence: { total: c.total, mismatched: c.total - c.conforming, mismatch_ratio: round(ratio), min_ratio: minRatio, declared_schema: schema as unknown as JsonObject, sample_observation_ids: c.mismatched_ids },
+      score: round6(ratio / minRatio),
+      evidence: { total: c.total, mismatched: c.total - c.conforming, mismatch_ratio: round6(ratio), min_ratio: minRatio, declared_schema: schema as unknown as JsonObject, sample_observation_ids: c.mismatched_ids },
     });
   });
   return findings;

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Sql } from "../db/types";
-import { iso, isUuid, nextCursor, pageArgs, receipt, timed, windowSecondsOf, type DomainContext } from "./context";
+import { iso, isUuid, nextCursor, pageArgs, receipt, round6, timed, windowSecondsOf, type DomainContext } from "./context";
 import { NotFoundError, ValidationError } from "./errors";
 import { detectAll, type Window, windowEndingAt } from "./detectors";
 import type { AnalyticsService, PatternService } from "./index";
@@ -22,8 +22,6 @@ import {
   type Sector,
   type Snapshot,
 } from "./types";
-
-const round = (n: number) => Math.round(n * 1e6) / 1e6;
 
 /** Most items a receipt's evidence lists. */
 export const EVIDENCE_LIST_LIMIT = 50;
@@ -164,12 +162,12 @@ export function createAnalyticsService(ctx: DomainContext, snapshots: SnapshotIn
         window_end: w.end.toISOString(),
         total_observations: total,
         error_observations: errors,
-        error_ratio: total === 0 ? 0 : round(errors / total),
+        error_ratio: total === 0 ? 0 : round6(errors / total),
         by_event_type: byType.rows.map((r) => ({
           event_type: r.event_type,
           count: r.n,
           errors: r.errors,
-          numeric: r.num_n === 0 ? null : { count: r.num_n, min: Number(r.num_min), max: Number(r.num_max), mean: round(Number(r.num_mean)) },
+          numeric: r.num_n === 0 ? null : { count: r.num_n, min: Number(r.num_min), max: Number(r.num_max), mean: round6(Number(r.num_mean)) },
         })),
         by_sector: bySector.rows.map((r) => ({ sector: r.sector, count: r.n })),
         flagged_observations: flagged.rows[0].n,
