@@ -85,10 +85,48 @@ test.each([
   [{ actor: "x", action: "a.b", target: "t", details: [1] }, "details"],
   [{ actor: "x", action: "a.b", target: "t", details: { s: "nul\u0000" } }, "details"],
   [{ actor: "x", action: "a.b", target: "t", details: { big: "x".repeat(20_000) } }, "details"],
+  [{ actor: "lone\ud800", action: "a.b", target: "t" }, "actor"],
+  [{ actor: "x", action: "a.b", target: "t\udc00" }, "target"],
+  [{ actor: "x", action: "a.b", target: "t", details: { reason: "lone \ud83d" } }, "details"],
+  [{ actor: "x", action: "a.b", target: "t", details: { nested: [{ "key\udfff": 1 }] } }, "details"],
+  [{ actor: "x", action: "a.b", target: "t", details: { "k\u0000": 1 } }, "details"],
 ])("bad event %# names %s", async (event, field) => {
   const error = await appendAudit(env.service, event as never).catch((e: unknown) => e);
   expect(error).toBeInstanceOf(AuditInputError);
   expect((error as AuditInputError).field).toBe(field);
+});
+
+test("details that only look like escapes (a backslash then u0000, a paired surrogate) are stored verbatim", async () => {
+  const details = { text: "\\u0000 and \\ud800", emoji: "\ud83d\ude00" };
+  const record = await appendAudit(env.service, { actor: "escapes", action: "a.b", target: "t", details });
+  expect(record.details).toEqual(details);
+});
+
+test("the audit writer stores every event of a batch that one event (bypassing validation) poisons", async () => {
+  // A NUL in jsonb fails a whole multi-row INSERT in PostgreSQL (22P05); the writer must store the
+  // rest without it. Validation would refuse such an event first, so this spy smuggles the NUL
+  // into one event's details wherever it is written: the group commit's isolation is under test.
+  const poisoned = "isolated-7";
+  const insertSizes: number[] = [];
+  const db: Sql = {
+    query<R>(text: string, params?: readonly unknown[]) {
+      if (!text.startsWith("INSERT") || !params) return env.service.query<R>(text, params);
+      const actors = params[0] as string[];
+      insertSizes.push(actors.length);
+      const details = (params[4] as string[]).map((d, i) => (actors[i] === poisoned ? '{"reason":"\\u0000"}' : d));
+      return env.service.query<R>(text, [params[0], params[1], params[2], params[3], details]);
+    },
+    exec: (text: string) => env.service.exec(text),
+  };
+  const writer = createAuditWriter({ db });
+  const actors = Array.from({ length: 20 }, (_, i) => `isolated-${i}`);
+  const outcomes = await Promise.allSettled(actors.map((actor) => writer.record({ actor, action: "authz.decision", target: "GET /x", outcome: "allow" })));
+  await writer.close();
+  expect(Math.max(...insertSizes)).toBeGreaterThan(1);
+  const rejected = outcomes.flatMap((o, i) => (o.status === "rejected" ? [actors[i]] : []));
+  expect(rejected).toEqual([poisoned]);
+  const { rows } = await env.owner.query<{ actor: string }>("SELECT actor FROM audit_log WHERE actor LIKE 'isolated-%'");
+  expect(rows.map((r) => r.actor).sort()).toEqual(actors.filter((a) => a !== poisoned).sort());
 });
 
 test.each([

@@ -47,11 +47,36 @@ const OUTCOME = /^[a-z][a-z0-9_]{0,63}$/;
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const MAX_DETAILS_BYTES = 16 * 1024;
 
+// A high surrogate not followed by a low one, or a low one not preceded by a high one (code units, no `u` flag).
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 function checkText(field: string, value: unknown, max: number): string {
   if (typeof value !== "string" || value.length === 0) throw new AuditInputError(field, "must be a non-empty string");
   if (value.length > max) throw new AuditInputError(field, `must be at most ${max} characters`);
   if (CONTROL.test(value)) throw new AuditInputError(field, "must not contain control characters");
+  // PostgreSQL stores text as UTF-8: a lone surrogate has no encoding.
+  if (LONE_SURROGATE.test(value)) throw new AuditInputError(field, "must not contain lone UTF-16 surrogates");
   return value;
+}
+
+/** JSON text of details, refusing what jsonb cannot store (NUL, lone surrogates) in any key or string. */
+function detailsJson(details: Record<string, unknown>): string {
+  const refuse = (what: string, text: string) => {
+    if (text.includes("\u0000")) throw new AuditInputError("details", `must not contain NUL characters (${what})`);
+    if (LONE_SURROGATE.test(text)) throw new AuditInputError("details", `must not contain lone UTF-16 surrogates (${what})`);
+  };
+  let json: string;
+  try {
+    json = JSON.stringify(details, function (key: string, value: unknown) {
+      refuse("in a key", key);
+      if (typeof value === "string") refuse("in a value", value);
+      return value;
+    });
+  } catch (error) {
+    if (error instanceof AuditInputError) throw error;
+    throw new AuditInputError("details", `is not representable as JSON (${(error as Error).message})`);
+  }
+  return json;
 }
 
 interface ValidatedAudit {
@@ -80,14 +105,7 @@ export function validateAuditEvent(event: AuditEvent): ValidatedAudit {
   if (rawDetails === null || typeof rawDetails !== "object" || Array.isArray(rawDetails)) {
     throw new AuditInputError("details", "must be a JSON object");
   }
-  let details: string;
-  try {
-    details = JSON.stringify(rawDetails);
-  } catch (error) {
-    throw new AuditInputError("details", `is not representable as JSON (${(error as Error).message})`);
-  }
-  // jsonb cannot store NUL characters.
-  if (details.includes("\\u0000")) throw new AuditInputError("details", "must not contain NUL characters");
+  const details = detailsJson(rawDetails as Record<string, unknown>);
   if (Buffer.byteLength(details, "utf8") > MAX_DETAILS_BYTES) {
     throw new AuditInputError("details", `must be at most ${MAX_DETAILS_BYTES} bytes as JSON`);
   }

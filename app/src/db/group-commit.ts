@@ -6,6 +6,12 @@
  * `write(take)` stores one batch: it calls `take()` when it is ready to include items (the receipt
  * ledger takes them only once it holds the chain head lock, so everything that arrived while it
  * waited joins the batch) and returns one result per taken item, in order.
+ *
+ * One bad item never fails the others sharing its batch: when a batch of more than one item
+ * fails, it is written again as two halves (each its own `write`, so each takes its own items),
+ * down to single items; only the item that fails on its own is rejected. Failures that are about
+ * the database, not the items (connection failures, SQLSTATE classes 53/57/58/XX), are not split:
+ * retrying halves against a database that is down or full would only multiply the wait.
  */
 export interface GroupCommit<T, R> {
   submit(item: T): Promise<R>;
@@ -13,10 +19,60 @@ export interface GroupCommit<T, R> {
   drained(): Promise<void>;
 }
 
-export function createGroupCommit<T, R>(maxBatch: number, write: (take: () => T[]) => Promise<R[]>): GroupCommit<T, R> {
+export interface GroupCommitOptions {
+  /** Whether a failed batch is worth splitting to isolate a bad item; default: not a connection failure. */
+  readonly isolate?: (error: Error) => boolean;
+}
+
+/** Connection-level failures (server down or restarting, pool timeout): not caused by any item. */
+export function isConnectionFailure(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown };
+  const code = typeof e?.code === "string" ? e.code : "";
+  const message = typeof e?.message === "string" ? e.message : "";
+  return (
+    ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "57P01", "57P02", "57P03"].includes(code) ||
+    code.startsWith("08") ||
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message)
+  );
+}
+
+/** SQLSTATE classes about the server, not the data: insufficient resources, operator intervention, system and internal errors. */
+function isServerCondition(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === "string" && /^(53|57|58|XX)/.test(code);
+}
+
+const asError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));
+
+export function createGroupCommit<T, R>(
+  maxBatch: number,
+  write: (take: () => T[]) => Promise<R[]>,
+  options: GroupCommitOptions = {},
+): GroupCommit<T, R> {
   type Pending = { item: T; resolve(result: R): void; reject(error: Error): void };
+  const isolate = options.isolate ?? ((error: Error) => !isConnectionFailure(error) && !isServerCondition(error));
   const queue: Pending[] = [];
   let writing: Promise<void> | null = null;
+
+  /** Writes pending items that were already taken once and failed together. */
+  async function writeIsolated(pending: Pending[]): Promise<void> {
+    try {
+      const results = await write(() => pending.map((p) => p.item));
+      pending.forEach((p, i) => p.resolve(results[i]));
+    } catch (error) {
+      await settleFailure(pending, asError(error));
+    }
+  }
+
+  async function settleFailure(pending: Pending[], failure: Error): Promise<void> {
+    if (pending.length === 1 || !isolate(failure)) {
+      for (const p of pending) p.reject(failure);
+      return;
+    }
+    const half = Math.ceil(pending.length / 2);
+    await writeIsolated(pending.slice(0, half));
+    await writeIsolated(pending.slice(half));
+  }
 
   async function drain(): Promise<void> {
     while (queue.length > 0) {
@@ -26,10 +82,13 @@ export function createGroupCommit<T, R>(maxBatch: number, write: (take: () => T[
         const results = await write(() => (batch.taken ??= queue.splice(0, maxBatch)).map((p) => p.item));
         (batch.taken ?? []).forEach((p, i) => p.resolve(results[i]));
       } catch (error) {
-        const failure = error instanceof Error ? error : new Error(String(error));
-        // Failed before taking (e.g. the database is down): fail what was waiting, not retry forever.
-        const failed = batch.taken ?? queue.splice(0, maxBatch);
-        for (const p of failed) p.reject(failure);
+        const failure = asError(error);
+        if (batch.taken) {
+          await settleFailure(batch.taken, failure);
+        } else {
+          // Failed before taking (e.g. the database is down): fail what was waiting, not retry forever.
+          for (const p of queue.splice(0, maxBatch)) p.reject(failure);
+        }
       }
     }
   }
