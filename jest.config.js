@@ -9,6 +9,9 @@ module.exports = {
     "node_modules/jose/.+\\.js$": ["ts-jest", { tsconfig: "tsconfig.jest.json", diagnostics: false }],
   },
   transformIgnorePatterns: ["/node_modules/(?!jose/)"],
+  // Every process a suite starts goes through test/support/processes.ts; the run fails if one outlives it.
+  globalSetup: "<rootDir>/test/support/global-setup.ts",
+  globalTeardown: "<rootDir>/test/support/global-teardown.ts",
   testTimeout: 60000,
   maxWorkers: 2,
 };

@@ -3,13 +3,13 @@
  * serialises their batches), and a writer killed with SIGKILL mid-run has lost no receipt it had
  * acknowledged.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { createPostgresDatabase } from "../../app/src/db/postgres";
 import { createLedger, loadSigner, verifyChain, type Receipt } from "../../app/src/receipts";
 import { PG_BIN } from "../support/postgres";
+import { spawnTracked, type TrackedProcess } from "../support/processes";
 import { startLedgerPostgres, type LedgerPostgres } from "./receipts-support";
 
 jest.setTimeout(240_000);
@@ -17,33 +17,38 @@ jest.setTimeout(240_000);
 const WRITER = join(__dirname, "receipts-writer.ts");
 const ROOT = join(__dirname, "..", "..");
 let env: LedgerPostgres;
+const started: TrackedProcess[] = [];
 
 beforeAll(async () => {
   env = await startLedgerPostgres();
 });
 afterAll(async () => {
+  for (const p of started) await p.stop();
   await env?.close();
 });
 
 interface Writer {
-  readonly child: ChildProcess;
+  readonly process: TrackedProcess;
   readonly acks: Array<{ seq: number; id: string }>;
   readonly exited: Promise<number | null>;
   stderr(): string;
 }
 
 function startWriter(label: string, count: number, concurrency: number): Writer {
-  const child = spawn(process.execPath, ["--import", "tsx", WRITER], {
+  const writer = spawnTracked(process.execPath, ["--import", "tsx", WRITER], {
     cwd: ROOT,
     env: {
       ...process.env,
       KNHK_TEST_DATABASE_URL: env.serviceUrl,
+      KNHK_TEST_OWNER_URL: env.ownerUrl,
       WRITER_LABEL: label,
       WRITER_COUNT: String(count),
       WRITER_CONCURRENCY: String(concurrency),
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  started.push(writer);
+  const { child } = writer;
   const acks: Array<{ seq: number; id: string }> = [];
   let pending = "";
   let errors = "";
@@ -57,8 +62,8 @@ function startWriter(label: string, count: number, concurrency: number): Writer 
     }
   });
   child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (errors += chunk));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { child, acks, exited, stderr: () => errors };
+  const exited = writer.exited.then(({ code }) => code);
+  return { process: writer, acks, exited, stderr: () => errors };
 }
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
@@ -96,7 +101,7 @@ test("a writer killed with SIGKILL mid-batch lost no acknowledged receipt and th
   const steady = startWriter("steady", 2000, 32);
   const victim = startWriter("victim", 0, 64);
   await waitFor(() => victim.acks.length >= 1500, 120_000);
-  victim.child.kill("SIGKILL");
+  victim.process.signal("SIGKILL");
   expect(await victim.exited).toBeNull();
   expect(await steady.exited).toBe(0);
 
@@ -118,7 +123,7 @@ test("receipts acknowledged before a PostgreSQL crash survive it, even with sync
   // The ledger commits its batches with synchronous_commit on itself; the default here would lose them.
   await env.pg.psql("ALTER DATABASE knhk SET synchronous_commit = off");
   const db = createPostgresDatabase({ connectionString: env.serviceUrl, max: 4 });
-  const signer = await loadSigner({ db, env: {}, log: () => undefined });
+  const signer = await loadSigner({ db, registrar: env.owner, env: {}, log: () => undefined });
   const ledger = createLedger({ db, signer });
   const acked: Receipt[] = [];
   let stop = false;

@@ -2,10 +2,10 @@
  * Real Debian Prometheus and Alertmanager processes for the rules tests (loopback, free ports,
  * temp dirs, killed in `stop`), and a loopback HTTP sink that records what receivers deliver.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { freePort, waitFor } from "../support/ports";
+import { spawnTracked } from "../support/processes";
 import { tempDir } from "./tools";
 
 export interface RunningServer {
@@ -19,29 +19,23 @@ export interface RunningServer {
 async function startBinary(binary: string, args: (port: number, dir: string) => string[], readyPath: string): Promise<RunningServer> {
   const dir = tempDir(binary.replace(/\W/g, ""));
   const port = await freePort();
-  const child: ChildProcess = spawn(binary, args(port, dir), { stdio: ["ignore", "pipe", "pipe"] });
+  const tracked = spawnTracked(binary, args(port, dir), { stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
-  child.stdout?.on("data", (d: Buffer) => (log += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
-  let exited = false;
-  child.on("exit", () => (exited = true));
+  tracked.child.stdout?.on("data", (d: Buffer) => (log += d.toString()));
+  tracked.child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
   const url = `http://127.0.0.1:${port}`;
   const server: RunningServer = {
     url,
     dir,
     log: () => log,
     stop: async () => {
-      if (!exited) {
-        const gone = new Promise((r) => child.once("exit", r));
-        child.kill("SIGTERM");
-        await gone;
-      }
+      await tracked.stop("SIGTERM");
       rmSync(dir, { recursive: true, force: true });
     },
   };
   try {
     await waitFor(`${binary} on ${url}`, async () => {
-      if (exited) throw new Error(`${binary} exited:\n${log}`);
+      if (tracked.hasExited()) throw new Error(`${binary} exited:\n${log}`);
       return (await fetch(url + readyPath)).ok;
     }, 30_000);
   } catch (error) {

@@ -3,9 +3,10 @@
  * loopback, with real PostgreSQL 15 and Redis and a local OIDC issuer: every check passes;
  * with the database stopped it fails and names the check.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { freePort, waitFor } from "../support/ports";
+import { spawnTracked, type TrackedProcess } from "../support/processes";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { startRedis, type TestRedis } from "../support/redis";
 import { startOidc, type TestOidc } from "../app/shell/oidc";
@@ -17,7 +18,7 @@ const REPO = join(__dirname, "..", "..");
 let pg: TestPostgres;
 let redis: TestRedis;
 let oidc: TestOidc;
-let service: ChildProcess | undefined;
+let service: TrackedProcess | undefined;
 let apiUrl: string;
 let metricsUrl: string;
 let tokens: { KNHK_SMOKE_TOKEN: string; KNHK_SMOKE_INGEST_TOKEN: string };
@@ -29,7 +30,8 @@ beforeAll(async () => {
   const [port, metricsPort] = [await freePort(), await freePort()];
   apiUrl = `http://127.0.0.1:${port}`;
   metricsUrl = `http://127.0.0.1:${metricsPort}`;
-  service = spawn("npx", ["tsx", "app/src/main.ts"], {
+  // `npx` runs the service in a child of its own: only stopping the whole group ends it.
+  service = spawnTracked("npx", ["tsx", "app/src/main.ts"], {
     cwd: REPO,
     env: {
       ...process.env,
@@ -45,8 +47,8 @@ beforeAll(async () => {
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  service.stdout!.on("data", (d) => serviceLog.push(String(d)));
-  service.stderr!.on("data", (d) => serviceLog.push(String(d)));
+  service.child.stdout!.on("data", (d) => serviceLog.push(String(d)));
+  service.child.stderr!.on("data", (d) => serviceLog.push(String(d)));
   await waitFor("the service's /health", async () => (await fetch(`${apiUrl}/health`)).ok, 120_000, 250).catch((error) => {
     throw new Error(`${(error as Error).message}\nservice log:\n${serviceLog.join("").slice(-3000)}`);
   });
@@ -57,10 +59,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  if (service?.pid && service.exitCode === null) {
-    service.kill("SIGTERM");
-    await new Promise((resolve) => service!.once("exit", resolve));
-  }
+  await service?.stop("SIGTERM");
   await oidc?.close();
   await redis?.stop();
   await pg?.destroy();

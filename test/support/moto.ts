@@ -8,8 +8,8 @@
  *   await moto.reset();               // drop every bucket (POST /moto-api/reset)
  *   await moto.destroy();
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { freePort, waitFor } from "./ports";
+import { spawnTracked } from "./processes";
 
 export const MOTO_VERSION = "5.2.5";
 /** Dummy credentials: moto accepts any; they exist so the SDK signs requests. */
@@ -33,20 +33,20 @@ export async function startMoto(): Promise<TestMoto> {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
   let output = "";
-  const child: ChildProcess = spawn("moto_server", ["-H", "127.0.0.1", "-p", String(port)], {
+  const server = spawnTracked("moto_server", ["-H", "127.0.0.1", "-p", String(port)], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, PYTHONUNBUFFERED: "1" },
   });
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-4000);
   };
-  child.stdout?.on("data", keep);
-  child.stderr?.on("data", keep);
-  const spawnError = new Promise<never>((_, reject) => child.once("error", (e) => reject(new Error(`moto_server: ${e.message} (install: pip install 'moto[server]==${MOTO_VERSION}')`))));
+  server.child.stdout?.on("data", keep);
+  server.child.stderr?.on("data", keep);
+  const spawnError = new Promise<never>((_, reject) => server.child.once("error", (e) => reject(new Error(`moto_server: ${e.message} (install: pip install 'moto[server]==${MOTO_VERSION}')`))));
   try {
     await Promise.race([waitFor(`moto_server on ${port}`, () => responds(endpoint), 30_000, 100), spawnError]);
   } catch (error) {
-    child.kill("SIGKILL");
+    await server.stop("SIGKILL");
     throw new Error(`${(error as Error).message}\n${output}`);
   }
   return {
@@ -63,12 +63,7 @@ export async function startMoto(): Promise<TestMoto> {
       if (!response.ok) throw new Error(`moto reset: HTTP ${response.status}`);
     },
     async destroy() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((r) => child.once("exit", r));
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(timer);
+      await server.stop("SIGTERM", 5000);
     },
   };
 }

@@ -6,12 +6,12 @@
  *   await redis.stop(); await redis.start();
  *   await redis.destroy();
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitFor } from "./ports";
+import { spawnTracked, type TrackedProcess } from "./processes";
 
 export interface TestRedis {
   readonly port: number;
@@ -36,12 +36,12 @@ function ping(port: number): Promise<boolean> {
 export async function startRedis(extraArgs: string[] = []): Promise<TestRedis> {
   const dir = mkdtempSync(join(tmpdir(), "knhk-redis-"));
   const port = await freePort();
-  let child: ChildProcess | undefined;
+  let server: TrackedProcess | undefined;
   const redis: TestRedis = {
     port,
     url: `redis://127.0.0.1:${port}`,
     async start() {
-      child = spawn(
+      server = spawnTracked(
         "redis-server",
         ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no", ...extraArgs],
         { stdio: "ignore" },
@@ -49,11 +49,7 @@ export async function startRedis(extraArgs: string[] = []): Promise<TestRedis> {
       await waitFor(`redis on ${port}`, () => ping(port), 15_000, 50);
     },
     async stop() {
-      // A killed child has signalCode set and exitCode null: both mean it is gone already.
-      if (!child || child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((r) => child!.once("exit", r));
-      child.kill("SIGKILL");
-      await exited;
+      await server?.stop("SIGKILL");
     },
     async destroy() {
       await redis.stop();

@@ -24,7 +24,6 @@ import {
   S3Client,
   type LifecycleRule as SdkLifecycleRule,
 } from "@aws-sdk/client-s3";
-import { spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { join } from "node:path";
 import {
@@ -44,6 +43,7 @@ import { awsSection } from "../../infra/config/aws";
 import { dataLifecycleRules, ledgerLifecycleRules, objectLockConfiguration, retentionDays } from "../../infra/render/archive";
 import { MOTO_CREDENTIALS, MOTO_REGION, startMoto, type TestMoto } from "../support/moto";
 import { startPostgres, type TestPostgres } from "../support/postgres";
+import { spawnTracked } from "../support/processes";
 import { capturedStreams } from "../support/streams";
 
 jest.setTimeout(240_000);
@@ -511,20 +511,22 @@ describe("the CLI process: npm run knhk -- archive run", () => {
   function archiveProcess(env: Record<string, string>, killAfter?: number): Promise<{ code: number | null; signal: string | null; out: string; err: string }> {
     return new Promise((resolve, reject) => {
       // `node --import tsx` rather than the tsx binary, which runs the program in a grandchild a kill would miss.
-      const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "app", "src", "cli", "index.ts"), "archive", "run", "--batch", "100"], {
+      const tracked = spawnTracked(process.execPath, ["--import", "tsx", join(ROOT, "app", "src", "cli", "index.ts"), "archive", "run", "--batch", "100"], {
         cwd: ROOT,
         env: { ...process.env, ...env },
         stdio: ["ignore", "pipe", "pipe"],
       });
+      const child = tracked.child;
       let out = "";
       let err = "";
-      child.stdout.on("data", (c) => (out += c));
-      child.stderr.on("data", (c) => {
+      child.stdout!.on("data", (c) => (out += c));
+      child.stderr!.on("data", (c) => {
         err += c;
-        if (killAfter !== undefined && (err.match(/^archive: receipts /gm) ?? []).length >= killAfter) child.kill("SIGKILL");
+        if (killAfter !== undefined && (err.match(/^archive: receipts /gm) ?? []).length >= killAfter) tracked.signal("SIGKILL");
       });
       child.on("error", reject);
-      child.on("close", (code, signal) => resolve({ code, signal, out, err }));
+      // Resolved once the whole group is gone (stop() after the exit only confirms and untracks it).
+      child.on("close", (code, signal) => void tracked.stop().then(() => resolve({ code, signal, out, err })));
     });
   }
 

@@ -6,7 +6,7 @@
  * and the Kubernetes layout, where the backup job reaches the database only through
  * `pgbackrest server` over TLS with a client certificate.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -15,6 +15,7 @@ import { promisify } from "node:util";
 import { archiveCommands, backupScript, CIPHER_PASS_ENV, renderPgbackrestConf, restoreTestScript } from "../../infra/render/pgbackrest";
 import { freePort, waitFor } from "../support/ports";
 import { PG_BIN } from "../support/postgres";
+import { spawnTracked, type TrackedProcess } from "../support/processes";
 
 const run = promisify(execFile);
 const STANZA = "knhk";
@@ -177,7 +178,7 @@ describe("pgbackrest.conf with a real PostgreSQL and a posix repository", () => 
 describe("pgBackRest TLS server (database side) and repository host (backup job side)", () => {
   let root: string;
   let pg: Awaited<ReturnType<typeof startArchivingPostgres>>;
-  let server: ChildProcess | undefined;
+  let server: TrackedProcess | undefined;
   let repoHostConf: string;
   let wrongClientConf: string;
   const cipherEnv = { [CIPHER_PASS_ENV]: "test-only-passphrase-not-a-secret" };
@@ -229,7 +230,7 @@ describe("pgBackRest TLS server (database side) and repository host (backup job 
     writeFileSync(wrongClientConf, remote("intruder"));
 
     const [cmd, argv] = asRoot ? ["runuser", ["-u", "postgres", "--", "pgbackrest", `--config=${dbConf}`, "server"]] : ["pgbackrest", [`--config=${dbConf}`, "server"]];
-    server = spawn(cmd, argv, { env: { ...process.env, ...cipherEnv }, detached: true, stdio: "ignore" });
+    server = spawnTracked(cmd, argv, { env: { ...process.env, ...cipherEnv }, stdio: "ignore" });
     await waitFor("pgbackrest server", () => new Promise<boolean>((resolve) => {
       const s = connect(tlsPort, "127.0.0.1", () => { s.destroy(); resolve(true); });
       s.on("error", () => resolve(false));
@@ -237,11 +238,7 @@ describe("pgBackRest TLS server (database side) and repository host (backup job 
   }, 180_000);
 
   afterAll(async () => {
-    if (server?.pid !== undefined && server.exitCode === null) {
-      const exited = new Promise((r) => server!.once("exit", r));
-      process.kill(-server.pid, "SIGTERM");
-      await exited;
-    }
+    await server?.stop("SIGTERM");
     await pg?.stop();
     if (root) rmSync(root, { recursive: true, force: true });
   });
