@@ -70,7 +70,8 @@ export async function openScenario(pg: TestPostgres, options: ScenarioOptions = 
 
   async function build(extra: Partial<DomainSettings> = {}) {
     const db = createPostgresDatabase({ connectionString: pg.url(database, "knhk_app"), max: 8 });
-    const signer = await registerEphemeralSigner(db);
+    // Keys are registered by the owner (migration 0006): the service role may not.
+    const signer = await registerEphemeralSigner(owner);
     const ledger = createLedger({ db, signer });
     const kernel = await createKernel({ capacity: 1024, maxBatch: 16 });
     const metrics = recordingMetrics();

@@ -37,7 +37,7 @@ const batchSizes: number[] = [];
 
 beforeAll(async () => {
   env = await startLedgerPostgres();
-  signer = await loadSigner({ db: env.service, env: {}, log: quiet });
+  signer = await loadSigner({ db: env.service, registrar: env.owner, env: {}, log: quiet });
   ledger = createLedger({ db: env.service, signer, metrics: { onBatch: (n) => batchSizes.push(n) } });
 });
 
@@ -116,7 +116,7 @@ describe("tampering by the owner (trigger bypassed) is reported with the receipt
   let otherKeyVersion: number;
   beforeAll(async () => {
     await Promise.all(Array.from({ length: 300 }, (_, i) => append(i, { for: "tampering" })));
-    const other = await loadSigner({ db: env.service, env: {}, log: quiet });
+    const other = await loadSigner({ db: env.service, registrar: env.owner, env: {}, log: quiet });
     otherKeyVersion = other.keyVersion;
   });
 
@@ -158,9 +158,13 @@ describe("tampering by the owner (trigger bypassed) is reported with the receipt
     else expect(found).toEqual([...kinds].sort());
     for (const f of onTampered) expect(f.detail.length).toBeGreaterThan(0);
     expect(onTampered[0].seq).toBe(field === "seq" ? 1000000 : seq);
-    // Nothing but the tampered receipt and its direct child is reported.
-    for (const f of allFailures(report).filter((x) => x.id !== storedId)) expect(f.seq).toBe(seq + 1);
-    expect(report.verified_count).toBe(report.total_count - new Set(allFailures(report).map((f) => f.seq)).size);
+    // Nothing but the tampered receipt and its direct child is reported (a seq moved past the
+    // head also lies beyond receipt_chain_head: an anchor failure naming no receipt).
+    const anchored = allFailures(report).filter((x) => x.id === "");
+    expect(anchored.map((f) => f.kind)).toEqual(field === "seq" ? ["sequence_gap"] : []);
+    for (const f of allFailures(report).filter((x) => x.id !== storedId && x.id !== "")) expect(f.seq).toBe(seq + 1);
+    const onReceipts = allFailures(report).filter((x) => x.id !== "");
+    expect(report.verified_count).toBe(report.total_count - new Set(onReceipts.map((f) => f.seq)).size);
 
     // Restoring the original values makes the chain verify again: detection is exact, not noise.
     await asOwnerBypassingTriggers(
@@ -181,6 +185,7 @@ describe("key rotation", () => {
     const pem = privateKey.export({ format: "pem", type: "pkcs8" }).toString();
     const rotated = await loadSigner({
       db: env.service,
+      registrar: env.owner,
       env: { KNHK_SIGNING_KEY_PEM: pem, KNHK_SIGNING_KEY_VERSION: String(nextVersion) },
       log: quiet,
     });
@@ -205,12 +210,12 @@ describe("key rotation", () => {
     // Same version, different key: refused, naming the variable.
     const other = generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString();
     await expect(
-      loadSigner({ db: env.service, env: { KNHK_SIGNING_KEY_PEM: other, KNHK_SIGNING_KEY_VERSION: String(nextVersion) }, log: quiet }),
+      loadSigner({ db: env.service, registrar: env.owner, env: { KNHK_SIGNING_KEY_PEM: other, KNHK_SIGNING_KEY_VERSION: String(nextVersion) }, log: quiet }),
     ).rejects.toThrow(/KNHK_SIGNING_KEY_VERSION=\d+: that version is registered with a different public key/);
 
     // A later configured version retires the earlier configured one.
     const third = generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString();
-    await loadSigner({ db: env.service, env: { KNHK_SIGNING_KEY_PEM: third, KNHK_SIGNING_KEY_VERSION: String(nextVersion + 1) }, log: quiet });
+    await loadSigner({ db: env.service, registrar: env.owner, env: { KNHK_SIGNING_KEY_PEM: third, KNHK_SIGNING_KEY_VERSION: String(nextVersion + 1) }, log: quiet });
     const afterThird = await listSigningKeys(env.service);
     expect(afterThird.find((k) => k.key_version === nextVersion)?.retired_at).not.toBeNull();
     expect((await verifyChain({ db: env.service })).ok).toBe(true);
@@ -290,6 +295,8 @@ describe("retrocausation", () => {
         "INSERT INTO receipts (seq, id, operation, outcome, evidence, sector, created_at, parent_hash, key_version, hash, signature) VALUES (6, $1, 't', 'success', $2, 'x', $3, $4, 50, $5, $6)",
         [id, fields.evidenceJson, createdAt, head.hash, hash, sign(null, Buffer.from(hash, "hex"), privateKey).toString("base64")],
       );
+      // ... and move the head to it, as the ledger would have: only the timestamp order is wrong.
+      await owner.query("UPDATE receipt_chain_head SET seq = 6, hash = $1, created_at = $2", [hash, createdAt]);
       expect(keyed.keyVersion).toBe(50);
       const report = await verifyChain({ db: owner });
       expect(report.ok).toBe(false);

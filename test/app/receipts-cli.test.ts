@@ -18,7 +18,7 @@ let publicKey: string;
 
 beforeAll(async () => {
   env = await startLedgerPostgres();
-  const signer = await loadSigner({ db: env.service, env: {}, log: () => undefined });
+  const signer = await loadSigner({ db: env.service, registrar: env.owner, env: {}, log: () => undefined });
   publicKey = signer.publicKey;
   const ledger = createLedger({ db: env.service, signer });
   receipts = await Promise.all(

@@ -14,7 +14,7 @@ test("appends, verifies (inline and threaded, full and incremental), refuses UPD
     timeout: 170_000,
   });
   const r = JSON.parse(stdout.trim().split("\n").pop() as string);
-  expect(r.applied).toEqual([2, 3]);
+  expect(r.applied).toEqual([2, 3, 6]);
   expect(r.logs[0]).toMatch(/ephemeral ed25519 key registered as key_version 1/);
   expect(r.seqs).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
   expect(r.batches.reduce((a: number, b: number) => a + b, 0)).toBe(320);

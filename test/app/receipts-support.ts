@@ -20,7 +20,7 @@ export interface LedgerPostgres {
 
 /** Only the ledger's own migrations, so these tests do not depend on other areas' schema. */
 export function ledgerMigrations() {
-  return loadMigrations().filter((m) => m.name === "receipts" || m.name === "audit_log");
+  return loadMigrations().filter((m) => ["receipts", "audit_log", "receipt_outbox_and_key_registrars"].includes(m.name));
 }
 
 export async function startLedgerPostgres(database = "knhk", settings: Record<string, string> = {}): Promise<LedgerPostgres> {

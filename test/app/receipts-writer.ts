@@ -1,7 +1,8 @@
 /**
  * A receipt-writing service process for the multi-process tests:
  *   node --import tsx test/app/receipts-writer.ts
- * env: KNHK_TEST_DATABASE_URL, WRITER_LABEL, WRITER_COUNT (0 = until killed), WRITER_CONCURRENCY.
+ * env: KNHK_TEST_DATABASE_URL, KNHK_TEST_OWNER_URL (registers the writer's key: the service role
+ * may not), WRITER_LABEL, WRITER_COUNT (0 = until killed), WRITER_CONCURRENCY.
  * Prints "ready <key_version>" once, then "ack <seq> <id>" for every receipt whose append promise
  * resolved (stdout to a pipe is synchronous on Linux, so a printed line was acknowledged).
  */
@@ -15,7 +16,7 @@ async function main(): Promise<void> {
   const count = Number(process.env.WRITER_COUNT ?? "1000");
   const concurrency = Number(process.env.WRITER_CONCURRENCY ?? "32");
   const db = createPostgresDatabase({ connectionString: url, max: 4 });
-  const signer = await loadSigner({ db, env: {}, log: () => undefined });
+  const signer = await loadSigner({ db, env: { DATABASE_MIGRATION_URL: process.env.KNHK_TEST_OWNER_URL }, log: () => undefined });
   const ledger = createLedger({ db, signer });
   process.stdout.write(`ready ${signer.keyVersion}\n`);
   let next = 0;

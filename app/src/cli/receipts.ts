@@ -3,14 +3,19 @@
  *   verify-chain [--format text|json] [--limit N] [--incremental] [--workers N]
  *       Verifies the stored chain; exit 0 when intact, 1 on any failure, 2 on bad usage.
  *       Progress goes to stderr for long runs.
+ *   register-key --version N (--key-file <pem> | --public-key <base64>)
+ *       Registers a signing key's public half (run as the database owner: the service role may
+ *       not). The PEM may be the private key (only its public half is stored) or the public key.
  *   export --out <dir|-> [--after-seq N]
  *       Writes receipts (seq > N) as NDJSON, one receipt per line, to stdout (-) or to
  *       <dir>/receipts-<first>-<last>.ndjson.
  */
-import { createWriteStream, mkdirSync, renameSync } from "node:fs";
+import { createPublicKey } from "node:crypto";
+import { createWriteStream, mkdirSync, readFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { once } from "node:events";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { rawPublicKey, registerSigningKey, SigningKeyRegistrationError } from "../receipts/keys";
 import { exportReceipts } from "../receipts/store";
 import { verifyChain } from "../receipts/verify";
 import type { ChainFailure, VerificationReport } from "../receipts/types";
@@ -18,6 +23,7 @@ import type { CliContext } from "./context";
 
 const USAGE = `usage:
   knhk receipts verify-chain [--format text|json] [--limit N] [--incremental] [--workers N]
+  knhk receipts register-key --version N (--key-file <pem> | --public-key <base64>)
   knhk receipts export --out <dir|-> [--after-seq N]
 `;
 
@@ -44,7 +50,7 @@ function write(stream: NodeJS.WritableStream, text: string): void {
 }
 
 function describe(f: ChainFailure): string {
-  return `  seq ${f.seq} id ${f.id}: ${f.kind}: ${f.detail}`;
+  return `  seq ${f.seq} id ${f.id || "-"}: ${f.kind}: ${f.detail}`;
 }
 
 export function formatReport(report: VerificationReport): string {
@@ -93,6 +99,42 @@ async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
   return report.ok ? 0 : 1;
 }
 
+function publicKeyFrom(keyFile: string | undefined, publicKey: string | undefined): string {
+  if (keyFile && publicKey) throw new UsageError("--key-file and --public-key: give only one");
+  if (publicKey !== undefined) {
+    if (!/^[A-Za-z0-9+/]{43}=$/.test(publicKey)) throw new UsageError("--public-key: must be a raw 32-byte ed25519 key in base64");
+    return publicKey;
+  }
+  if (!keyFile) throw new UsageError("--key-file or --public-key: required");
+  let pem: string;
+  try {
+    pem = readFileSync(keyFile, "utf8");
+  } catch (error) {
+    throw new UsageError(`--key-file: cannot read ${keyFile} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  try {
+    return rawPublicKey(createPublicKey(pem));
+  } catch (error) {
+    throw new UsageError(`--key-file: not an ed25519 PEM key (${(error as Error).message})`);
+  }
+}
+
+async function registerKeyCommand(args: string[], ctx: CliContext): Promise<number> {
+  const { values } = parse(args, { version: { type: "string" }, "key-file": { type: "string" }, "public-key": { type: "string" } });
+  const version = positiveInteger("version", values.version as string | undefined);
+  if (version === undefined) throw new UsageError("--version: required");
+  const publicKey = publicKeyFrom(values["key-file"] as string | undefined, values["public-key"] as string | undefined);
+  try {
+    await registerSigningKey(ctx.db, { keyVersion: version, publicKey, ephemeral: false });
+  } catch (error) {
+    if (!(error instanceof SigningKeyRegistrationError) && !/registered with a different public key/.test((error as Error).message)) throw error;
+    write(ctx.stderr, `receipts register-key: ${(error as Error).message}\n`);
+    return 1;
+  }
+  write(ctx.stdout, `signing key version ${version} registered (${publicKey})\n`);
+  return 0;
+}
+
 async function exportCommand(args: string[], ctx: CliContext): Promise<number> {
   const { values } = parse(args, { out: { type: "string" }, "after-seq": { type: "string" } });
   const out = values.out as string | undefined;
@@ -139,6 +181,8 @@ export async function run(args: string[], ctx: CliContext): Promise<number> {
         return await verifyCommand(rest, ctx);
       case "export":
         return await exportCommand(rest, ctx);
+      case "register-key":
+        return await registerKeyCommand(rest, ctx);
       case undefined:
       case "help":
       case "--help":

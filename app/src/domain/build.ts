@@ -53,7 +53,12 @@ export function buildDomain(deps: DomainDeps): Domain {
     snapshots: { list: snapshots.list, get: snapshots.get, current: snapshots.current, promote: snapshots.promote, rollback: snapshots.rollback, invalidate: snapshots.invalidate },
     mapeK,
     init() {
-      initialised ??= snapshots.ensureGenesis().catch((error) => {
+      // Receipts a crashed process staged but never appended go into the chain before anything
+      // is served (and the ledger takes its outbox owner lock before the first request stages).
+      initialised ??= (async () => {
+        await ctx.ledger.recover();
+        await snapshots.ensureGenesis();
+      })().catch((error) => {
         initialised = undefined;
         throw error;
       });

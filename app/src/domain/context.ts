@@ -1,9 +1,9 @@
 /** What every domain module shares: dependencies, and small helpers for timing, receipts, paging. */
-import type { Database } from "../db/types";
+import type { Database, Sql } from "../db/types";
 import { ValidationError } from "./errors";
 import type { HotPathKernel } from "./hotpath-port";
 import type { DomainMetrics, WarmPathStage } from "./metrics";
-import type { Clock, LedgerPort, ReceiptEntry, SnapshotBroadcaster } from "./ports";
+import type { Clock, LedgerPort, ReceiptBackLink, ReceiptEntry, SnapshotBroadcaster } from "./ports";
 import type { KnowledgeContent, ListQuery } from "./types";
 
 export interface DomainContext {
@@ -31,9 +31,37 @@ export async function timed<T>(ctx: DomainContext, stage: WarmPathStage, fn: () 
   }
 }
 
+/** A receipt for a step that stores no row (a rejection, a MAPE-K phase). */
 export async function receipt(ctx: DomainContext, entry: ReceiptEntry): Promise<number> {
   const stored = await ctx.ledger.append(entry);
   return Number(stored.seq);
+}
+
+/** What a receipted step's transaction returns: its result, its receipt, and the row that links back to it. */
+export interface ReceiptedResult<T> {
+  readonly value: T;
+  /** Absent when the step turned out to write nothing. */
+  readonly receipt?: ReceiptEntry;
+  readonly link?: ReceiptBackLink;
+}
+
+/**
+ * Runs a receipted step: `write` stores the step's rows in one transaction, and its receipt goes
+ * into the outbox in that same transaction, so no row is ever durable without its receipt. The
+ * receipt is appended after the commit (a crash in between: the next start appends it).
+ * Resolves with the step's value and the receipt's seq (null when there was no receipt).
+ */
+export async function receipted<T>(
+  ctx: DomainContext,
+  write: (tx: Sql) => Promise<ReceiptedResult<T>>,
+): Promise<{ value: T; seq: number | null }> {
+  const { value, staged } = await ctx.db.transaction(async (tx) => {
+    const result = await write(tx);
+    return { value: result.value, staged: result.receipt ? await ctx.ledger.stage(tx, result.receipt, result.link) : undefined };
+  });
+  if (!staged) return { value, seq: null };
+  const stored = await ctx.ledger.appendStaged(staged);
+  return { value, seq: Number(stored.seq) };
 }
 
 export const DEFAULT_PAGE = 100;

@@ -154,10 +154,22 @@ export function createObservationService(ctx: DomainContext, snapshots: Snapshot
     }
     const flagged = run.outcomes.some((o) => !o.passed);
     const id = randomUUID();
-    // One statement, committed on its own: one round trip instead of BEGIN, INSERT, COMMIT.
+    const hotPathTicks = run.appendTicks + run.evaluationTicks;
+    // The receipt goes into the outbox in the same statement as the row (one round trip, one
+    // commit): the observation is never durable without it. The ledger appends it next.
+    const staging = await ctx.ledger.stagingStatement(
+      {
+        operation: "observation.create",
+        outcome: flagged ? "flagged" : "success",
+        evidence: { observation_id: id, event_type: obs.event_type, snapshot_id: snapshot.id, hot_path_ticks: hotPathTicks, failed_guards: run.outcomes.filter((o) => !o.passed).map((o) => o.guard_id) },
+        sector: obs.sector,
+      },
+      12,
+    );
     const row = await timed(ctx, "persistence", async () => {
       const { rows } = await ctx.db.query<ObservationRow>(
-        `INSERT INTO observations (id, event_type, value, sector, metadata, observed_at, created_at, snapshot_id, flagged, guards, hot_path_ticks)
+        `WITH staged AS (${staging.sql})
+         INSERT INTO observations (id, event_type, value, sector, metadata, observed_at, created_at, snapshot_id, flagged, guards, hot_path_ticks)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${COLUMNS}`,
         [
           id,
@@ -170,18 +182,14 @@ export function createObservationService(ctx: DomainContext, snapshots: Snapshot
           snapshot.id,
           flagged,
           JSON.stringify(run.outcomes),
-          run.appendTicks + run.evaluationTicks,
+          hotPathTicks,
+          ...staging.params,
         ],
       );
       return rows[0];
     });
     const observation = toObservation(row);
-    await receipt(ctx, {
-      operation: "observation.create",
-      outcome: flagged ? "flagged" : "success",
-      evidence: { observation_id: id, event_type: obs.event_type, snapshot_id: snapshot.id, hot_path_ticks: observation.hot_path_ticks, failed_guards: run.outcomes.filter((o) => !o.passed).map((o) => o.guard_id) },
-      sector: obs.sector,
-    });
+    await ctx.ledger.appendStaged(staging.staged);
     return observation;
   }
 

@@ -1,4 +1,5 @@
 /** What the domain needs from its neighbours (receipt ledger, broadcaster, clock). */
+import type { Sql } from "../db/types";
 import type { JsonObject, SnapshotChangeEvent } from "./types";
 
 /** One receipt to append; H-ledger's `ledger.append` accepts exactly this. */
@@ -9,8 +10,32 @@ export interface ReceiptEntry {
   readonly sector: string;
 }
 
+/** A domain row that records its receipt's seq (`receipt_seq`), filled when the receipt is appended. */
+export interface ReceiptBackLink {
+  readonly table: "snapshot_transitions" | "validation_reports";
+  /** The row's `seq`. */
+  readonly seq: number;
+}
+
+/** A receipt stored in the outbox by a step's transaction, not yet in the chain. */
+export interface StagedEntry {
+  readonly outboxId: string;
+}
+
 export interface LedgerPort {
+  /** A receipt with no domain row to keep atomic with (e.g. a rejection, a MAPE-K phase). */
   append(entry: ReceiptEntry): Promise<{ readonly seq: number }>;
+  /**
+   * Stores the receipt in the outbox inside `tx`, the step's own transaction: once `tx` commits,
+   * the receipt is durable (appendStaged, or recovery after a crash, puts it in the chain).
+   */
+  stage(tx: Sql, entry: ReceiptEntry, link?: ReceiptBackLink): Promise<StagedEntry>;
+  /** The same as one statement (placeholders from `$firstParam`), for a step that writes with one statement. */
+  stagingStatement(entry: ReceiptEntry, firstParam: number, link?: ReceiptBackLink): Promise<{ readonly sql: string; readonly params: unknown[]; readonly staged: StagedEntry }>;
+  /** Appends a staged receipt after its transaction committed. */
+  appendStaged(staged: StagedEntry): Promise<{ readonly seq: number }>;
+  /** Appends what crashed processes left staged; resolves with the count. Run before serving. */
+  recover(): Promise<number>;
 }
 
 /** Publishes snapshot changes to the other replicas (Redis pub/sub in the API process). */

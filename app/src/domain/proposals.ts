@@ -1,7 +1,7 @@
 /** Proposals: a change to the knowledge planned from a pattern, with its candidate snapshot. */
 import { randomUUID } from "node:crypto";
 import type { Sql } from "../db/types";
-import { iso, isUuid, receipt, timed, type DomainContext } from "./context";
+import { iso, isUuid, receipted, timed, type DomainContext } from "./context";
 import { ConflictError, NotFoundError, ValidationError } from "./errors";
 import { applyChange, highFrequencyThreshold } from "./knowledge";
 import { findPattern } from "./patterns";
@@ -145,7 +145,7 @@ export function createProposalCore(ctx: DomainContext) {
         patterns = [];
         for (const row of rows) patterns.push((await findPattern(ctx.db, row.id))!);
       }
-      const result = await ctx.db.transaction(async (tx) => {
+      const { value: result } = await receipted(ctx, async (tx) => {
         const baseId = await currentSnapshotId(tx);
         const base = (await findSnapshot(tx, baseId))!;
         const proposals: Proposal[] = [];
@@ -163,18 +163,20 @@ export function createProposalCore(ctx: DomainContext) {
           }
           proposals.push(await insertProposal(tx, pattern, plan.change, plan.rationale, base, ctx.clock.now()));
         }
-        return { proposals, skipped };
+        return {
+          value: { proposals, skipped },
+          receipt: {
+            operation: "proposal.generate",
+            outcome: "success",
+            evidence: {
+              proposals: proposals.map((p) => ({ id: p.id, pattern_id: p.pattern_id, kind: p.change.kind, snapshot_id: p.snapshot_id, base_snapshot_id: p.base_snapshot_id })),
+              skipped,
+            },
+            sector: "generic",
+          },
+        };
       });
       ctx.metrics.inc("knhk_proposals_generated_total", {}, result.proposals.length);
-      await receipt(ctx, {
-        operation: "proposal.generate",
-        outcome: "success",
-        evidence: {
-          proposals: result.proposals.map((p) => ({ id: p.id, pattern_id: p.pattern_id, kind: p.change.kind, snapshot_id: p.snapshot_id, base_snapshot_id: p.base_snapshot_id })),
-          skipped: result.skipped,
-        },
-        sector: "generic",
-      });
       return result;
     });
   }
@@ -186,11 +188,12 @@ export function createProposalCore(ctx: DomainContext) {
   }
 
   async function rebase(id: string): Promise<Proposal> {
-    const rebased = await ctx.db.transaction(async (tx) => {
+    const { value: rebased } = await receipted(ctx, async (tx) => {
       const proposal = await findProposal(tx, id, true);
       if (!proposal) throw new NotFoundError("proposal", id);
       const baseId = await currentSnapshotId(tx);
-      if (proposal.base_snapshot_id === baseId) return undefined;
+      // Already on the current base: nothing written, nothing to receipt.
+      if (proposal.base_snapshot_id === baseId) return { value: proposal };
       if (proposal.status === "promoted") throw new ConflictError(`proposal ${id} was promoted; plan a new one`, "already_promoted");
       const base = (await findSnapshot(tx, baseId))!;
       const change: ProposalChange =
@@ -202,16 +205,18 @@ export function createProposalCore(ctx: DomainContext) {
         `UPDATE proposals SET change = $2, snapshot_id = $3, base_snapshot_id = $4, status = 'pending' WHERE id = $1 RETURNING ${PROPOSAL_COLUMNS}`,
         [id, JSON.stringify(change), candidate.id, base.id],
       );
-      return { proposal: toProposal(rows[0]), previous: proposal };
+      const stored = toProposal(rows[0]);
+      return {
+        value: stored,
+        receipt: {
+          operation: "proposal.rebase",
+          outcome: "success",
+          evidence: { proposal_id: id, snapshot_id: stored.snapshot_id, base_snapshot_id: stored.base_snapshot_id, previous_snapshot_id: proposal.snapshot_id },
+          sector: "generic",
+        },
+      };
     });
-    if (!rebased) return get(id);
-    await receipt(ctx, {
-      operation: "proposal.rebase",
-      outcome: "success",
-      evidence: { proposal_id: id, snapshot_id: rebased.proposal.snapshot_id, base_snapshot_id: rebased.proposal.base_snapshot_id, previous_snapshot_id: rebased.previous.snapshot_id },
-      sector: "generic",
-    });
-    return rebased.proposal;
+    return rebased;
   }
 
   return { generateDetailed, get, rebase };

@@ -1,7 +1,7 @@
 /** Knowledge snapshots: the parent chain, the current pointer, promotion and rollback. */
 import { randomUUID } from "node:crypto";
 import type { Sql } from "../db/types";
-import { iso, isUuid, nextCursor, pageArgs, receipt, timed, type DomainContext } from "./context";
+import { iso, isUuid, nextCursor, pageArgs, receipted, timed, type DomainContext } from "./context";
 import { ConflictError, NotFoundError } from "./errors";
 import { contentHash, knowledgeContentSchema } from "./knowledge";
 import type { SnapshotService } from "./index";
@@ -124,7 +124,7 @@ export function createSnapshotService(ctx: DomainContext): SnapshotInternals {
   async function promote(id: string): Promise<Snapshot> {
     return timed(ctx, "promotion", async () => {
       const now = ctx.clock.now();
-      const { promoted, previous, proposalId } = await ctx.db.transaction(async (tx) => {
+      const { value: promoted } = await receipted(ctx, async (tx) => {
         const currentId = await currentSnapshotId(tx, true);
         const snapshot = await findSnapshot(tx, id);
         if (!snapshot) throw new NotFoundError("snapshot", id);
@@ -151,22 +151,24 @@ export function createSnapshotService(ctx: DomainContext): SnapshotInternals {
         await tx.query("UPDATE knowledge_snapshots SET status = 'superseded' WHERE id = $1", [currentId]);
         await tx.query("UPDATE knowledge_snapshots SET status = 'current', promoted_at = $2 WHERE id = $1", [snapshot.id, now]);
         await tx.query("UPDATE proposals SET status = 'promoted' WHERE id = $1", [snapshot.proposal_id]);
-        await tx.query(
-          "INSERT INTO snapshot_transitions (kind, from_snapshot_id, to_snapshot_id, at) VALUES ('promote', $1, $2, $3)",
+        const transition = await tx.query<{ seq: string }>(
+          "INSERT INTO snapshot_transitions (kind, from_snapshot_id, to_snapshot_id, at) VALUES ('promote', $1, $2, $3) RETURNING seq",
           [currentId, snapshot.id, now],
         );
-        return { promoted: snapshot, previous: currentId, proposalId: snapshot.proposal_id };
+        return {
+          value: { ...snapshot, previous: currentId },
+          receipt: {
+            operation: "snapshot.promote",
+            outcome: "success",
+            evidence: { snapshot_id: snapshot.id, previous_snapshot_id: currentId, proposal_id: snapshot.proposal_id, version: snapshot.version, content_hash: snapshot.content_hash },
+            sector: "generic",
+          },
+          link: { table: "snapshot_transitions", seq: Number(transition.rows[0].seq) },
+        };
       });
       cached = undefined;
       ctx.metrics.inc("knhk_snapshot_promotions_total");
-      const seq = await receipt(ctx, {
-        operation: "snapshot.promote",
-        outcome: "success",
-        evidence: { snapshot_id: promoted.id, previous_snapshot_id: previous, proposal_id: proposalId, version: promoted.version, content_hash: promoted.content_hash },
-        sector: "generic",
-      });
-      await ctx.db.query("UPDATE snapshot_transitions SET receipt_seq = $1 WHERE to_snapshot_id = $2 AND kind = 'promote' AND receipt_seq IS NULL", [seq, promoted.id]);
-      await publish({ kind: "promote", snapshot_id: promoted.id, previous_snapshot_id: previous, version: promoted.version });
+      await publish({ kind: "promote", snapshot_id: promoted.id, previous_snapshot_id: promoted.previous, version: promoted.version });
       return load(promoted.id);
     });
   }
@@ -174,7 +176,7 @@ export function createSnapshotService(ctx: DomainContext): SnapshotInternals {
   async function rollback(): Promise<Snapshot> {
     return timed(ctx, "rollback", async () => {
       const now = ctx.clock.now();
-      const { target, from } = await ctx.db.transaction(async (tx) => {
+      const { value: { target, from } } = await receipted(ctx, async (tx) => {
         const currentId = await currentSnapshotId(tx, true);
         const currentSnapshot = await findSnapshot(tx, currentId);
         if (!currentSnapshot) throw new Error(`current snapshot ${currentId} is missing`);
@@ -184,21 +186,23 @@ export function createSnapshotService(ctx: DomainContext): SnapshotInternals {
         await tx.query("UPDATE knowledge_current SET snapshot_id = $1, changed_at = $2 WHERE singleton", [parent.id, now]);
         await tx.query("UPDATE knowledge_snapshots SET status = 'rolled_back' WHERE id = $1", [currentId]);
         await tx.query("UPDATE knowledge_snapshots SET status = 'current' WHERE id = $1", [parent.id]);
-        await tx.query(
-          "INSERT INTO snapshot_transitions (kind, from_snapshot_id, to_snapshot_id, at) VALUES ('rollback', $1, $2, $3)",
+        const transition = await tx.query<{ seq: string }>(
+          "INSERT INTO snapshot_transitions (kind, from_snapshot_id, to_snapshot_id, at) VALUES ('rollback', $1, $2, $3) RETURNING seq",
           [currentId, parent.id, now],
         );
-        return { target: parent, from: currentSnapshot };
+        return {
+          value: { target: parent, from: currentSnapshot },
+          receipt: {
+            operation: "snapshot.rollback",
+            outcome: "success",
+            evidence: { snapshot_id: parent.id, rolled_back_snapshot_id: currentSnapshot.id, version: parent.version, content_hash: parent.content_hash },
+            sector: "generic",
+          },
+          link: { table: "snapshot_transitions", seq: Number(transition.rows[0].seq) },
+        };
       });
       cached = undefined;
       ctx.metrics.inc("knhk_snapshot_rollbacks_total");
-      const seq = await receipt(ctx, {
-        operation: "snapshot.rollback",
-        outcome: "success",
-        evidence: { snapshot_id: target.id, rolled_back_snapshot_id: from.id, version: target.version, content_hash: target.content_hash },
-        sector: "generic",
-      });
-      await ctx.db.query("UPDATE snapshot_transitions SET receipt_seq = $1 WHERE from_snapshot_id = $2 AND kind = 'rollback' AND receipt_seq IS NULL", [seq, from.id]);
       await publish({ kind: "rollback", snapshot_id: target.id, previous_snapshot_id: from.id, version: target.version });
       return load(target.id);
     });

@@ -36,14 +36,18 @@ export {
   listSigningKeys,
   loadKeyring,
   loadSigner,
+  mayRegisterKeys,
   registerEphemeralSigner,
   registerSigningKey,
   signerFromPem,
+  SigningKeyRegistrationError,
   type Keyring,
   type Signer,
   type SigningKeyRecord,
 } from "./keys";
 export { LedgerClosedError, createLedger, type Ledger, type LedgerOptions } from "./ledger";
+export { type ReceiptLink, type ReceiptLinkTable, type StagedReceipt, type StagingStatement } from "./outbox";
+export { checkChainHead, checkCheckpoints, untrustedKeys } from "./anchors";
 export {
   chainHead,
   exportReceipts,

@@ -8,6 +8,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { openDatabase } from "../db/open";
 import type { Database, Sql } from "../db/types";
 import { SigningPool } from "./signing-pool";
 
@@ -103,10 +104,38 @@ async function inTransaction<T>(db: Database, fn: (tx: Sql) => Promise<T>): Prom
 }
 
 /**
+ * Roles trusted to register signing keys: the owner of receipt_signing_keys, its members, and
+ * superusers (migration 0006). The service role is none of them. `$1` is a role name.
+ */
+export const TRUSTED_REGISTRAR_SQL =
+  "SELECT coalesce((SELECT r.rolsuper OR pg_has_role(r.oid, c.relowner, 'USAGE') FROM pg_roles r, pg_class c " +
+  "WHERE r.rolname = $1 AND c.oid = 'receipt_signing_keys'::regclass), false) AS trusted";
+
+/** Whether the role this connection runs as may register signing keys. */
+export async function mayRegisterKeys(db: Sql): Promise<{ role: string; trusted: boolean }> {
+  const role = (await db.query<{ role: string }>("SELECT current_user::text AS role")).rows[0].role;
+  const trusted = (await db.query<{ trusted: boolean }>(TRUSTED_REGISTRAR_SQL, [role])).rows[0].trusted;
+  return { role, trusted };
+}
+
+export class SigningKeyRegistrationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SigningKeyRegistrationError";
+  }
+}
+
+const REGISTER_HINT =
+  "register it as the database owner: `npm run knhk -- receipts register-key --version N --key-file <pem>` " +
+  "with DATABASE_URL of the owner, or set DATABASE_MIGRATION_URL (the owner) so the service registers it through that identity";
+
+/**
  * Records a configured key version. Registering version N retires every older active version
  * (rotation); re-registering the same key is a no-op; the same version with another key is refused.
+ * Only a trusted registrar (owner, member, superuser) may insert; anyone may re-confirm a key
+ * that is already registered.
  */
-export async function registerSigningKey(db: Database, signer: Signer): Promise<void> {
+export async function registerSigningKey(db: Database, signer: Pick<Signer, "keyVersion" | "publicKey" | "ephemeral">): Promise<void> {
   await inTransaction(db, async (tx) => {
     const existing = await tx.query<{ public_key: string }>(
       "SELECT public_key FROM receipt_signing_keys WHERE key_version = $1",
@@ -119,6 +148,12 @@ export async function registerSigningKey(db: Database, signer: Signer): Promise<
         );
       }
       return;
+    }
+    const { role, trusted } = await mayRegisterKeys(tx);
+    if (!trusted) {
+      throw new SigningKeyRegistrationError(
+        `receipts: signing key version ${signer.keyVersion} is not registered and role ${role} may not register signing keys; ${REGISTER_HINT}`,
+      );
     }
     await tx.query(
       "INSERT INTO receipt_signing_keys (key_version, public_key, ephemeral) VALUES ($1, $2, $3)",
@@ -138,6 +173,13 @@ export async function registerEphemeralSigner(db: Database): Promise<Signer> {
   const { privateKey } = generateSigningKey();
   const publicKey = rawPublicKey(createPublicKey(privateKey));
   const version = await inTransaction(db, async (tx) => {
+    const { role, trusted } = await mayRegisterKeys(tx);
+    if (!trusted) {
+      throw new SigningKeyRegistrationError(
+        `receipts: no ${SIGNING_KEY_ENV.file} configured, and role ${role} may not register an ephemeral signing key; ` +
+          `configure ${SIGNING_KEY_ENV.file} and ${SIGNING_KEY_ENV.version} with a key the owner registered, or ${REGISTER_HINT}`,
+      );
+    }
     const next = await tx.query<{ v: number }>(
       "INSERT INTO receipt_signing_keys (key_version, public_key, ephemeral) SELECT coalesce(max(key_version), 0) + 1, $1, true FROM receipt_signing_keys RETURNING key_version AS v",
       [publicKey],
@@ -152,6 +194,25 @@ export interface LoadSignerOptions {
   readonly env: NodeJS.ProcessEnv;
   /** Where the "ephemeral key" notice goes; defaults to stderr. */
   readonly log?: (line: string) => void;
+  /**
+   * The identity that registers keys (the owner). Default: `db` itself when it may register
+   * (owner, embedded PGlite), else DATABASE_MIGRATION_URL when set, else none (an unregistered
+   * key then refuses to start).
+   */
+  readonly registrar?: Database;
+}
+
+/** Runs fn with the identity that may register keys, opening DATABASE_MIGRATION_URL when needed. */
+async function withRegistrar<T>(options: LoadSignerOptions, fn: (registrar: Database) => Promise<T>): Promise<T> {
+  if (options.registrar) return fn(options.registrar);
+  const ownerUrl = options.env.DATABASE_MIGRATION_URL;
+  if (!ownerUrl || options.db.kind !== "postgres" || (await mayRegisterKeys(options.db)).trusted) return fn(options.db);
+  const owner = await openDatabase({ url: ownerUrl, poolMax: 1, poolMin: 0 });
+  try {
+    return await fn(owner);
+  } finally {
+    await owner.close();
+  }
 }
 
 /**
@@ -159,9 +220,11 @@ export interface LoadSignerOptions {
  * - KNHK_SIGNING_KEY_FILE (path to a PKCS#8 PEM ed25519 private key) or KNHK_SIGNING_KEY_PEM
  *   (the PEM itself), with KNHK_SIGNING_KEY_VERSION (positive integer, required with a key);
  * - neither: an ephemeral key, registered as a new version (logged; not for production).
+ * A key not yet registered is registered by the owner identity (see `registrar`); without one
+ * this throws SigningKeyRegistrationError naming the fix.
  */
 export async function loadSigner(options: LoadSignerOptions): Promise<Signer> {
-  const { db, env } = options;
+  const { env } = options;
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const file = env[SIGNING_KEY_ENV.file];
   const inline = env[SIGNING_KEY_ENV.pem];
@@ -173,7 +236,7 @@ export async function loadSigner(options: LoadSignerOptions): Promise<Signer> {
     if (versionText) {
       throw new Error(`${SIGNING_KEY_ENV.version} is set but neither ${SIGNING_KEY_ENV.file} nor ${SIGNING_KEY_ENV.pem} is`);
     }
-    const signer = await registerEphemeralSigner(db);
+    const signer = await withRegistrar(options, (registrar) => registerEphemeralSigner(registrar));
     log(
       `receipts: no ${SIGNING_KEY_ENV.file} configured; signing with an ephemeral ed25519 key registered as key_version ${signer.keyVersion}`,
     );
@@ -198,7 +261,12 @@ export async function loadSigner(options: LoadSignerOptions): Promise<Signer> {
   } catch (error) {
     throw new Error(`${file ? SIGNING_KEY_ENV.file : SIGNING_KEY_ENV.pem}: ${(error as Error).message}`);
   }
-  await registerSigningKey(db, signer);
+  try {
+    await withRegistrar(options, (registrar) => registerSigningKey(registrar, signer));
+  } catch (error) {
+    await signer.close();
+    throw error;
+  }
   return signer;
 }
 

@@ -7,7 +7,14 @@
  * parent_hash / hash / signature for each receipt in order, inserts them with one multi-row INSERT, moves the head and
  * commits with synchronous_commit on. Only then are the callers' promises resolved, so an
  * acknowledged receipt is durable. While a batch commits, new appends accumulate for the next.
+ *
+ * Receipted domain steps use the outbox (outbox.ts): `stage` stores the receipt input inside the
+ * step's own transaction, `appendStaged` appends it; the batch deletes the outbox entry in the
+ * statement that inserts the receipt and fills the domain row's `receipt_seq` back-link in the
+ * same transaction. `recover` appends what dead processes left in the outbox. Domain writes stay
+ * outside the chain-head lock, so batches stay as short as before (one more CTE, no round trip).
  */
+import { randomUUID } from "node:crypto";
 import { createGroupCommit } from "../db/group-commit";
 import type { Database, Sql } from "../db/types";
 import {
@@ -19,6 +26,16 @@ import {
   type ValidatedInput,
 } from "./canonical";
 import type { Signer } from "./keys";
+import {
+  OWNER_LOCK_KEY,
+  RECEIPT_LINK_TABLES,
+  outboxOwners,
+  stagedOf,
+  stagingStatement,
+  type ReceiptLink,
+  type StagedReceipt,
+  type StagingStatement,
+} from "./outbox";
 import { chainHead, getReceipt, listReceipts, type ChainHead, type ListOptions } from "./store";
 import type { LedgerMetrics, Receipt, ReceiptInput } from "./types";
 import type { JsonValue } from "./types";
@@ -34,8 +51,21 @@ export interface LedgerOptions {
 }
 
 export interface Ledger {
+  /** This ledger instance's id in receipt_outbox.owner. */
+  readonly owner: string;
   /** Resolves with the stored receipt once its batch has committed durably. */
   append(input: ReceiptInput): Promise<Receipt>;
+  /** Stores the receipt in the outbox inside the caller's transaction `tx` (see outbox.ts). */
+  stage(tx: Sql, input: ReceiptInput, link?: ReceiptLink): Promise<StagedReceipt>;
+  /** The outbox INSERT as one statement (placeholders from `$firstParam`), to run inside the caller's statement. */
+  stagingStatement(input: ReceiptInput, firstParam: number, link?: ReceiptLink): Promise<StagingStatement>;
+  /** Appends a staged receipt once the caller's transaction committed; removes it from the outbox atomically. */
+  appendStaged(staged: StagedReceipt): Promise<Receipt>;
+  /**
+   * Appends every outbox entry left by ledgers that are gone (their owner lock is free) and this
+   * ledger's own entries that are not in flight. Run at start, before serving. Resolves with the count.
+   */
+  recover(): Promise<number>;
   get(id: string): Promise<Receipt | null>;
   list(options: ListOptions): Promise<Receipt[]>;
   head(): Promise<ChainHead>;
@@ -58,8 +88,15 @@ const INSERT_BATCH =
   "(seq, id, operation, outcome, evidence, sector, created_at, parent_hash, key_version, hash, signature) " +
   "SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], " +
   "$7::timestamptz[], $8::text[], $9::integer[], $10::text[], $11::text[]) RETURNING 1) " +
+  ", unstaged AS (DELETE FROM receipt_outbox WHERE id = ANY($16::uuid[]) RETURNING 1) " +
   "UPDATE receipt_chain_head SET seq = $12, hash = $13, created_at = $14 " +
-  "WHERE (SELECT count(*) FROM inserted) = $15";
+  "WHERE (SELECT count(*) FROM inserted) = $15 AND (SELECT count(*) FROM unstaged) = $17";
+
+/** What the batch writer queues: a receipt, and the outbox entry it completes (if staged). */
+interface BatchItem {
+  readonly input: ValidatedInput;
+  readonly staged?: StagedReceipt;
+}
 
 export class LedgerClosedError extends Error {
   constructor() {
@@ -76,15 +113,47 @@ export function createLedger(options: LedgerOptions): Ledger {
     throw new RangeError(`maxBatch: must be an integer from 1 to 4096, got ${maxBatch}`);
   }
   let closed = false;
+  const owner = randomUUID();
+  const inFlight = new Set<string>();
+  let ownerLock: Promise<void> | undefined;
+  let releaseOwnerLock: (() => void) | undefined;
+  let ownerSession: Promise<void> | undefined;
+
+  /**
+   * PostgreSQL: a session advisory lock on this ledger's owner id, held until close, tells other
+   * processes' recovery that this ledger's outbox entries are still being appended. (PGlite is one
+   * process: nothing to tell.) A lost session drops the lock; the count check in INSERT_BATCH
+   * still keeps an entry from being appended twice.
+   */
+  function holdOwnerLock(): Promise<void> {
+    if (db.kind !== "postgres") return Promise.resolve();
+    ownerLock ??= new Promise<void>((held, failed) => {
+      const released = new Promise<void>((release) => (releaseOwnerLock = release));
+      ownerSession = db
+        .session(async (session) => {
+          await session.query(`SELECT pg_advisory_lock(${OWNER_LOCK_KEY})`, [owner]);
+          held();
+          await released;
+          await session.query(`SELECT pg_advisory_unlock(${OWNER_LOCK_KEY})`, [owner]);
+        })
+        .catch((error: Error) => {
+          ownerLock = undefined;
+          failed(error);
+        });
+    });
+    return ownerLock;
+  }
 
   /**
    * One transaction: lock the head, THEN take what is queued (everything that arrived while this
    * process waited for the lock joins the batch), link, hash, sign, insert, move the head.
    */
-  async function writeBatch(tx: Sql, take: () => ValidatedInput[]): Promise<Receipt[]> {
+  async function writeBatch(tx: Sql, take: () => BatchItem[]): Promise<Receipt[]> {
     const head = (await tx.query<HeadRow>(LOCK_HEAD)).rows[0];
     if (!head) throw new Error("receipt_chain_head is empty: migration 0002_receipts has not run");
-    const taken = take();
+    const items = take();
+    const taken = items.map((item) => item.input);
+    const outboxIds = items.flatMap((item) => (item.staged ? [item.staged.outboxId] : []));
     // A child is never older than its parent, even if this process's clock lags another's.
     const createdMs = Math.max(clock(), Number(head.created_ms));
     const createdAt = isoMillis(createdMs);
@@ -135,19 +204,78 @@ export function createLedger(options: LedgerOptions): Ledger {
       parent,
       createdAt,
       taken.length,
+      outboxIds,
+      outboxIds.length,
     ]);
-    if (updated.rowCount !== 1) throw new Error(`receipt batch insert did not store all ${taken.length} receipts`);
+    if (updated.rowCount !== 1) {
+      throw new Error(
+        `receipt batch insert did not store all ${taken.length} receipts` +
+          (outboxIds.length ? " (or one of its outbox entries was already appended by another process)" : ""),
+      );
+    }
+    await fillBackLinks(tx, items, receipts);
     return receipts;
   }
 
-  const batches = createGroupCommit<ValidatedInput, Receipt>(maxBatch, async (take) => {
+  /** `receipt_seq` of the domain rows the batch's staged receipts belong to, in the batch's transaction. */
+  async function fillBackLinks(tx: Sql, items: BatchItem[], receipts: Receipt[]): Promise<void> {
+    for (const table of RECEIPT_LINK_TABLES) {
+      const rowSeqs: number[] = [];
+      const receiptSeqs: number[] = [];
+      items.forEach((item, i) => {
+        if (item.staged?.link?.table !== table) return;
+        rowSeqs.push(item.staged.link.seq);
+        receiptSeqs.push(receipts[i].seq);
+      });
+      if (rowSeqs.length === 0) continue;
+      // `table` comes from RECEIPT_LINK_TABLES, never from input.
+      await tx.query(
+        `UPDATE ${table} t SET receipt_seq = v.receipt_seq FROM unnest($1::bigint[], $2::bigint[]) AS v(seq, receipt_seq) WHERE t.seq = v.seq`,
+        [rowSeqs, receiptSeqs],
+      );
+    }
+  }
+
+  const batches = createGroupCommit<BatchItem, Receipt>(maxBatch, async (take) => {
     const receipts = await db.transaction((tx) => writeBatch(tx, take));
     metrics?.onBatch?.(receipts.length);
     metrics?.onAppended?.(receipts.length);
     return receipts;
   });
 
+  async function prepareStaging(input: ReceiptInput, firstParam: number, link?: ReceiptLink): Promise<StagingStatement> {
+    if (closed) throw new LedgerClosedError();
+    await holdOwnerLock();
+    return stagingStatement(owner, input, firstParam, link);
+  }
+
+  function appendStaged(staged: StagedReceipt): Promise<Receipt> {
+    if (closed) return Promise.reject(new LedgerClosedError());
+    inFlight.add(staged.outboxId);
+    return batches.submit({ input: staged.input, staged }).finally(() => inFlight.delete(staged.outboxId));
+  }
+
+  async function appendAll(staged: StagedReceipt[]): Promise<number> {
+    await Promise.all(staged.map(appendStaged));
+    return staged.length;
+  }
+
+  /** Appends the entries of an owner whose lock this session can take (it is gone), holding the lock meanwhile. */
+  async function adoptIfGone(other: string): Promise<number> {
+    if (db.kind !== "postgres") return appendAll(await stagedOf(db, other));
+    return db.session(async (session) => {
+      const free = (await session.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${OWNER_LOCK_KEY}) AS ok`, [other])).rows[0].ok;
+      if (!free) return 0;
+      try {
+        return await appendAll(await stagedOf(session, other));
+      } finally {
+        await session.query(`SELECT pg_advisory_unlock(${OWNER_LOCK_KEY})`, [other]).catch(() => undefined);
+      }
+    });
+  }
+
   return {
+    owner,
     append(input) {
       if (closed) return Promise.reject(new LedgerClosedError());
       let validated: ValidatedInput;
@@ -156,7 +284,27 @@ export function createLedger(options: LedgerOptions): Ledger {
       } catch (error) {
         return Promise.reject(error);
       }
-      return batches.submit(validated);
+      return batches.submit({ input: validated });
+    },
+    async stage(tx, input, link) {
+      const statement = await prepareStaging(input, 1, link);
+      await tx.query(statement.sql, statement.params);
+      return statement.staged;
+    },
+    stagingStatement: prepareStaging,
+    appendStaged,
+    async recover() {
+      if (closed) throw new LedgerClosedError();
+      await holdOwnerLock();
+      let appended = 0;
+      for (const other of await outboxOwners(db)) {
+        if (other === owner) {
+          appended += await appendAll((await stagedOf(db, owner)).filter((s) => !inFlight.has(s.outboxId)));
+        } else {
+          appended += await adoptIfGone(other);
+        }
+      }
+      return appended;
     },
     get: (id) => getReceipt(db, id),
     list: (listOptions) => listReceipts(db, listOptions),
@@ -164,6 +312,8 @@ export function createLedger(options: LedgerOptions): Ledger {
     async close() {
       closed = true;
       await batches.drained();
+      releaseOwnerLock?.();
+      await ownerSession;
     },
   };
 }

@@ -7,10 +7,14 @@
  * Incremental mode starts after the latest checkpoint in receipt_verification_checkpoints (after
  * confirming the checkpointed receipt still has the checkpointed hash); a run that finds no
  * failure stores a new checkpoint at the last receipt it verified.
+ *
+ * Every run also holds the receipts to their anchors (anchors.ts): the chain head, every stored
+ * checkpoint, and the registrar of each signing key.
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { Database, Sql } from "../db/types";
+import { checkChainHead, checkCheckpoints, untrustedKeys } from "./anchors";
 import { GENESIS_PARENT_HASH } from "./canonical";
 import { loadKeyring, type Keyring } from "./keys";
 import {
@@ -147,8 +151,11 @@ export async function verifyChain(options: VerifyOptions): Promise<VerificationR
   const chainBreaks: ChainFailure[] = [];
   const retrocausation: ChainFailure[] = [];
   const failedSeqs = new Set<number>();
-  const record = (failure: ChainFailure): void => {
-    failedSeqs.add(failure.seq);
+  let anchorFailures = 0;
+  const record = (failure: ChainFailure, examinedReceipt = true): void => {
+    // A failure against an anchor (head, checkpoint) may name a seq with no stored receipt.
+    if (examinedReceipt) failedSeqs.add(failure.seq);
+    else anchorFailures++;
     metrics?.onFailure?.(failure.kind);
     if (failure.kind === "signature_invalid") signatureFailures.push(failure);
     else if (failure.kind === "retrocausation") retrocausation.push(failure);
@@ -160,24 +167,35 @@ export async function verifyChain(options: VerifyOptions): Promise<VerificationR
   let previousHash = GENESIS_PARENT_HASH;
   let previousCreatedAt = "";
   const checkpoint = options.fromCheckpoint ? await latestCheckpoint(db) : null;
+  let checkpointFailed = false;
   if (checkpoint) {
     const anchor = await db.query<{ id: string; hash: string }>("SELECT id::text AS id, hash FROM receipts WHERE seq = $1", [
       checkpoint.seq,
     ]);
-    if (!anchor.rows.length || anchor.rows[0].hash !== checkpoint.hash) {
+    checkpointFailed = !anchor.rows.length || anchor.rows[0].hash !== checkpoint.hash;
+    if (checkpointFailed) {
+      // checkCheckpoints (below) words the failure; this only records that the anchor failed.
       record({
         id: anchor.rows[0]?.id ?? "",
         seq: checkpoint.seq,
-        kind: "hash_mismatch",
+        kind: anchor.rows.length ? "hash_mismatch" : "sequence_gap",
         detail: anchor.rows.length
-          ? "checkpointed receipt no longer has the hash recorded at its last verification"
-          : "checkpointed receipt is missing",
-      });
+          ? `receipt seq ${checkpoint.seq} no longer has the hash a verification on ${checkpoint.verified_at} checkpointed (rewritten)`
+          : `receipt seq ${checkpoint.seq} is missing, but a verification on ${checkpoint.verified_at} checkpointed it (truncated)`,
+      }, anchor.rows.length > 0);
     }
     afterSeq = checkpoint.seq;
     previousHash = checkpoint.hash;
     previousCreatedAt = checkpoint.created_at;
   }
+
+  // Receipts missing below the head or a checkpoint, or rewritten below a checkpoint.
+  for (const failure of [...(await checkChainHead(db)), ...(await checkCheckpoints(db))]) {
+    if (checkpointFailed && failure.seq === checkpoint?.seq) continue;
+    record(failure, false);
+  }
+  // An explicit keyring is the caller's trust decision; keys read from the table need a trusted registrar.
+  const untrusted = options.keyring ? new Map<number, string>() : await untrustedKeys(db);
 
   const headSeq = Number(
     (await db.query<{ seq: string | null }>("SELECT max(seq) AS seq FROM receipts")).rows[0]?.seq ?? 0,
@@ -219,6 +237,15 @@ export async function verifyChain(options: VerifyOptions): Promise<VerificationR
             detail: `created_at ${row.created_at} is older than its parent's ${previousCreatedAt}`,
           });
         }
+        const registrar = untrusted.get(Number(row.key_version));
+        if (registrar !== undefined) {
+          record({
+            id: row.id,
+            seq,
+            kind: "signature_invalid",
+            detail: `signed with key_version ${row.key_version}, registered by role ${registrar}, which may not register signing keys (only the owner of receipt_signing_keys may)`,
+          });
+        }
         expectedSeq = seq + 1;
         previousHash = row.hash;
         previousCreatedAt = row.created_at;
@@ -255,7 +282,7 @@ export async function verifyChain(options: VerifyOptions): Promise<VerificationR
   signatureFailures.sort(byOrder);
   chainBreaks.sort(byOrder);
   retrocausation.sort(byOrder);
-  const ok = failedSeqs.size === 0;
+  const ok = failedSeqs.size === 0 && anchorFailures === 0;
   const verifiedCount = examined - [...failedSeqs].filter((s) => s > afterSeq).length;
 
   if (ok && lastRow && options.saveCheckpoint !== false) {
