@@ -54,7 +54,10 @@ const PGBACKREST_EXPORTER_PORT_NAME = "pgbackrest-exp";
 const PGBACKREST_EXPORTER_INTERVAL = 300;
 const BACKUP_CLIENT_CN = "pgbackrest-repo";
 const EXPORTER_USER = "postgres_exporter";
-const CREDENTIAL_KEYS = { superuser: "superuser-password", replication: "replication-password", exporter: "exporter-password" };
+const CREDENTIAL_KEYS = { superuser: "superuser-password", replication: "replication-password", rewind: "rewind-password", exporter: "exporter-password" };
+
+/** Patroni REST path that is 200 only while PostgreSQL answers (verified against Patroni 4.0.7 in test/system/patroni.test.ts). */
+const PATRONI_WRITABLE_HEALTH_PATH = "/health";
 
 const tlsFiles = (dir: string) => ({ certFile: `${dir}/tls.crt`, keyFile: `${dir}/tls.key`, caFile: `${dir}/ca.crt` });
 
@@ -147,6 +150,7 @@ export class PatroniCluster extends pulumi.ComponentResource {
         tls: tlsFiles(TLS_DIR),
         superuser: "postgres",
         replicationUser: "replicator",
+        rewindUser: "rewind_user",
         parameters: cfg.postgresParameters,
         // NetworkPolicies decide who reaches the pods; inside, every TCP login is TLS + SCRAM.
         allowedCidrs: ["0.0.0.0/0"],
@@ -316,16 +320,19 @@ export class PatroniCluster extends pulumi.ComponentResource {
                     { name: "PATRONI_RESTAPI_CONNECT_ADDRESS", value: `$(PATRONI_NAME).${headlessHost}:${PORTS.patroniApi}` },
                     secretEnv("PATRONI_SUPERUSER_PASSWORD", cfg.credentialsSecretName, CREDENTIAL_KEYS.superuser),
                     secretEnv("PATRONI_REPLICATION_PASSWORD", cfg.credentialsSecretName, CREDENTIAL_KEYS.replication),
+                    secretEnv("PATRONI_REWIND_PASSWORD", cfg.credentialsSecretName, CREDENTIAL_KEYS.rewind),
                     secretEnv("EXPORTER_PASSWORD", cfg.credentialsSecretName, CREDENTIAL_KEYS.exporter),
                     cipherEnv,
                   ],
                   resources: cfg.resources,
                   securityContext: restrictedContainerSecurityContext(POSTGRES_UID),
-                  // Patroni's REST API answers /liveness while its HA loop runs, /readiness when
-                  // PostgreSQL accepts connections and (on replicas) replication is running.
+                  // Patroni's REST API answers /liveness while its HA loop runs. Readiness (the
+                  // endpoints of postgres-primary and postgres-replicas) is /health: 200 only while
+                  // PostgreSQL answers queries. /readiness and /primary stay 200 on a leader whose
+                  // PostgreSQL has crashed (they look at the leader lock), which routes writes to a dead server.
                   startupProbe: httpProbe("/liveness", "patroni", { initialDelaySeconds: 5, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 90 }, "HTTPS"),
                   livenessProbe: httpProbe("/liveness", "patroni", { initialDelaySeconds: 0, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 }, "HTTPS"),
-                  readinessProbe: httpProbe("/readiness", "patroni", { initialDelaySeconds: 0, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3 }, "HTTPS"),
+                  readinessProbe: httpProbe(PATRONI_WRITABLE_HEALTH_PATH, "patroni", { initialDelaySeconds: 0, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3 }, "HTTPS"),
                   volumeMounts: [
                     { name: "pgdata", mountPath: DATA_MOUNT },
                     { name: "patroni-config", mountPath: PATRONI_DIR, readOnly: true },

@@ -59,7 +59,15 @@ export class RedisCluster extends pulumi.ComponentResource {
       {
         metadata: { name: "redis", namespace: ns, labels: redisLabels },
         data: {
-          "redis.conf": renderRedisConf({ bind: ["0.0.0.0"], port: PORTS.redis, dir: DATA_DIR, maxmemory: cfg.maxmemory, maxmemoryPolicy: cfg.maxmemoryPolicy }),
+          "redis.conf": renderRedisConf({
+            bind: ["0.0.0.0"],
+            port: PORTS.redis,
+            dir: DATA_DIR,
+            maxmemory: cfg.maxmemory,
+            maxmemoryPolicy: cfg.maxmemoryPolicy,
+            minReplicasToWrite: cfg.minReplicasToWrite,
+            minReplicasMaxLag: cfg.minReplicasMaxLag,
+          }),
           "sentinel.conf": renderSentinelConf({
             bind: ["0.0.0.0"],
             port: PORTS.sentinel,

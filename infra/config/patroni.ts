@@ -1,5 +1,6 @@
 /** `knhk:patroni`: PostgreSQL 15 with Patroni, its DCS, storage and pgBackRest. */
 import { z } from "zod";
+import { STRICT_SYNC_STANDBY_WAIT_SECONDS, writeRecoverySeconds } from "../render/patroni";
 import { containerResources, cronSchedule, dnsLabel, pinnedImage, resources, storage } from "./common";
 
 /** Failover must complete within this budget (seed guarantee: RTO < 30 s). */
@@ -44,9 +45,9 @@ export const patroniSection = z
           .strict(),
       ])
       .default({ type: "kubernetes" }),
-    // Patroni 4 refuses ttl < 20 and retry_timeout < 3.
+    // Patroni 4 refuses ttl < 20 and retry_timeout < 3; 20 + 4 + the strict-sync wait of 5 s stays below the RTO.
     ttl: z.number().int().min(20).default(20),
-    loopWait: z.number().int().min(1).default(5),
+    loopWait: z.number().int().min(1).default(4),
     retryTimeout: z.number().int().min(3).default(5),
     primaryStartTimeout: z.number().int().min(0).default(10),
     maximumLagOnFailover: z.number().int().min(0).default(1048576),
@@ -54,7 +55,7 @@ export const patroniSection = z
     resources: containerResources.default(resources("1", "2Gi", "4", "8Gi")),
     /** Secret (type kubernetes.io/tls) with tls.crt, tls.key, ca.crt for PostgreSQL and the REST API. */
     tlsSecretName: dnsLabel.default("postgres-tls"),
-    /** Secret with superuser-password and replication-password (created by Vault/ops, never in git). */
+    /** Secret with superuser-, replication-, rewind- and exporter-password (created by Vault/ops, never in git). */
     credentialsSecretName: dnsLabel.default("postgres-credentials"),
     postgresParameters: z
       .object({
@@ -88,12 +89,12 @@ export const patroniSection = z
         message: `must be >= loopWait + 2*retryTimeout (${p.loopWait} + 2*${p.retryTimeout} = ${p.loopWait + 2 * p.retryTimeout})`,
       });
     }
-    if (p.ttl + p.loopWait >= RTO_BUDGET_SECONDS) {
+    if (writeRecoverySeconds(p) >= RTO_BUDGET_SECONDS) {
       ctx.addIssue({
         code: "custom",
         path: ["ttl"],
         input: p.ttl,
-        message: `ttl + loopWait (${p.ttl + p.loopWait} s) must stay below the RTO budget of ${RTO_BUDGET_SECONDS} s`,
+        message: `ttl + loopWait + the ${STRICT_SYNC_STANDBY_WAIT_SECONDS} s strict-sync standby wait (${writeRecoverySeconds(p)} s) must stay below the RTO budget of ${RTO_BUDGET_SECONDS} s`,
       });
     }
   });

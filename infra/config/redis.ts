@@ -24,6 +24,10 @@ export const redisSection = z
     maxmemory: z.string().regex(/^\d+(kb|mb|gb)$/, "must be like 256mb or 1gb (redis units)").default("256mb"),
     maxmemoryPolicy: z.enum(EVICTION_POLICIES).default("allkeys-lru"),
     downAfterMilliseconds: z.number().int().min(1000).default(5000),
+    /** The primary refuses writes (NOREPLICAS) with fewer replicas than this in sync: no acknowledged write a failover discards. */
+    minReplicasToWrite: z.number().int().min(1).default(1),
+    /** Seconds since a replica's last acknowledgement for it to count towards minReplicasToWrite. */
+    minReplicasMaxLag: z.number().int().min(1).default(3),
     failoverTimeout: z.number().int().min(1000).default(60000),
     storage: storage.prefault({ className: "fast-ssd", size: "10Gi" }),
     resources: containerResources.default(resources("250m", "512Mi", "1", "1Gi")),
@@ -32,6 +36,17 @@ export const redisSection = z
   .superRefine((r, ctx) => {
     if (r.quorum > r.sentinels) {
       ctx.addIssue({ code: "custom", path: ["quorum"], input: r.quorum, message: `must be <= sentinels (${r.sentinels})` });
+    }
+    if (r.minReplicasToWrite > r.replicas) {
+      ctx.addIssue({ code: "custom", path: ["minReplicasToWrite"], input: r.minReplicasToWrite, message: `must be <= replicas (${r.replicas}), else the primary refuses every write` });
+    }
+    if (r.minReplicasMaxLag * 1000 >= r.downAfterMilliseconds) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["minReplicasMaxLag"],
+        input: r.minReplicasMaxLag,
+        message: `must be below downAfterMilliseconds (${r.downAfterMilliseconds} ms) so a cut-off primary stops taking writes before Sentinel can promote a replica`,
+      });
     }
     if (r.quorum <= r.sentinels / 2) {
       ctx.addIssue({ code: "custom", path: ["quorum"], input: r.quorum, message: `must be a majority of sentinels (> ${r.sentinels / 2})` });

@@ -61,6 +61,11 @@ export interface PatroniYamlInput {
     readonly tls?: TlsFiles;
     readonly superuser: string;
     readonly replicationUser: string;
+    /**
+     * pg_rewind's own login (password from PATRONI_REWIND_PASSWORD): without it a former leader
+     * cannot rewind and never streams again. Patroni creates the role at bootstrap.
+     */
+    readonly rewindUser: string;
     /** Extra server parameters (max_connections, shared_buffers, ...). */
     readonly parameters: Readonly<Record<string, string | number | boolean>>;
     /** Networks allowed to connect (CIDR). */
@@ -75,12 +80,34 @@ export interface PatroniYamlInput {
   readonly watchdog?: "off" | "automatic" | "required";
 }
 
-/** Leader-failure detection + promotion must fit the RTO: ttl + loop_wait bounds the detection. */
+/**
+ * Seconds strict synchronous mode holds the first commit after a promotion: the new primary has
+ * no synchronous standby until a replica has reconnected to it (~5 s in the fault drill).
+ */
+export const STRICT_SYNC_STANDBY_WAIT_SECONDS = 5;
+
+/** Worst case from leader death to the first commit: ttl + loop_wait bound the detection, then the strict-sync wait. */
+export function writeRecoverySeconds(t: Pick<PatroniTiming, "ttl" | "loopWait">): number {
+  return t.ttl + t.loopWait + STRICT_SYNC_STANDBY_WAIT_SECONDS;
+}
+
+/** Leader-failure detection, promotion and the first synchronous commit must fit the RTO. */
 export function checkTiming(t: PatroniTiming, rtoSeconds: number): string[] {
   const problems: string[] = [];
   if (t.loopWait + 2 * t.retryTimeout > t.ttl) problems.push(`loop_wait + 2*retry_timeout (${t.loopWait + 2 * t.retryTimeout}) exceeds ttl (${t.ttl})`);
-  if (t.ttl + t.loopWait >= rtoSeconds) problems.push(`ttl + loop_wait (${t.ttl + t.loopWait}) is not below the RTO of ${rtoSeconds} s`);
+  if (writeRecoverySeconds(t) >= rtoSeconds) {
+    problems.push(`ttl + loop_wait + ${STRICT_SYNC_STANDBY_WAIT_SECONDS} s strict-sync standby wait (${writeRecoverySeconds(t)}) is not below the RTO of ${rtoSeconds} s`);
+  }
   return problems;
+}
+
+/** Three distinct plain roles: a rewind user equal to the superuser would need the superuser's password on every member. */
+function checkRoles(pg: PatroniYamlInput["postgresql"]): void {
+  const roles = { superuser: pg.superuser, replicationUser: pg.replicationUser, rewindUser: pg.rewindUser };
+  for (const [field, value] of Object.entries(roles)) {
+    if (!/^[a-z_][a-z0-9_]*$/.test(value)) throw new Error(`postgresql.${field} "${value}" must be a plain lower-case SQL identifier`);
+  }
+  if (new Set(Object.values(roles)).size !== 3) throw new Error(`postgresql.superuser, replicationUser and rewindUser must differ (got ${Object.values(roles).join(", ")})`);
 }
 
 export function buildPatroniConfig(input: PatroniYamlInput): Record<string, unknown> {
@@ -88,12 +115,16 @@ export function buildPatroniConfig(input: PatroniYamlInput): Record<string, unkn
   const problems = checkTiming(timing, Number.POSITIVE_INFINITY);
   if (problems.length > 0) throw new Error(`invalid Patroni timing: ${problems.join("; ")}`);
 
+  checkRoles(pg);
+
   const hostType = pg.tls ? "hostssl" : "host";
   const pgHba = [
     // Local socket: the postgres OS user only (Patroni itself, the post-bootstrap script).
     `local all ${pg.superuser} peer`,
     ...pg.allowedCidrs.flatMap((cidr) => [
       `${hostType} replication ${pg.replicationUser} ${cidr} scram-sha-256`,
+      // pg_rewind on a former leader reads the new leader's files through database postgres.
+      `${hostType} postgres ${pg.rewindUser} ${cidr} scram-sha-256`,
       `${hostType} all all ${cidr} scram-sha-256`,
     ]),
   ];
@@ -181,7 +212,7 @@ export function buildPatroniConfig(input: PatroniYamlInput): Record<string, unkn
       authentication: {
         superuser: { username: pg.superuser },
         replication: { username: pg.replicationUser },
-        rewind: { username: pg.superuser },
+        rewind: { username: pg.rewindUser },
       },
       parameters: serverParameters,
       pg_hba: pgHba,

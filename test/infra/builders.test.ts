@@ -1,6 +1,14 @@
 /** The pure document builders (infra/render), without Pulumi. The real tools run them in test/system. */
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { buildPatroniConfig, buildPostBootstrapScript, checkTiming, PatroniYamlInput, renderPatroniYaml } from "../../infra/render/patroni";
+import {
+  buildPatroniConfig,
+  buildPostBootstrapScript,
+  checkTiming,
+  PatroniYamlInput,
+  renderPatroniYaml,
+  STRICT_SYNC_STANDBY_WAIT_SECONDS,
+  writeRecoverySeconds,
+} from "../../infra/render/patroni";
 import { archiveCommands, buildPgbackrestConf, renderIni, restoreTestScript } from "../../infra/render/pgbackrest";
 import { redisInitScript, renderRedisConf, renderSentinelConf, sentinelInitScript } from "../../infra/render/redis";
 import { databaseUrlTemplate, vaultAgentAnnotations } from "../../infra/render/vault-agent";
@@ -9,7 +17,7 @@ import { parse } from "yaml";
 const base: PatroniYamlInput = {
   scope: "postgres",
   dcs: { type: "etcd3", hosts: ["127.0.0.1:2379"] },
-  timing: { ttl: 20, loopWait: 5, retryTimeout: 5, primaryStartTimeout: 10, maximumLagOnFailover: 1048576 },
+  timing: { ttl: 20, loopWait: 4, retryTimeout: 5, primaryStartTimeout: 10, maximumLagOnFailover: 1048576 },
   restApi: { listen: "0.0.0.0:8008" },
   postgresql: {
     listen: "0.0.0.0:5432",
@@ -19,6 +27,7 @@ const base: PatroniYamlInput = {
     pgpassFile: "/tmp/pgpass",
     superuser: "postgres",
     replicationUser: "replicator",
+    rewindUser: "rewind_user",
     parameters: {},
     allowedCidrs: ["10.0.0.0/8"],
   },
@@ -28,13 +37,33 @@ const base: PatroniYamlInput = {
 describe("patroni.yml", () => {
   it("rejects timing that breaks loop_wait + 2*retry_timeout <= ttl", () => {
     expect(() => buildPatroniConfig({ ...base, timing: { ...base.timing, loopWait: 10, retryTimeout: 10 } })).toThrow(/loop_wait \+ 2\*retry_timeout \(30\) exceeds ttl \(20\)/);
-    expect(checkTiming({ ...base.timing, ttl: 30, loopWait: 10, retryTimeout: 10 }, 30)).toEqual(["ttl + loop_wait (40) is not below the RTO of 30 s"]);
+    expect(checkTiming({ ...base.timing, ttl: 30, loopWait: 10, retryTimeout: 10 }, 30)).toEqual(["ttl + loop_wait + 5 s strict-sync standby wait (45) is not below the RTO of 30 s"]);
     expect(checkTiming(base.timing, 30)).toEqual([]);
+  });
+
+  it("the RTO counts the strict-sync wait for a standby before the first commit after promotion", () => {
+    expect(STRICT_SYNC_STANDBY_WAIT_SECONDS).toBe(5);
+    expect(writeRecoverySeconds({ ttl: 20, loopWait: 4 })).toBe(29);
+    // 20 + 5 = 25 s of detection looked fine; with the wait the first commit comes at 30 s.
+    expect(checkTiming({ ...base.timing, loopWait: 5 }, 30)).toEqual(["ttl + loop_wait + 5 s strict-sync standby wait (30) is not below the RTO of 30 s"]);
+  });
+
+  it("pg_rewind has its own role, allowed by pg_hba; it may not be the superuser", () => {
+    const doc = buildPatroniConfig(base) as any;
+    expect(doc.postgresql.authentication.rewind).toEqual({ username: "rewind_user" });
+    expect(doc.postgresql.pg_hba).toContain("host postgres rewind_user 10.0.0.0/8 scram-sha-256");
+    expect(() => buildPatroniConfig({ ...base, postgresql: { ...base.postgresql, rewindUser: "postgres" } })).toThrow(/must differ/);
+    expect(() => buildPatroniConfig({ ...base, postgresql: { ...base.postgresql, rewindUser: "Rewind" } })).toThrow(/rewindUser "Rewind"/);
   });
 
   it("TLS switches pg_hba to hostssl and turns ssl on; without TLS plain host lines", () => {
     const plain = buildPatroniConfig(base) as any;
-    expect(plain.postgresql.pg_hba).toEqual(["local all postgres peer", "host replication replicator 10.0.0.0/8 scram-sha-256", "host all all 10.0.0.0/8 scram-sha-256"]);
+    expect(plain.postgresql.pg_hba).toEqual([
+      "local all postgres peer",
+      "host replication replicator 10.0.0.0/8 scram-sha-256",
+      "host postgres rewind_user 10.0.0.0/8 scram-sha-256",
+      "host all all 10.0.0.0/8 scram-sha-256",
+    ]);
     expect(plain.postgresql.parameters.ssl).toBeUndefined();
     const tls = { certFile: "/tls/tls.crt", keyFile: "/tls/tls.key", caFile: "/tls/ca.crt" };
     const withTls = buildPatroniConfig({ ...base, postgresql: { ...base.postgresql, tls } }) as any;
@@ -109,15 +138,19 @@ describe("pgbackrest.conf", () => {
 });
 
 describe("redis.conf / sentinel.conf", () => {
+  const writeSafety = { minReplicasToWrite: 1, minReplicasMaxLag: 3 };
   it("redis.conf: AOF everysec, maxmemory, policy; replicaof only when given", () => {
-    const conf = renderRedisConf({ bind: ["0.0.0.0"], port: 6379, dir: "/data", maxmemory: "256mb", maxmemoryPolicy: "allkeys-lru" });
+    const conf = renderRedisConf({ bind: ["0.0.0.0"], port: 6379, dir: "/data", maxmemory: "256mb", maxmemoryPolicy: "allkeys-lru", ...writeSafety });
     expect(conf).toMatch(/^appendonly yes$/m);
+    expect(conf).toMatch(/^min-replicas-to-write 1$/m);
+    expect(conf).toMatch(/^min-replicas-max-lag 3$/m);
     expect(conf).toMatch(/^appendfsync everysec$/m);
     expect(conf).toMatch(/^maxmemory 256mb$/m);
     expect(conf).toMatch(/^maxmemory-policy allkeys-lru$/m);
     expect(conf).not.toMatch(/^replicaof/m);
-    expect(renderRedisConf({ bind: ["::"], port: 1, dir: "/my data", maxmemory: "1gb", maxmemoryPolicy: "noeviction", replicaOf: { host: "p", port: 2 } })).toMatch(/^dir "\/my data"$[\s\S]*^replicaof p 2$/m);
-    expect(() => renderRedisConf({ bind: ["x"], port: 1, dir: "/d", maxmemory: "256MB", maxmemoryPolicy: "noeviction" })).toThrow(/maxmemory "256MB"/);
+    expect(renderRedisConf({ bind: ["::"], port: 1, dir: "/my data", maxmemory: "1gb", maxmemoryPolicy: "noeviction", replicaOf: { host: "p", port: 2 }, ...writeSafety })).toMatch(/^dir "\/my data"$[\s\S]*^replicaof p 2$/m);
+    expect(() => renderRedisConf({ bind: ["x"], port: 1, dir: "/d", maxmemory: "256MB", maxmemoryPolicy: "noeviction", ...writeSafety })).toThrow(/maxmemory "256MB"/);
+    expect(() => renderRedisConf({ bind: ["x"], port: 1, dir: "/d", maxmemory: "1mb", maxmemoryPolicy: "noeviction", minReplicasToWrite: 0, minReplicasMaxLag: 3 })).toThrow(/minReplicasToWrite 0/);
   });
   it("sentinel.conf: monitor with quorum and timeouts, hostnames on", () => {
     const conf = renderSentinelConf({ bind: ["0.0.0.0"], port: 26379, dir: "/tmp", masterName: "knhk", master: { host: "redis-0.redis", port: 6379 }, quorum: 2, downAfterMilliseconds: 5000, failoverTimeout: 60000 });

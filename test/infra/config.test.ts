@@ -1,6 +1,7 @@
 /** The stack config schema: defaults, the four stack files, and bad values named by key. */
 import { parseStackConfig, StackConfigError } from "../../infra/config";
 import { imageProblem } from "../../infra/config/common";
+import { writeRecoverySeconds } from "../../infra/render/patroni";
 import { listStacks, readStackConfigFile } from "../../infra/testing/render";
 
 function problemsOf(raw: Record<string, unknown>, stack = "prod", secretKeys: string[] = []): string[] {
@@ -49,7 +50,7 @@ describe("the four stack files", () => {
       expect(cfg.kubernetes.context).toBe(`knhk-${stack}`);
       expect(cfg.kubernetes.renderDir).toBeUndefined();
       expect(cfg.patroni.loopWait + 2 * cfg.patroni.retryTimeout).toBeLessThanOrEqual(cfg.patroni.ttl);
-      expect(cfg.patroni.ttl + cfg.patroni.loopWait).toBeLessThan(30);
+      expect(writeRecoverySeconds(cfg.patroni)).toBeLessThan(30);
     }
   });
 });
@@ -64,7 +65,7 @@ describe("defaults (empty config)", () => {
       VALIDATION_TIMEOUT_MS: 100,
       KNHK_LOG_LEVEL: "info",
     });
-    expect(cfg.redis).toMatchObject({ maxmemory: "256mb", maxmemoryPolicy: "allkeys-lru", sentinels: 3, quorum: 2, replicas: 1 });
+    expect(cfg.redis).toMatchObject({ maxmemory: "256mb", maxmemoryPolicy: "allkeys-lru", sentinels: 3, quorum: 2, replicas: 1, minReplicasToWrite: 1, minReplicasMaxLag: 3 });
     expect(cfg.patroni.dcs).toEqual({ type: "kubernetes" });
     expect(cfg.patroni.backup).toMatchObject({ fullSchedule: "0 2 * * 0", incrementalSchedule: "0 2 * * 1-6" });
   });
@@ -123,8 +124,23 @@ describe("bad values stop the program, naming key, value and what is allowed", (
 
   it("Patroni timing beyond the RTO budget", () => {
     const [p] = problemsOf({ "knhk:patroni": { ttl: 30, loopWait: 10, retryTimeout: 10 } });
-    expect(p).toBe("knhk:patroni.ttl = 30: ttl + loopWait (40 s) must stay below the RTO budget of 30 s");
+    expect(p).toBe("knhk:patroni.ttl = 30: ttl + loopWait + the 5 s strict-sync standby wait (45 s) must stay below the RTO budget of 30 s");
   });
+
+  it("Patroni timing whose detection fits the RTO but not with the strict-sync standby wait", () => {
+    expect(parseStackConfig("prod", { "knhk:patroni": { ttl: 20, loopWait: 4 } }).patroni).toMatchObject({ ttl: 20, loopWait: 4 });
+    const [p] = problemsOf({ "knhk:patroni": { ttl: 20, loopWait: 5 } });
+    expect(p).toBe("knhk:patroni.ttl = 20: ttl + loopWait + the 5 s strict-sync standby wait (30 s) must stay below the RTO budget of 30 s");
+  });
+
+  it("Redis write safety: minReplicasToWrite within the replicas, max lag below Sentinel's detection", () => {
+    expect(problemsOf({ "knhk:redis": { replicas: 1, minReplicasToWrite: 2 } })).toEqual(["knhk:redis.minReplicasToWrite = 2: must be <= replicas (1), else the primary refuses every write"]);
+    expect(problemsOf({ "knhk:redis": { minReplicasToWrite: 0 } })[0]).toMatch(/^knhk:redis\.minReplicasToWrite = 0: /);
+    expect(problemsOf({ "knhk:redis": { minReplicasMaxLag: 5, downAfterMilliseconds: 5000 } })).toEqual([
+      "knhk:redis.minReplicasMaxLag = 5: must be below downAfterMilliseconds (5000 ms) so a cut-off primary stops taking writes before Sentinel can promote a replica",
+    ]);
+  });
+
 
   it("limits below requests", () => {
     const [p] = problemsOf({ "knhk:app": { resources: { requests: { cpu: "2", memory: "1Gi" }, limits: { cpu: "1", memory: "1Gi" } } } });

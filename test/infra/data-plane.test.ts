@@ -3,6 +3,7 @@
  * every bullet of the data-plane issue, per stack where the values differ.
  */
 import { parse } from "yaml";
+import { writeRecoverySeconds } from "../../infra/render/patroni";
 import { RenderResult, renderStack, readStackConfigFile } from "../../infra/testing/render";
 import { all, confLines, find, iniSection, Obj, patroniYaml, podSpec, podTemplate, workloads } from "./helpers";
 
@@ -91,7 +92,7 @@ describe("PatroniCluster", () => {
     expect(dcs).toMatchObject({ synchronous_mode: true, synchronous_mode_strict: true, failsafe_mode: true });
     expect(dcs.postgresql.use_pg_rewind).toBe(true);
     expect(dcs.loop_wait + 2 * dcs.retry_timeout).toBeLessThanOrEqual(dcs.ttl);
-    expect(dcs.ttl + dcs.loop_wait).toBeLessThan(30);
+    expect(writeRecoverySeconds({ ttl: dcs.ttl, loopWait: dcs.loop_wait })).toBeLessThan(30);
     expect(dcs.primary_start_timeout).toBeLessThan(300);
     expect(dcs.postgresql.parameters).toMatchObject({ archive_mode: "on", archive_timeout: 300, synchronous_commit: "on" });
     expect(dcs.postgresql.parameters.archive_command).toMatch(/^pgbackrest .*--stanza=knhk archive-push "%p"$/);
@@ -134,6 +135,17 @@ describe("PatroniCluster", () => {
       labelSelector: { matchLabels: sts.spec.selector.matchLabels },
     });
     expect(find(r.prod, "PodDisruptionBudget", "postgres").spec).toEqual({ maxUnavailable: 1, selector: { matchLabels: sts.spec.selector.matchLabels } });
+  });
+
+  it.each(STACKS)("%s: pg_rewind's role has its password from the credentials Secret; readiness on Patroni's /health", (stack) => {
+    const patroni = podSpec(find(r[stack], "StatefulSet", "postgres")).containers.find((c: Obj) => c.name === "patroni");
+    const env = (name: string) => patroni.env.find((e: Obj) => e.name === name);
+    expect(env("PATRONI_REWIND_PASSWORD")).toEqual({ name: "PATRONI_REWIND_PASSWORD", valueFrom: { secretKeyRef: { name: "postgres-credentials", key: "rewind-password" } } });
+    const pg = patroniYaml(r[stack]).postgresql;
+    expect(pg.authentication.rewind).toEqual({ username: "rewind_user" });
+    expect(pg.pg_hba).toContain("hostssl postgres rewind_user 0.0.0.0/0 scram-sha-256");
+    // /readiness and /primary stay 200 on a leader whose PostgreSQL crashed (test/system/patroni.test.ts).
+    expect(patroni.readinessProbe.httpGet).toEqual({ path: "/health", port: "patroni", scheme: "HTTPS" });
   });
 
   it.each(STACKS)("%s: pgbackrest_exporter sidecar on 9854 reads the repository the members archive to", (stack) => {
@@ -226,7 +238,7 @@ describe("RedisCluster", () => {
 
   it("redis.conf: AOF everysec, maxmemory + eviction policy from config; sentinel.conf quorum 2", () => {
     const data = find(r.prod, "ConfigMap", "redis").data;
-    expect(confLines(data["redis.conf"])).toMatchObject({ appendonly: "yes", appendfsync: "everysec", maxmemory: "256mb", "maxmemory-policy": "allkeys-lru" });
+    expect(confLines(data["redis.conf"])).toMatchObject({ appendonly: "yes", appendfsync: "everysec", maxmemory: "256mb", "maxmemory-policy": "allkeys-lru", "min-replicas-to-write": "1", "min-replicas-max-lag": "3" });
     expect(data["sentinel.conf"]).toMatch(/^sentinel monitor knhk redis-0\.redis\.knhk\.svc\.cluster\.local 6379 2$/m);
     expect(find(r.local, "StatefulSet", "redis").spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe("1Gi");
   });

@@ -3,17 +3,20 @@
  * builder (infra/render/patroni.ts).
  *
  *   const etcd = await startEtcd();                       // etcd v3 on free loopback ports
- *   const cluster = await startPatroniCluster({ etcd, members: 2, patroniBin: "patroni" });
+ *   const cluster = await startPatroniCluster({ etcd, members: 2, patroni: PINNED_PATRONI, timing });
  *   await cluster.waitForHealthy();                       // one leader + one sync standby
  *   await cluster.clusterStatus();                        // GET /cluster of any member
- *   await cluster.killMember("pg0");                      // SIGKILL Patroni and its PostgreSQL
+ *   await cluster.killMember("pg0");                      // SIGKILL Patroni and its PostgreSQL (node death)
+ *   await cluster.startMember("pg0");                     // the node comes back
+ *   await cluster.crashPostgres("pg0");                   // kill -9 of the postmaster only
  *   await cluster.destroy(); await etcd.destroy();
  *
  * PostgreSQL refuses root: when the tests run as root, Patroni runs as the `postgres` OS user.
- * Each process runs in its own process group so that destroy() also ends its PostgreSQL.
+ * Each process runs in its own process group (test/support/processes.ts); PostgreSQL starts its
+ * own session under Patroni, so killMember() and destroy() also stop it with pg_ctl.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { chownSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +24,7 @@ import { promisify } from "node:util";
 import { buildPostBootstrapScript, PatroniTiming, renderPatroniYaml } from "../../infra/render/patroni";
 import { freePort, waitFor } from "./ports";
 import { PG_BIN } from "./postgres";
+import { spawnTracked, type TrackedProcess } from "./processes";
 
 const run = promisify(execFile);
 const asRoot = process.getuid?.() === 0;
@@ -30,21 +34,50 @@ function postgresOwner(): { uid: number; gid: number } {
   return { uid: st.uid, gid: st.gid };
 }
 
-function spawnGroup(command: string, args: string[], env: NodeJS.ProcessEnv, logFile: string, asPostgres: boolean): ChildProcess {
-  const [cmd, argv] = asPostgres && asRoot ? ["runuser", ["-u", "postgres", "--", command, ...args]] : [command, args];
-  const out = require("node:fs").openSync(logFile, "a") as number;
-  return spawn(cmd, argv, { env, detached: true, stdio: ["ignore", out, out] });
+/** How to run one Patroni: a command, the arguments before the config file, extra environment. */
+export interface PatroniLauncher {
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
 }
 
-async function killGroup(child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const exited = new Promise((r) => child.once("exit", r));
+/** Debian's Patroni (3.0.2): the validator of the rendered config. */
+export const DEBIAN_PATRONI: PatroniLauncher = { command: "/usr/bin/patroni", args: [] };
+
+const PINNED_SITE_PACKAGES = join(__dirname, "..", "..", ".tools", "patroni", "lib", "python3.11", "site-packages");
+/**
+ * The pinned Patroni 4.0.7 the image deploys (scripts/install-deps.sh puts it in .tools/patroni).
+ * The venv's interpreter lives under /root, which the postgres user cannot read: run the venv's
+ * packages with Debian's python3.11 (the same minor version, so its binary wheels load).
+ */
+export const PINNED_PATRONI: PatroniLauncher = {
+  command: "/usr/bin/python3.11",
+  args: ["-c", "import sys; from patroni.__main__ import main; sys.argv[0] = 'patroni'; sys.exit(main())"],
+  env: { PYTHONPATH: PINNED_SITE_PACKAGES },
+};
+export const PINNED_PATRONI_PACKAGE = join(PINNED_SITE_PACKAGES, "patroni");
+
+function spawnLogged(command: string, args: string[], env: NodeJS.ProcessEnv, logFile: string, asPostgres: boolean): TrackedProcess {
+  const [cmd, argv] = asPostgres && asRoot ? ["runuser", ["-u", "postgres", "--", command, ...args]] : [command, args];
+  const out = openSync(logFile, "a");
   try {
-    process.kill(-child.pid, signal);
-  } catch {
-    return;
+    return spawnTracked(cmd, argv, { env, stdio: ["ignore", out, out] });
+  } finally {
+    closeSync(out);
   }
-  await exited;
+}
+
+/** HTTP status of a GET (Patroni's health endpoints answer with a status line only). */
+export function httpStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { timeout: 3000 }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`timeout: ${url}`)));
+    req.on("error", reject);
+  });
 }
 
 export function httpJson(url: string): Promise<{ status: number; body: unknown }> {
@@ -77,7 +110,7 @@ export async function startEtcd(): Promise<TestEtcd> {
   const peerPort = await freePort();
   const clientUrl = `http://127.0.0.1:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
-  const child = spawnGroup(
+  const etcd = spawnLogged(
     "etcd",
     [
       "--name", "test",
@@ -98,7 +131,7 @@ export async function startEtcd(): Promise<TestEtcd> {
     clientUrl,
     hostPort: `127.0.0.1:${clientPort}`,
     async destroy() {
-      await killGroup(child, "SIGTERM");
+      await etcd.stop("SIGTERM");
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -128,15 +161,23 @@ export interface TestPatroniCluster {
   /** Waits for one leader and `members - 1` running standbys, at least one of them synchronous. */
   waitForHealthy(timeoutMs?: number): Promise<ClusterMemberStatus[]>;
   psql(member: PatroniMember, sql: string, database?: string): Promise<string>;
+  member(name: string): PatroniMember;
+  /** HTTP status of `path` on a member's REST API. */
+  restStatus(name: string, path: string): Promise<number>;
+  /** Node death: SIGKILL Patroni's process group, then stop its PostgreSQL immediately. */
   killMember(name: string): Promise<void>;
+  /** Starts a member's Patroni again on its existing data directory (the node came back). */
+  startMember(name: string): Promise<void>;
+  /** kill -9 of the member's postmaster (PostgreSQL crash; Patroni keeps running). Returns its PID. */
+  crashPostgres(name: string): Promise<number>;
   destroy(): Promise<void>;
 }
 
 export interface PatroniClusterOptions {
   readonly etcd: TestEtcd;
   readonly members: number;
-  /** `patroni` executable (Debian's, or the pinned PyPI one). */
-  readonly patroniBin: string;
+  /** Which Patroni runs the members (PINNED_PATRONI: the version the image deploys). */
+  readonly patroni: PatroniLauncher;
   readonly timing: PatroniTiming;
 }
 
@@ -149,6 +190,7 @@ export async function startPatroniCluster(opts: PatroniClusterOptions): Promise<
   const env: Record<string, string> = {
     PATRONI_SUPERUSER_PASSWORD: "test-superuser-password",
     PATRONI_REPLICATION_PASSWORD: "test-replication-password",
+    PATRONI_REWIND_PASSWORD: "test-rewind-password",
     EXPORTER_PASSWORD: "test-exporter-password",
   };
   const postBootstrap = join(root, "post-bootstrap.sh");
@@ -180,6 +222,7 @@ export async function startPatroniCluster(opts: PatroniClusterOptions): Promise<
           pgpassFile: join(dir, "pgpass"),
           superuser: "postgres",
           replicationUser: "replicator",
+          rewindUser: "rewind_user",
           parameters: { max_connections: 50, shared_buffers: "32MB" },
           allowedCidrs: ["127.0.0.1/32"],
         },
@@ -193,10 +236,18 @@ export async function startPatroniCluster(opts: PatroniClusterOptions): Promise<
     members.push({ name, pgPort, apiPort, dir, configFile, socketDir: dir });
   }
 
-  const children = new Map<string, ChildProcess>();
+  const children = new Map<string, TrackedProcess>();
+  const memberEnv = { ...process.env, ...opts.patroni.env, ...env, PATH: `${PG_BIN}:${process.env.PATH}` };
   const startMember = (m: PatroniMember) => {
-    children.set(m.name, spawnGroup(opts.patroniBin, [m.configFile], { ...process.env, ...env, PATH: `${PG_BIN}:${process.env.PATH}` }, join(root, `${m.name}.log`), true));
+    children.set(m.name, spawnLogged(opts.patroni.command, [...opts.patroni.args, m.configFile], memberEnv, join(root, `${m.name}.log`), true));
   };
+  const memberNamed = (name: string) => {
+    const m = members.find((x) => x.name === name);
+    if (!m) throw new Error(`no member ${name}`);
+    return m;
+  };
+  const stopPostgres = (m: PatroniMember) =>
+    run(asRoot ? "runuser" : join(PG_BIN, "pg_ctl"), [...(asRoot ? ["-u", "postgres", "--", join(PG_BIN, "pg_ctl")] : []), "-D", join(m.dir, "data"), "-m", "immediate", "stop"]).catch(() => undefined);
   // All at once, as a StatefulSet with Parallel pod management: one wins the initialize key
   // and bootstraps (its post-bootstrap script must not wait for a standby), the others clone it.
   for (const m of members) startMember(m);
@@ -238,21 +289,31 @@ export async function startPatroniCluster(opts: PatroniClusterOptions): Promise<
       const { stdout } = await run(cmd, argv, { timeout: 30_000 });
       return stdout.trim();
     },
+    member: memberNamed,
+    restStatus: (name, path) => httpStatus(`http://127.0.0.1:${memberNamed(name).apiPort}${path}`),
     async killMember(name) {
-      await killGroup(children.get(name), "SIGKILL");
+      const m = memberNamed(name);
+      await children.get(name)?.stop("SIGKILL");
       children.delete(name);
-      const m = members.find((x) => x.name === name);
-      // Patroni's PostgreSQL may outlive a SIGKILLed Patroni (own session): stop it hard too.
-      if (m) await run(asRoot ? "runuser" : join(PG_BIN, "pg_ctl"), [...(asRoot ? ["-u", "postgres", "--", join(PG_BIN, "pg_ctl")] : []), "-D", join(m.dir, "data"), "-m", "immediate", "stop"]).catch(() => undefined);
+      // PostgreSQL runs in its own session, outside Patroni's group: stop it hard too.
+      await stopPostgres(m);
+    },
+    async startMember(name) {
+      if (children.has(name)) throw new Error(`${name} is running`);
+      startMember(memberNamed(name));
+    },
+    async crashPostgres(name) {
+      const m = memberNamed(name);
+      const pid = Number(readFileSync(join(m.dir, "data", "postmaster.pid"), "utf8").split("\n")[0]);
+      process.kill(pid, "SIGKILL");
+      return pid;
     },
     async destroy() {
       for (const [name, child] of children) {
-        await killGroup(child, "SIGTERM");
+        await child.stop("SIGTERM", 30_000);
         children.delete(name);
       }
-      for (const m of members) {
-        await run(asRoot ? "runuser" : join(PG_BIN, "pg_ctl"), [...(asRoot ? ["-u", "postgres", "--", join(PG_BIN, "pg_ctl")] : []), "-D", join(m.dir, "data"), "-m", "immediate", "stop"]).catch(() => undefined);
-      }
+      for (const m of members) await stopPostgres(m);
       rmSync(root, { recursive: true, force: true });
     },
   };

@@ -2,13 +2,14 @@
  * The generated redis.conf, sentinel.conf and init scripts start real redis-server and
  * redis-sentinel processes (Debian packages) on loopback: CONFIG GET shows the configured
  * values, the replica follows the primary Sentinel reports, three Sentinels agree on the
- * primary, and they fail over to the replica when the primary dies.
+ * primary, and they fail over to the replica when the primary dies. A primary without a replica
+ * in sync refuses writes (min-replicas-to-write) and takes them once its replica follows.
  *
  * Pods address each other by DNS name (`<pod>.<domain>`); here the "pod names" are loopback
  * prefixes so the same scripts resolve to 127.0.0.1 (primary) and 127.0.0.2 (replica).
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -17,6 +18,7 @@ import { redisInitScript, RedisTopology, renderRedisConf, renderSentinelConf, se
 import { parseStackConfig } from "../../infra/config";
 import { readStackConfigFile } from "../../infra/testing/render";
 import { freePort, waitFor } from "../support/ports";
+import { spawnTracked, type TrackedProcess } from "../support/processes";
 
 const run = promisify(execFile);
 const cfg = parseStackConfig("prod", readStackConfigFile("prod")).redis;
@@ -26,7 +28,7 @@ describe("redis.conf and sentinel.conf with real redis-server / redis-sentinel",
   let root: string;
   let port: number;
   const sentinelPorts: number[] = [];
-  const children = new Map<string, ChildProcess>();
+  const children = new Map<string, TrackedProcess>();
   const clients: Redis[] = [];
 
   const client = (host: string, p: number) => {
@@ -37,15 +39,13 @@ describe("redis.conf and sentinel.conf with real redis-server / redis-sentinel",
   };
   const start = (name: string, cmd: string, conf: string) => {
     const out = openSync(join(root, `${name}.log`), "a");
-    children.set(name, spawn(cmd, [conf], { detached: true, stdio: ["ignore", out, out] }));
+    children.set(name, spawnTracked(cmd, [conf], { stdio: ["ignore", out, out] }));
+    closeSync(out);
   };
   const stop = async (name: string, signal: NodeJS.Signals = "SIGTERM") => {
     const child = children.get(name);
     children.delete(name);
-    if (!child || child.exitCode !== null || child.pid === undefined) return;
-    const exited = new Promise((r) => child.once("exit", r));
-    process.kill(-child.pid, signal);
-    await exited;
+    await child?.stop(signal);
   };
   /** Runs an init script with the pod's HOSTNAME, as the init container does. */
   const init = async (script: string, hostname: string) => {
@@ -62,7 +62,15 @@ describe("redis.conf and sentinel.conf with real redis-server / redis-sentinel",
     sentinelPort: sentinelPorts[0],
   });
   const redisConf = (bind: string, dir: string) =>
-    renderRedisConf({ bind: [bind], port, dir, maxmemory: cfg.maxmemory, maxmemoryPolicy: cfg.maxmemoryPolicy });
+    renderRedisConf({
+      bind: [bind],
+      port,
+      dir,
+      maxmemory: cfg.maxmemory,
+      maxmemoryPolicy: cfg.maxmemoryPolicy,
+      minReplicasToWrite: cfg.minReplicasToWrite,
+      minReplicasMaxLag: cfg.minReplicasMaxLag,
+    });
 
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), "knhk-redis-sentinel-"));
@@ -91,6 +99,14 @@ describe("redis.conf and sentinel.conf with real redis-server / redis-sentinel",
     expect(await get("maxmemory")).toBe(String(256 * 1024 * 1024));
     expect(await get("maxmemory-policy")).toBe("allkeys-lru");
     expect(await get("replica-announce-ip")).toBe("127.0.0.1");
+    expect(await get("min-replicas-to-write")).toBe(String(cfg.minReplicasToWrite));
+    expect(await get("min-replicas-max-lag")).toBe(String(cfg.minReplicasMaxLag));
+  });
+
+  it("the primary without a replica in sync refuses writes (NOREPLICAS) and reads still work", async () => {
+    const primary = client("127.0.0.1", port);
+    await expect(primary.set("knhk:probe", "lost-at-failover")).rejects.toThrow(/^NOREPLICAS/);
+    expect(await primary.get("knhk:probe")).toBeNull();
   });
 
   it("three Sentinels start from sentinel.conf and monitor the primary with the configured quorum", async () => {
@@ -135,6 +151,14 @@ describe("redis.conf and sentinel.conf with real redis-server / redis-sentinel",
     const sentinel = client("127.0.0.1", sentinelPorts[1]);
     await waitFor("sentinel to see the replica", async () => toMap((await sentinel.call("SENTINEL", "MASTER", MASTER)) as string[])["num-slaves"] === "1", 60_000, 250);
   }, 150_000);
+
+  it("with its replica in sync the primary takes writes, and the replica has them", async () => {
+    const primary = client("127.0.0.1", port);
+    await waitFor("the primary to count its replica", async () => /min_slaves_good_slaves:1/.test(await primary.info("replication")), 30_000, 100);
+    expect(await primary.set("knhk:probe", "kept")).toBe("OK");
+    const replica = client("127.0.0.2", port);
+    await waitFor("the write on the replica", async () => (await replica.get("knhk:probe")) === "kept", 30_000, 100);
+  });
 
   it("the Sentinels fail over to the replica when the primary dies (figure: time to promotion)", async () => {
     const sentinel = client("127.0.0.1", sentinelPorts[2]);
