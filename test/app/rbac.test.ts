@@ -3,6 +3,7 @@
  * endpoint (2xx when the role holds the endpoint's permission, else 403), every kind of bad
  * token (401), the three claim mappings, and the audit row each decision leaves.
  */
+import { request as httpRequest } from "node:http";
 import { ROLE_PERMISSIONS, ROLES, type Permission, type Role } from "../../app/src/auth/roles";
 import type { Domain } from "../../app/src/domain";
 import { startPostgres, type TestPostgres } from "../support/postgres";
@@ -184,6 +185,59 @@ describe("tokens that must be refused with 401", () => {
   test("signed by a key the issuer does not publish (unknown kid)", async () => refused(await oidc.token("okta", { foreignKey: true, claims: { groups: ["knhk-admins"] } }), /signing key not found/));
   test("right kid, wrong key", async () => refused(await oidc.token("okta", { foreignKey: true, kid: "okta-key-1", claims: { groups: ["knhk-admins"] } }), /signature invalid/));
   test("garbage in the Authorization header", () => refused("not-a-jwt", /malformed/));
+
+  /** Claims as JSON text (numbers JSON.stringify cannot write), `claims` given the current time in seconds. */
+  const rawPayload = (claims: (now: number) => string) =>
+    `{"iss":${JSON.stringify(oidc.issuer("okta"))},"aud":"knhk-api","sub":"time-attacker","groups":["knhk-admins"],${claims(Math.floor(Date.now() / 1000))}}`;
+  test("the raw-signing helper makes acceptable tokens (control)", async () => {
+    const token = await oidc.signRaw("okta", rawPayload((now) => `"iat":${now},"exp":${now + 600}`));
+    expect((await svc.api(path, { token })).status).toBe(200);
+  });
+  test.each<[string, (now: number) => string, RegExp]>([
+    ["exp of 1e309 (Infinity: a token that never expires)", (now) => `"iat":${now},"exp":1e309`, /exp must be an integer/],
+    ["exp that is not an integer", (now) => `"iat":${now},"exp":${now + 600}.5`, /exp must be an integer/],
+    ["exp beyond the safe integers", (now) => `"iat":${now},"exp":123456789012345678901234567890`, /exp must be an integer/],
+    ["nbf of 1e309", (now) => `"iat":${now},"exp":${now + 600},"nbf":1e309`, /nbf must be an integer/],
+    ["iat of -1e309", (now) => `"iat":-1e309,"exp":${now + 600}`, /iat must be an integer/],
+])("%s", async (_name, claims, reason) => refused(await oidc.signRaw("okta", rawPayload(claims)), reason));
+});
+
+describe("the Authorization header itself", () => {
+  const path = "/api/v1/observations?limit=1";
+  /** A request with exactly these Authorization header lines (fetch would merge two into one). */
+  const withAuthorization = (values: string[]) =>
+    new Promise<{ status: number; body: any }>((resolve, reject) => {
+      const request = httpRequest(`${svc.service.apiUrl}${path}`, { headers: values.flatMap((value) => ["authorization", value]) }, (response) => {
+        let text = "";
+        response.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) }));
+      });
+      request.on("error", reject).end();
+    });
+  const denials = async () => Number(await pg.psql("SELECT count(*) FROM audit_log WHERE outcome = 'deny_unauthenticated'", svc.database));
+
+  test.each(["bearer", "BEARER", "BeArEr"])("the scheme is case-insensitive: %s <token> is accepted", async (scheme) => {
+    const token = await oidc.roleToken("observer");
+    expect((await withAuthorization([`${scheme} ${token}`])).status).toBe(200);
+  });
+  test("two Authorization headers are refused with 401 and audited, even when both are valid", async () => {
+    const before = await denials();
+    const [a, b] = [await oidc.roleToken("observer", "first"), await oidc.roleToken("administrator", "second")];
+    const response = await withAuthorization([`Bearer ${a}`, `Bearer ${b}`]);
+    expect(response.status).toBe(401);
+    expect(response.body.message).toMatch(/more than one Authorization header/);
+    expect(await denials()).toBe(before + 1);
+  });
+  test("one valid header and one garbage header are refused too", async () => {
+    const token = await oidc.roleToken("administrator");
+    expect((await withAuthorization([`Bearer ${token}`, "Bearer x"])).status).toBe(401);
+    expect((await withAuthorization(["Bearer x", `Bearer ${token}`])).status).toBe(401);
+  });
+  test("a scheme other than Bearer is refused", async () => {
+    const token = await oidc.roleToken("administrator");
+    expect((await withAuthorization([`Basic ${token}`])).status).toBe(401);
+    expect((await withAuthorization([`Bearer${token}`])).status).toBe(401);
+  });
 });
 
 describe("claim mappings", () => {

@@ -12,7 +12,8 @@ export type Authentication =
   | { readonly ok: false; readonly status: 401 | 503; readonly reason: string };
 
 export interface TokenVerifier {
-  verify(authorizationHeader: string | undefined): Promise<Authentication>;
+  /** Every Authorization header the request carried (a request with more than one is refused). */
+  verify(authorizationHeader: string | readonly string[] | undefined): Promise<Authentication>;
 }
 
 export interface VerifierSettings {
@@ -21,6 +22,14 @@ export interface VerifierSettings {
   readonly maxTokenAgeSeconds: number;
   /** Injected key sources (tests); default: jose's remote JWKS with caching and cooldown. */
   readonly keySource?: (issuer: OidcIssuer) => JWTVerifyGetKey;
+}
+
+/** jose compares these as numbers, so 1e309 (Infinity) would be a token that never expires. */
+const TIME_CLAIMS = ["exp", "nbf", "iat"] as const;
+
+/** The token of an RFC 6750 `Bearer` credential; the scheme is case-insensitive (RFC 7235 2.1). */
+function bearerToken(header: string): string | undefined {
+  return /^bearer +([A-Za-z0-9._~+/-]+=*)$/i.exec(header.trim())?.[1];
 }
 
 const deny = (reason: string, status: 401 | 503 = 401): Authentication => ({ ok: false, status, reason });
@@ -60,17 +69,25 @@ export function createTokenVerifier(settings: VerifierSettings): TokenVerifier {
     ]),
   );
   return {
-    async verify(header) {
+    async verify(headers) {
+      const all = typeof headers === "string" ? [headers] : [...(headers ?? [])];
+      // Two credentials are ambiguous: which one a proxy or the service honours must not matter.
+      if (all.length > 1) return deny("more than one Authorization header");
+      const header = all[0];
       if (!header) return deny("missing bearer token");
-      const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header.trim());
-      if (!match) return deny("authorization header is not 'Bearer <token>'");
-      const token = match[1];
+      const token = bearerToken(header);
+      if (!token) return deny("authorization header is not 'Bearer <token>'");
       if (token.length > MAX_TOKEN_LENGTH) return deny("token too long");
       let iss: string | undefined;
       try {
         const alg = decodeProtectedHeader(token).alg;
-        if (!alg || !(ALLOWED_ALGORITHMS as readonly string[]).includes(alg)) return deny(`algorithm ${alg ?? "(none)"} not allowed`);
-        iss = decodeJwt(token).iss;
+        if (typeof alg !== "string" || !(ALLOWED_ALGORITHMS as readonly string[]).includes(alg)) {
+          return deny(`algorithm ${typeof alg === "string" ? alg : "(none)"} not allowed`);
+        }
+        const claims = decodeJwt(token);
+        const badTime = TIME_CLAIMS.find((claim) => claims[claim] !== undefined && !Number.isSafeInteger(claims[claim]));
+        if (badTime) return deny(`claim ${badTime} must be an integer NumericDate`);
+        iss = claims.iss;
       } catch {
         return deny("malformed token");
       }

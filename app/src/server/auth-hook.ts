@@ -13,6 +13,15 @@ export interface AuthHookDeps {
   readonly metrics: ServiceMetrics;
 }
 
+/** Every Authorization header as sent: Node keeps only the first in `headers`, silently. */
+function authorizationHeaders(rawHeaders: readonly string[]): string[] {
+  const values: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if (rawHeaders[i].toLowerCase() === "authorization") values.push(rawHeaders[i + 1]);
+  }
+  return values;
+}
+
 /**
  * onRequest hook for /api/v1: authenticate (401), rate-limit per principal (429), check the
  * route's permission (403), and write every allow/deny decision to the audit log before the
@@ -60,7 +69,7 @@ export function createAuthHook(deps: AuthHookDeps) {
 
   return async function authHook(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const permission = request.routeOptions.config?.permission ?? null;
-    const auth = await deps.verifier.verify(request.headers.authorization);
+    const auth = await deps.verifier.verify(authorizationHeaders(request.raw.rawHeaders));
     if (!auth.ok) {
       if (await limited(request, reply, `ip:${request.ip}`)) return;
       await decide(request, "deny_unauthenticated", permission, undefined, auth.reason);

@@ -43,6 +43,11 @@ export interface TestOidc {
   token(provider: Provider, options?: TokenOptions): Promise<string>;
   /** An Okta token whose groups grant exactly `role`. */
   roleToken(role: Role, subject?: string): Promise<string>;
+  /**
+   * A token whose payload is exactly `payloadJson` (text JSON.stringify cannot produce, e.g.
+   * `"exp":1e309`), signed by the provider's published key; `header` is merged into the protected header.
+   */
+  signRaw(provider: Provider, payloadJson: string, header?: Record<string, unknown>): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -51,6 +56,13 @@ const LAYOUT: Record<Provider, { alg: IssuerKeys["alg"]; path: string; jwksPath:
   azure: { alg: "ES256", path: "/tenant-1/v2.0", jwksPath: "/tenant-1/discovery/v2.0/keys" },
   keycloak: { alg: "EdDSA", path: "/realms/knhk", jwksPath: "/realms/knhk/protocol/openid-connect/certs" },
 };
+
+/** JWS algorithms as WebCrypto signing parameters (ECDSA output is already JWS's r || s form). */
+const WEBCRYPTO_SIGNING = {
+  RS256: { name: "RSASSA-PKCS1-v1_5" },
+  ES256: { name: "ECDSA", hash: "SHA-256" },
+  EdDSA: { name: "Ed25519" },
+} as const;
 
 async function keysFor(provider: Provider): Promise<IssuerKeys> {
   const { alg, path, jwksPath } = LAYOUT[provider];
@@ -106,6 +118,14 @@ export async function startOidc(): Promise<TestOidc> {
     },
     roleToken(role, subject = `${role}-user`) {
       return oidc.token("okta", { claims: { sub: subject, groups: [ROLE_GROUPS[role][0]] } });
+    },
+    async signRaw(provider, payloadJson, header = {}) {
+      // Signed with WebCrypto, not jose: jose refuses to sign headers a verifier must reject (e.g. unknown `crit`).
+      const key = keys[provider];
+      const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64url");
+      const input = `${b64(JSON.stringify({ alg: key.alg, kid: key.kid, typ: "JWT", ...header }))}.${b64(payloadJson)}`;
+      const signature = await crypto.subtle.sign(WEBCRYPTO_SIGNING[key.alg], key.privateKey, new TextEncoder().encode(input));
+      return `${input}.${Buffer.from(signature).toString("base64url")}`;
     },
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
