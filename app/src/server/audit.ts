@@ -1,5 +1,6 @@
 import type { AuditWriter } from "../audit";
 import type { Permission } from "../auth/roles";
+import { storableText } from "./storable";
 
 export type AuthDecision = "allow" | "deny_unauthenticated" | "deny_forbidden";
 
@@ -24,13 +25,16 @@ export interface AuditSink {
 }
 
 /**
- * Token claims are attacker-controlled text: control characters become visible \uXXXX escapes so
- * the decision is still recorded (audit_log refuses raw control characters).
+ * Token claims are attacker-controlled text: control characters and lone UTF-16 surrogates become
+ * visible \uXXXX escapes so the decision is still recorded (audit_log refuses raw control
+ * characters; PostgreSQL cannot store NUL or lone surrogates at all).
  */
 export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return storableText(text, Number.MAX_SAFE_INTEGER);
 }
+
+/** Most characters of a decision's reason kept (a reason may quote an unverified claim). */
+const MAX_REASON = 512;
 
 /**
  * Writes decisions to audit_log (action "authz.decision") through the audit writer, whose group
@@ -41,11 +45,17 @@ export function auditLogSink(writer: Pick<AuditWriter, "record">): AuditSink {
   return {
     async record(d) {
       await writer.record({
-        actor: d.subject ? printable(`${d.issuer}:${d.subject}`).slice(0, 256) : "anonymous",
+        actor: d.subject ? storableText(`${d.issuer}:${d.subject}`, 256) : "anonymous",
         action: "authz.decision",
-        target: printable(`${d.method} ${d.route}`).slice(0, 512),
+        target: storableText(`${d.method} ${d.route}`, 512),
         outcome: d.decision,
-        details: { permission: d.permission, roles: [...d.roles], reason: d.reason, request_id: d.requestId, ip: d.ip },
+        details: {
+          permission: d.permission,
+          roles: d.roles.map((r) => storableText(r, 64)),
+          reason: storableText(d.reason, MAX_REASON),
+          request_id: storableText(d.requestId, 128),
+          ip: storableText(d.ip, 64),
+        },
       });
     },
   };
