@@ -186,3 +186,129 @@ describe("good input still works and is stored verbatim", () => {
     expect(health.body.dependencies.database).toBe("healthy");
   });
 });
+
+describe("input PostgreSQL cannot store: 400 naming the field, never 500", () => {
+  let before: string;
+  beforeAll(async () => {
+    before = await counts();
+  });
+
+  // Sent as JSON text: JSON.stringify writes a lone surrogate as the escape \udXXX, NUL as \u0000.
+  test.each([
+    ["a NUL in the value", { ...valid, value: "a\u0000b" }, "body.value"],
+    ["a lone surrogate in the value", { ...valid, value: "a\ud800" }, "body.value"],
+    ["a lone surrogate deep in the value", { ...valid, value: { list: [1, { text: "\udc00" }] } }, "body.value.list.1.text"],
+    ["a NUL in an object key of the value", { ...valid, value: { "k\u0000": 1 } }, "body.value.k\\u0000"],
+    ["a lone surrogate in an object key of the value", { ...valid, value: { "k\ud83d": 1 } }, "body.value.k\\ud83d"],
+    ["a NUL in a metadata value", { ...valid, metadata: { region: "eu\u0000" } }, "body.metadata.region"],
+    ["a lone surrogate in a metadata value", { ...valid, metadata: { region: "\udfff" } }, "body.metadata.region"],
+    ["a NUL in the event type", { ...valid, event_type: "api\u0000call" }, "body.event_type"],
+  ])("%s", async (_name, body, field) => {
+    const response = await post("/observations", body);
+    expect(response.status).toBe(400);
+    expect(response.body.field).toBe(field);
+    expect(response.body.message).toContain(field);
+  });
+
+  // 10,000 levels at the default body limit: test/app/fuzz-routes.test.ts.
+  test("2,000 levels of nesting (within this service's 4 KB limit) are refused before anything recurses", async () => {
+    const deep = "[".repeat(2_000) + "]".repeat(2_000);
+    const response = await svc.api("/api/v1/observations", {
+      method: "POST",
+      token: admin,
+      body: `{"event_type":"api.call","sector":"finance","value":${deep}}`,
+      headers: { "content-type": "application/json" },
+    });
+    expect(response.status).toBe(400);
+    expect(response.body.field).toBe("body");
+    expect(response.body.reason).toMatch(/deeper than 64 levels/);
+  });
+
+  test.each([
+    ["year 0000", "0000-01-01T00:00:00Z"],
+    ["an offset into year 0", "0001-01-01T00:30:00+01:00"],
+    ["a leap second", "2016-12-31T23:59:60Z"],
+    ["an expanded year beyond PostgreSQL's 294276", "+294277-01-01T00:00:00Z"],
+  ])("observed_at of %s", async (_name, observedAt) => {
+    const response = await post("/observations", { ...valid, observed_at: observedAt });
+    expect(response.status).toBe(400);
+    expect(response.body.field).toBe("body.observed_at");
+  });
+
+  test.each([
+    ["since", "0000-01-01T00:00:00Z"],
+    ["until", "0000-06-01T00:00:00Z"],
+    ["since", "2016-12-31T23:59:60Z"],
+    ["until", "9999-12-31T23:59:59-10:00"],
+  ])("a list filter %s=%s", async (filter, value) => {
+    const response = await svc.api(`/api/v1/observations?${filter}=${encodeURIComponent(value)}`, { token: admin });
+    expect(response.status).toBe(400);
+    expect(response.body.field).toBe(`querystring.${filter}`);
+  });
+
+  test("the bounds themselves are accepted", async () => {
+    const list = await svc.api(`/api/v1/observations?since=0001-01-01T00:00:00Z&until=9999-12-31T23:59:59.999Z&limit=1`, { token: admin });
+    expect(list.status).toBe(200);
+    const old = await post("/observations", { ...valid, event_type: "api.bounds", observed_at: "0001-01-01T00:00:00Z" });
+    expect(old.status).toBe(201);
+    expect(old.body.observed_at).toBe("0001-01-01T00:00:00.000Z");
+    before = await counts();
+  });
+
+  test.each([
+    ["1e308", 1e308, "body.value"],
+    ["-1e308", -1e308, "body.value"],
+    ["a number just past the bound", 1.0000001e15, "body.value"],
+    ["a huge number in metadata", 1e300, "body.metadata.region"],
+  ])("a value of %s is beyond the documented bound of 1e15", async (_name, n, field) => {
+    const body = field === "body.value" ? { ...valid, value: n } : { ...valid, metadata: { region: n } };
+    const response = await post("/observations", body);
+    expect(response.status).toBe(400);
+    expect(response.body.field).toBe(field);
+    expect(response.body.reason).toMatch(/1000000000000000/);
+  });
+
+  test("a huge integer written as JSON text is refused too", async () => {
+    const response = await raw("/observations", '{"event_type":"api.call","sector":"finance","value":123456789012345678901234567890}');
+    expect(response.status).toBe(400);
+    expect(response.body.field).toBe("body.value");
+  });
+
+  test("a hostile id or query string is a 400 naming it", async () => {
+    for (const [path, field] of [
+      ["/observations/%00", "params.id"],
+      // A lone surrogate as (CESU-8) percent-encoding is not UTF-8: the URL itself is refused.
+      ["/snapshots/%ED%A0%80", "url"],
+      ["/observations?event_type=a%00b", "querystring.event_type"],
+    ]) {
+      const response = await svc.api(`/api/v1${path}`, { token: admin });
+      expect({ path, status: response.status, field: response.body.field }).toEqual({ path, status: 400, field });
+    }
+  });
+
+  test("none of these wrote a row", async () => {
+    expect(await counts()).toBe(before);
+  });
+});
+
+describe("analytics cannot be poisoned by large stored values", () => {
+  test("observations of +-1e308 stored directly by SQL: analytics still answers 200 with their exact extremes", async () => {
+    const snapshot = (await svc.api("/api/v1/snapshots/current", { token: admin })).body.id;
+    // Bypasses the ingest bound, as rows stored before it existed would.
+    await pg.psql(
+      `INSERT INTO observations (id, event_type, value, sector, metadata, observed_at, created_at, snapshot_id, flagged, guards, hot_path_ticks)
+       SELECT gen_random_uuid(), 'api.poison', v::jsonb, 'finance', '{}', now() - interval '1 second', now(), '${snapshot}', false, '[]', 0
+       FROM unnest(ARRAY['1e308', '1e308', '-1e308', '1.7976931348623157e308']) v`,
+      svc.database,
+    );
+    const response = await post("/analytics/run", { window_seconds: 3600 });
+    expect(response.status).toBe(200);
+    const poison = response.body.by_event_type.find((e: { event_type: string }) => e.event_type === "api.poison");
+    expect(poison.numeric.count).toBe(4);
+    expect(poison.numeric.max).toBe(1.7976931348623157e308);
+    expect(poison.numeric.min).toBe(-1e308);
+    // (1e308 + 1e308 - 1e308 + 1.797...e308) / 4, computed without overflowing as JavaScript would.
+    const expectedMean = 1e308 / 4 + 1.7976931348623157e308 / 4;
+    expect(Math.abs(poison.numeric.mean / expectedMean - 1)).toBeLessThan(1e-12);
+  });
+});

@@ -133,17 +133,28 @@ export function createPatternService(ctx: DomainContext, snapshots: SnapshotInte
   return { detect, detectWith, list, get };
 }
 
+/** A numeric aggregate as a JSON number: values stored beyond float8's range (only by direct SQL) are clamped to it. */
+function asDouble(numeric: string | null): number {
+  const n = Number(numeric);
+  return Number.isFinite(n) ? n : Math.sign(n) * Number.MAX_VALUE;
+}
+
+/** round6 where six decimals exist: beyond 1e9, n * 1e6 loses them anyway and can overflow to Infinity. */
+const round6Finite = (n: number): number => (Math.abs(n) < 1e9 ? round6(n) : n);
+
 export function createAnalyticsService(ctx: DomainContext, snapshots: SnapshotInternals): AnalyticsService {
   return {
     async run(query: DetectQuery = {}): Promise<AnalyticsReport> {
       const w = windowEndingAt(ctx.clock.now(), windowSecondsOf(ctx, query.window_seconds));
       const snapshot = await snapshots.current();
-      const byType = await ctx.db.query<{ event_type: string; n: number; errors: number; num_n: number; num_min: number | null; num_max: number | null; num_mean: number | null }>(
+      // numeric, not float8: a sum of stored values near 1.8e308 overflows float8 (22003) and would
+      // fail every report over a window holding them; numeric sums cannot overflow.
+      const byType = await ctx.db.query<{ event_type: string; n: number; errors: number; num_n: number; num_min: string | null; num_max: string | null; num_mean: string | null }>(
         `SELECT event_type, count(*)::int AS n, count(*) FILTER (WHERE is_error)::int AS errors,
                 count(*) FILTER (WHERE jsonb_typeof(value) = 'number')::int AS num_n,
-                min((value #>> '{}')::float8) FILTER (WHERE jsonb_typeof(value) = 'number') AS num_min,
-                max((value #>> '{}')::float8) FILTER (WHERE jsonb_typeof(value) = 'number') AS num_max,
-                avg((value #>> '{}')::float8) FILTER (WHERE jsonb_typeof(value) = 'number') AS num_mean
+                min((value #>> '{}')::numeric) FILTER (WHERE jsonb_typeof(value) = 'number') AS num_min,
+                max((value #>> '{}')::numeric) FILTER (WHERE jsonb_typeof(value) = 'number') AS num_max,
+                avg((value #>> '{}')::numeric) FILTER (WHERE jsonb_typeof(value) = 'number') AS num_mean
          FROM observations WHERE observed_at > $1 AND observed_at <= $2 GROUP BY event_type ORDER BY count(*) DESC, event_type`,
         [w.start, w.end],
       );
@@ -167,7 +178,7 @@ export function createAnalyticsService(ctx: DomainContext, snapshots: SnapshotIn
           event_type: r.event_type,
           count: r.n,
           errors: r.errors,
-          numeric: r.num_n === 0 ? null : { count: r.num_n, min: Number(r.num_min), max: Number(r.num_max), mean: round6(Number(r.num_mean)) },
+          numeric: r.num_n === 0 ? null : { count: r.num_n, min: asDouble(r.num_min), max: asDouble(r.num_max), mean: round6Finite(asDouble(r.num_mean)) },
         })),
         by_sector: bySector.rows.map((r) => ({ sector: r.sector, count: r.n })),
         flagged_observations: flagged.rows[0].n,

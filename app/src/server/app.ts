@@ -7,6 +7,7 @@ import type { CurrentSnapshotCache } from "../redis/snapshot-cache";
 import type { ServiceMetrics } from "../telemetry/metrics";
 import type { AuditSink } from "./audit";
 import { createAuthHook } from "./auth-hook";
+import { installDepthCheckedJsonParser, refuseUnstorableInput } from "./boundary";
 import { errorHandler } from "./errors";
 import type { HealthService } from "./health";
 import { installObservability } from "./observability";
@@ -48,8 +49,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     requestIdHeader: "x-request-id",
     return503OnClosing: true,
     forceCloseConnections: "idle",
+    // Errors before routing (a URL that is not valid percent-encoded UTF-8) get the same 400 body.
+    frameworkErrors: (error, request, reply) => errorHandler(error, request, reply),
   }).withTypeProvider<TypeBoxProvider>() as unknown as App;
 
+  installDepthCheckedJsonParser(app);
   app.setValidatorCompiler(createValidatorCompiler());
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) =>
@@ -65,6 +69,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         if (!route.config?.permission) throw new Error(`route ${route.method} ${route.url} declares no permission`);
       });
       api.addHook("onRequest", createAuthHook(deps));
+      api.addHook("preValidation", refuseUnstorableInput);
       const { domain } = deps;
       await api.register(observationRoutes, { prefix: "/observations", domain });
       await api.register(snapshotRoutes, { prefix: "/snapshots", domain, cache: deps.snapshotCache });

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { isConnectionFailure } from "../db/group-commit";
 import { ConflictError, NotFoundError, ValidationError } from "../domain/errors";
 
 export interface ErrorBody {
@@ -32,14 +33,14 @@ function reasonOf(issue: AjvIssue): string {
 
 /** Connection-level database failures (server down, restarting, pool timeout): 503, not 500. */
 export function isDependencyUnavailable(error: unknown): boolean {
-  const e = error as { code?: unknown; message?: unknown };
-  const code = typeof e?.code === "string" ? e.code : "";
-  const message = typeof e?.message === "string" ? e.message : "";
-  return (
-    ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "57P01", "57P02", "57P03"].includes(code) ||
-    code.startsWith("08") ||
-    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message)
-  );
+  return isConnectionFailure(error);
+}
+
+/** The request part a framework client error is about: the body (size, media type, JSON) or the URL (bad percent-encoding). */
+function frameworkErrorField(status: number, code: string | undefined): string | undefined {
+  if (status === 413 || code?.startsWith("FST_ERR_CTP")) return "body";
+  if (code === "FST_ERR_BAD_URL") return "url";
+  return undefined;
 }
 
 const bad = (reply: FastifyReply, status: number, body: ErrorBody) => reply.status(status).send(body);
@@ -71,7 +72,7 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
   }
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) {
-    const field = status === 413 || error.code?.startsWith("FST_ERR_CTP") ? "body" : undefined;
+    const field = frameworkErrorField(status, error.code);
     return bad(reply, status, {
       error: error.code ?? "bad_request",
       ...(field ? { field } : {}),

@@ -15,7 +15,8 @@ export const Paging = {
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512, pattern: "^[A-Za-z0-9_=-]+$" })),
 };
 
-export const Timestamp = Type.String({ format: "date-time" });
+/** An ISO-8601 instant PostgreSQL and JavaScript can both hold (server/timestamps.ts). */
+export const Timestamp = Type.String({ format: "date-time", storableInstant: true });
 export const EventType = Type.String({ pattern: "^[A-Za-z0-9_.:-]{1,128}$", description: "letters, digits, _ . : - (1-128)" });
 
 /** Optional empty body for action endpoints (POST with nothing to say). */

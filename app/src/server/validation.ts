@@ -1,6 +1,7 @@
 import Ajv from "ajv";
 import addFormats from "ajv-formats";
 import type { FastifySchemaCompiler } from "fastify";
+import { storableInstantKeyword } from "./timestamps";
 
 /**
  * Two validators: request bodies are taken exactly as sent (no type coercion, unknown fields
@@ -9,7 +10,7 @@ import type { FastifySchemaCompiler } from "fastify";
  */
 export function createValidatorCompiler(): FastifySchemaCompiler<unknown> {
   const common = { allErrors: false, removeAdditional: false, useDefaults: false, strict: false } as const;
-  const bodyAjv = addFormats(new Ajv({ ...common, coerceTypes: false }));
-  const textAjv = addFormats(new Ajv({ ...common, coerceTypes: true }));
+  const bodyAjv = addFormats(new Ajv({ ...common, coerceTypes: false })).addKeyword({ ...storableInstantKeyword });
+  const textAjv = addFormats(new Ajv({ ...common, coerceTypes: true })).addKeyword({ ...storableInstantKeyword });
   return ({ schema, httpPart }) => (httpPart === "body" ? bodyAjv : textAjv).compile(schema as object);
 }
