@@ -4,15 +4,15 @@
  * exports OpenTelemetry spans when OTEL_EXPORTER_OTLP_ENDPOINT is set, and on SIGTERM finishes
  * the request in flight before exiting 0.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { createServer, request as httpRequest, type Server } from "node:http";
 import { join } from "node:path";
 import { loadRegistry } from "../../registry";
 import { freePort, waitFor } from "../support/ports";
+import { spawnTracked, type TrackedProcess } from "../support/processes";
 import { startOidc, type TestOidc } from "./shell/oidc";
 
 const ROOT = join(__dirname, "..", "..");
-let child: ChildProcess;
+let service: TrackedProcess | undefined;
 let exited: Promise<number | null>;
 let output = "";
 let apiPort: number;
@@ -45,15 +45,16 @@ beforeAll(async () => {
     OTEL_SERVICE_NAME: "knhk-spawned",
   });
   // Its own process group, so clean-up can kill npm, tsx and the service at once.
-  child = spawn("npm", ["run", "--silent", "service"], { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout!.on("data", (d) => (output += d));
-  child.stderr!.on("data", (d) => (output += d));
-  exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+  service = spawnTracked("npm", ["run", "--silent", "service"], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  service.child.stdout!.on("data", (d) => (output += d));
+  service.child.stderr!.on("data", (d) => (output += d));
+  exited = service.exited.then(({ code }) => code);
   await waitFor("npm run service answers /health", async () => (await fetch(`http://127.0.0.1:${apiPort}/health`)).ok, 150_000, 500);
 }, 180_000);
 
 afterAll(async () => {
-  if (child && child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, "SIGKILL");
+  // The whole group (npm, tsx and the service), awaited: nothing outlives the file.
+  await service?.stop("SIGKILL");
   await oidc?.close();
   await new Promise((resolve) => otlp?.server.close(resolve));
 });

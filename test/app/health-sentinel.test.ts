@@ -2,13 +2,13 @@
  * Sentinel mode: the service finds its Redis primary through a real redis-sentinel
  * (REDIS_SENTINELS + REDIS_SENTINEL_MASTER), reports it healthy, and shares state through it.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitFor } from "../support/ports";
 import { startPostgres, type TestPostgres } from "../support/postgres";
+import { spawnTracked, type TrackedProcess } from "../support/processes";
 import { startRedis, type TestRedis } from "../support/redis";
 import { startOidc, type TestOidc } from "./shell/oidc";
 import { startTestService, type ServiceUnderTest } from "./shell/service";
@@ -16,7 +16,7 @@ import { startTestService, type ServiceUnderTest } from "./shell/service";
 let pg: TestPostgres;
 let redis: TestRedis;
 let oidc: TestOidc;
-let sentinel: ChildProcess;
+let sentinel: TrackedProcess | undefined;
 let sentinelDir: string;
 let svc: ServiceUnderTest;
 
@@ -42,18 +42,14 @@ beforeAll(async () => {
   const port = await freePort();
   const conf = join(sentinelDir, "sentinel.conf");
   writeFileSync(conf, [`port ${port}`, "bind 127.0.0.1", `dir ${sentinelDir}`, `sentinel monitor knhk-master 127.0.0.1 ${redis.port} 1`, "sentinel down-after-milliseconds knhk-master 2000", ""].join("\n"));
-  sentinel = spawn("redis-sentinel", [conf], { stdio: "ignore" });
+  sentinel = spawnTracked("redis-sentinel", [conf], { stdio: "ignore" });
   await waitFor("sentinel knows the primary", async () => (await redisCommand(port, "SENTINEL get-master-addr-by-name knhk-master")).includes(String(redis.port)), 15_000);
   svc = await startTestService(pg, { ...oidc.env(), REDIS_SENTINELS: `127.0.0.1:${port}`, REDIS_SENTINEL_MASTER: "knhk-master", KNHK_RATE_LIMIT_MAX: "3", KNHK_RATE_LIMIT_WINDOW_SECONDS: "3600" });
 }, 180_000);
 
 afterAll(async () => {
   await svc?.stop();
-  if (sentinel && sentinel.exitCode === null && sentinel.signalCode === null) {
-    const exited = new Promise((resolve) => sentinel.once("exit", resolve));
-    sentinel.kill("SIGKILL");
-    await exited;
-  }
+  await sentinel?.stop("SIGKILL");
   if (sentinelDir) rmSync(sentinelDir, { recursive: true, force: true });
   await oidc?.close();
   await redis?.destroy();

@@ -4,9 +4,9 @@
  * ts-node), then asked over the analyzer gRPC protocol for its policies and to analyze a
  * resource. The full engine run (`pulumi preview --policy-pack policy`) is in the engine tests.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { ALL_POLICIES } from "../../policy/policies/all";
+import { spawnTracked, type TrackedProcess } from "../support/processes";
 import { byName, cleanStack } from "./fixtures";
 
 /* eslint-disable @typescript-eslint/no-require-imports */
@@ -19,29 +19,27 @@ const analyzerPb = require("@pulumi/pulumi/proto/analyzer_pb");
 const REPO = join(__dirname, "..", "..");
 const LEVELS = ["advisory", "mandatory", "disabled", "remediate"];
 
-let pack: ChildProcess;
+let pack: TrackedProcess | undefined;
 let client: any;
 const stderr: string[] = [];
 
 beforeAll(async () => {
-  pack = spawn(process.execPath, [join(REPO, "node_modules/@pulumi/pulumi/cmd/run-policy-pack"), "--typescript=true", "127.0.0.1:1", "."], {
+  const runner = spawnTracked(process.execPath, [join(REPO, "node_modules/@pulumi/pulumi/cmd/run-policy-pack"), "--typescript=true", "127.0.0.1:1", "."], {
     cwd: join(REPO, "policy"),
     stdio: ["ignore", "pipe", "pipe"],
   });
-  pack.stderr!.on("data", (d) => stderr.push(String(d)));
+  pack = runner;
+  runner.child.stderr!.on("data", (d) => stderr.push(String(d)));
   const port = await new Promise<number>((resolve, reject) => {
-    pack.stdout!.once("data", (d) => resolve(Number(String(d).trim())));
-    pack.once("exit", (code) => reject(new Error(`policy pack exited ${code}: ${stderr.join("")}`)));
+    runner.child.stdout!.once("data", (d) => resolve(Number(String(d).trim())));
+    runner.child.once("exit", (code) => reject(new Error(`policy pack exited ${code}: ${stderr.join("")}`)));
   });
   client = new analyzerRpc.AnalyzerClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
 }, 120_000);
 
 afterAll(async () => {
   client?.close();
-  if (pack.exitCode === null) {
-    pack.kill("SIGTERM");
-    await new Promise((resolve) => pack.once("exit", resolve));
-  }
+  await pack?.stop("SIGTERM");
 });
 
 const call = <T>(method: string, request: unknown): Promise<T> =>

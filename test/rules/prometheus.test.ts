@@ -3,11 +3,11 @@
  * KNHK service (`app/src/main.ts` on embedded PGlite, no Redis); through its HTTP API every rule
  * evaluates without error and every dashboard query parses and runs.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { dashboardQueries, DASHBOARDS } from "../../dashboards";
 import { freePort, waitFor } from "../support/ports";
+import { spawnTracked } from "../support/processes";
 import { startPrometheus, type RunningServer } from "./servers";
 import { tempDir, testRuleGroups, writeRuleFile, writeYaml, removeTempDirs } from "./tools";
 
@@ -28,7 +28,7 @@ async function startService(): Promise<RunningService> {
   const dataDir = tempDir("service-data");
   const [apiPort, metricsPort] = [await freePort(), await freePort()];
   let log = "";
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "app/src/main.ts"], {
+  const child = spawnTracked(process.execPath, ["--import", "tsx", "app/src/main.ts"], {
     cwd: REPO,
     env: {
       PATH: process.env.PATH,
@@ -42,22 +42,17 @@ async function startService(): Promise<RunningService> {
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  child.stdout?.on("data", (d: Buffer) => (log += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
-  let exited = false;
-  child.on("exit", () => (exited = true));
+  child.child.stdout?.on("data", (d: Buffer) => (log += d.toString()));
+  child.child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
   const stop = async () => {
-    if (!exited) {
-      const gone = new Promise((r) => child.once("exit", r));
-      child.kill("SIGTERM");
-      await gone;
-    }
+    // The whole group, SIGKILL after the grace period, awaited.
+    await child.stop("SIGTERM");
     rmSync(dataDir, { recursive: true, force: true });
   };
   const metricsUrl = `http://127.0.0.1:${metricsPort}`;
   try {
     await waitFor("the KNHK service's /metrics", async () => {
-      if (exited) throw new Error(`service exited:\n${log}`);
+      if (child.hasExited()) throw new Error(`service exited:\n${log}`);
       return (await fetch(`${metricsUrl}/metrics`)).ok;
     }, 120_000, 500);
   } catch (error) {

@@ -3,7 +3,6 @@
  * KNHK pods (one per colour) every second: the PromQL the deploy uses computes the error ratio
  * and p95 per colour, and the watch fails the colour whose error ratio is above 1%.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
@@ -12,6 +11,7 @@ import { PrometheusHttp } from "../../scripts/lib/deploy/adapters";
 import { systemClock } from "../../scripts/lib/deploy/ports";
 import { DEFAULT_WATCH, errorRatioQuery, p95Query, watchColor } from "../../scripts/lib/deploy/watch";
 import { freePort, waitFor } from "../support/ports";
+import { spawnTracked, type TrackedProcess } from "../support/processes";
 
 /** A pod's /metrics whose counters grow by a fixed amount per scrape: `ok` 2xx and `errors` 5xx requests. */
 function fakePod(perScrape: { ok: number; errors: number; fast: number }): Server {
@@ -43,7 +43,7 @@ function fakePod(perScrape: { ok: number; errors: number; fast: number }): Serve
 const listen = (server: Server, port: number) => new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
 
 let dir: string;
-let prometheus: ChildProcess;
+let prometheus: TrackedProcess | undefined;
 let prom: PrometheusHttp;
 const pods: Server[] = [];
 const WINDOW = { job: "knhk-service", window: "10s" };
@@ -70,7 +70,7 @@ beforeAll(async () => {
       "",
     ].join("\n"),
   );
-  prometheus = spawn("prometheus", [`--config.file=${join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: "ignore" });
+  prometheus = spawnTracked("prometheus", [`--config.file=${join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: "ignore" });
   const url = `http://127.0.0.1:${promPort}`;
   await waitFor("prometheus ready", async () => (await fetch(`${url}/-/ready`)).ok, 60_000, 250);
   prom = new PrometheusHttp(url);
@@ -79,10 +79,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (prometheus?.exitCode === null) {
-    prometheus.kill("SIGTERM");
-    await new Promise((resolve) => prometheus.once("exit", resolve));
-  }
+  await prometheus?.stop("SIGTERM");
   for (const pod of pods) pod.close();
   rmSync(dir, { recursive: true, force: true });
 });
