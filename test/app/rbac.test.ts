@@ -207,10 +207,19 @@ describe("the Authorization header itself", () => {
   /** A request with exactly these Authorization header lines (fetch would merge two into one). */
   const withAuthorization = (values: string[]) =>
     new Promise<{ status: number; body: any }>((resolve, reject) => {
-      const request = httpRequest(`${svc.service.apiUrl}${path}`, { headers: values.flatMap((value) => ["authorization", value]) }, (response) => {
+      const url = new URL(`${svc.service.apiUrl}${path}`);
+      // Raw header lines (name, value, ...): Node adds no Host header to this form.
+      const headers = ["host", url.host, ...values.flatMap((value) => ["authorization", value])];
+      const request = httpRequest(url, { headers }, (response) => {
         let text = "";
         response.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
-        response.on("end", () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) }));
+        response.on("end", () => {
+          try {
+            resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) });
+          } catch (error) {
+            reject(new Error(`status ${response.statusCode}, body not JSON: ${JSON.stringify(text)} (${error})`));
+          }
+        });
       });
       request.on("error", reject).end();
     });
