@@ -7,7 +7,8 @@
 # (k8s.io/kubernetes), etcd (go.etcd.io/etcd/server/v3), kwok
 # (sigs.k8s.io/kwok) and controller-gen (sigs.k8s.io/controller-tools); and,
 # generated at build time by controller-gen from the pinned prometheus-operator
-# API module, the monitoring.coreos.com CRDs (crds/*.yaml beside bin/).
+# API module, the monitoring.coreos.com CRDs (crds/*.yaml beside bin/); and kwok's
+# stage definitions from its module (kwok-stages/*.yaml).
 #
 # Everything is built with `go build` through the Go module proxy into a cache
 # outside the repo, ${KNHK_CLUSTER_CACHE:-$HOME/.cache/knhk-cluster}/<key>/,
@@ -109,9 +110,23 @@ if ! complete; then
   rm -rf "$tmp"
   log "built the control plane in $((SECONDS - started))s"
 fi
+# kwok's stage definitions (how simulated nodes, pods and volumes move through their lifecycle)
+# ship in its module: copied from the pinned module, never into the repo.
+if [[ ! -f "$out/kwok-stages/.complete" ]]; then
+  kwok_dir="$(cd "$src" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
+  rm -rf "$out/kwok-stages" && mkdir -p "$out/kwok-stages"
+  for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
+    pod/general/pod-create pod/general/pod-init-container-running pod/general/pod-init-container-completed \
+    pod/general/pod-ready pod/general/pod-complete pod/general/pod-delete \
+    volume/fast/pvc-provision volume/fast/pv-bind volume/fast/pv-delete volume/fast/pvc-delete; do
+    cp "$kwok_dir/kustomize/stage/$stage.yaml" "$out/kwok-stages/$(basename "$stage").yaml"
+  done
+  touch "$out/kwok-stages/.complete"
+fi
 exec 9>&-
 
 mkdir -p "$link_root"
 ln -sfn "$out/bin" "$link_root/bin"
 ln -sfn "$out/crds" "$link_root/crds"
+ln -sfn "$out/kwok-stages" "$link_root/kwok-stages"
 echo "$link_root/bin"
