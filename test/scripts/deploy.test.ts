@@ -65,7 +65,11 @@ describe("blue-green deploy", () => {
     });
     expect(exitCodeOf(outcome)).toBe(1);
     expect(w.pulumi.calls.some((c) => c.includes("activeColor"))).toBe(false);
-    expect(w.pulumi.deployed.activeColor).toBe("blue");
+    expect(w.pulumi.deployed).toEqual(BLUE_LIVE);
+    expect(w.pulumi.calls.slice(-2)).toEqual([
+      "config set knhk:app.versions.green 1.3.0",
+      "up: restore green to 1.3.0 after the aborted deploy of 1.5.0",
+    ]);
     expect(w.prometheus.queries).toEqual([]);
     expect(w.audit.events.map((e) => [e.action, e.outcome, e.details.stage])).toEqual([["deploy", "aborted", "smoke-test"]]);
   });
@@ -76,8 +80,13 @@ describe("blue-green deploy", () => {
     const outcome = await blueGreenDeploy(w, OPTIONS);
     expect(outcome).toEqual({ status: "aborted", stage: "rollout", reason: "knhk-green did not finish rolling out within 300 s", activeColor: "blue" });
     expect(w.smoke.targets).toEqual([]);
-    expect(w.pulumi.calls).toEqual(["config set knhk:app.versions.green 1.5.0", "up: deploy 1.5.0 to green (idle)"]);
-    expect(w.pulumi.deployed.activeColor).toBe("blue");
+    expect(w.pulumi.calls).toEqual([
+      "config set knhk:app.versions.green 1.5.0",
+      "up: deploy 1.5.0 to green (idle)",
+      "config set knhk:app.versions.green 1.3.0",
+      "up: restore green to 1.3.0 after the aborted deploy of 1.5.0",
+    ]);
+    expect(w.pulumi.deployed).toEqual(BLUE_LIVE);
   });
 
   test("a failed pulumi up aborts with its error", async () => {

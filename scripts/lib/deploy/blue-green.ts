@@ -62,9 +62,23 @@ export async function blueGreenDeploy(deps: DeployDeps, options: DeployOptions):
   const audit = (action: string, outcome: string, target: Color, details: Record<string, unknown>) =>
     deps.audit.log({ actor: options.actor, action, target: `knhk-${target}`, outcome, details: { ...base, ...details } });
 
+  const idleVersion = state.versions[idle];
   const abort = async (stage: "pulumi-up" | "rollout" | "smoke-test", reason: string): Promise<DeployOutcome> => {
     log.warn(`aborted at ${stage}: ${reason}; traffic stays on ${active}`);
-    await audit("deploy", "aborted", idle, { stage, reason });
+    // The idle colour is what `rollback` switches to: put back the version it ran, so a rejected
+    // version never becomes the rollback target.
+    let restored: string | undefined;
+    if (stage !== "pulumi-up") {
+      log.info(`restoring ${idle} to ${idleVersion}`);
+      try {
+        await pulumi.setAppConfig(`versions.${idle}`, idleVersion);
+        await pulumi.up(`restore ${idle} to ${idleVersion} after the aborted deploy of ${options.version}`);
+        restored = idleVersion;
+      } catch (error) {
+        log.warn(`could not restore ${idle} to ${idleVersion}: ${(error as Error).message}; do not roll back to ${idle} before fixing it`);
+      }
+    }
+    await audit("deploy", "aborted", idle, { stage, reason, ...(restored ? { restoredVersion: restored } : {}) });
     return { status: "aborted", stage, reason, activeColor: active };
   };
 
