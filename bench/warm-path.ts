@@ -1,7 +1,8 @@
 /**
  * Warm path latency (DESIGN.md: p95 < 100 ms): pattern detection, proposal validation and
  * observation persistence through the domain API (createDomain with the real receipt ledger and
- * hot path kernel) on a real PostgreSQL 15, connected as the service role knhk_app.
+ * hot path kernel) on a real PostgreSQL 15, connected as the service role knhk_app (its
+ * signing key registered by the owner, as in production).
  *
  *   npm run bench:warm            (or: npx tsx bench/warm-path.ts [--quick])
  *
@@ -117,7 +118,10 @@ async function main(): Promise<void> {
     await prepareServiceDatabase(pg, database);
     const db = createPostgresDatabase({ connectionString: pg.url(database, "knhk_app"), max: 10 });
     closers.push(() => db.close());
-    const signer = await registerEphemeralSigner(db);
+    // Like production: the owner registers the signing key, the service role only signs with it.
+    const owner = createPostgresDatabase({ connectionString: pg.url(database), max: 1 });
+    const signer = await registerEphemeralSigner(owner).finally(() => owner.close());
+    closers.unshift(() => signer.close());
     const ledger = createLedger({ db, signer });
     closers.unshift(() => ledger.close());
     const kernel = await createKernel();

@@ -22,11 +22,13 @@ beforeAll(async () => {
   [pg, redis, oidc] = await Promise.all([startPostgres(), startRedis(), startOidc()]);
   const env = { ...oidc.env(), REDIS_URL: redis.url, KNHK_RATE_LIMIT_MAX: String(LIMIT), KNHK_RATE_LIMIT_WINDOW_SECONDS: "3600" };
   a = await startTestService(pg, env);
-  // Replica b: same database (already migrated), same Redis.
+  // Replica b: same database (already migrated), same Redis; least-privileged like a, with the
+  // owner identity (DATABASE_MIGRATION_URL) to register its signing key.
   b = await startService(
     {
       ...env,
       DATABASE_URL: pg.url(a.database, "knhk_app"),
+      DATABASE_MIGRATION_URL: pg.url(a.database),
       KNHK_MIGRATE_ON_START: "false",
       KNHK_PORT: "0",
       KNHK_METRICS_PORT: "0",

@@ -92,13 +92,16 @@ function cli(db: PostgresDatabase, env: Record<string, string>) {
   return { ctx, out, err };
 }
 
-async function appendReceipts(db: PostgresDatabase, count: number, from = 0): Promise<void> {
-  const signer = await loadSigner({ db, env: {}, log: () => undefined });
+/** Receipts appended by the service role, with a signing key the owner registered (as in production). */
+async function appendReceipts(dbs: { owner: PostgresDatabase; service: PostgresDatabase }, count: number, from = 0): Promise<void> {
+  const db = dbs.service;
+  const signer = await loadSigner({ db, env: {}, log: () => undefined, registrar: dbs.owner });
   const ledger = createLedger({ db, signer });
   await Promise.all(
     Array.from({ length: count }, (_, i) => ledger.append({ operation: "archive.test", outcome: "success", evidence: { i: from + i, note: "é\"\n", big: 12345678901234567890 }, sector: "archive" })),
   );
   await ledger.close();
+  await signer.close();
 }
 
 /** Audit rows at explicit times (occurred_at is an ordinary column with a default). */
@@ -185,7 +188,7 @@ describe("archive run against PostgreSQL 15 and moto", () => {
     db = await freshDatabase("knhk_archive");
     await createBuckets(LEDGER, DATA);
     env = archiveEnv(LEDGER, DATA);
-    await appendReceipts(db.service, 250);
+    await appendReceipts(db, 250);
     await appendAudit(db.owner, 120, new Date(Date.now() - 3600_000));
     await appendAudit(db.owner, 3, new Date()); // younger than the settle horizon: stays for the next run
     await appendObservations(db.owner, 150, new Date(Date.now() - 100 * DAY));
@@ -318,7 +321,7 @@ describe("archive run against PostgreSQL 15 and moto", () => {
     });
     expect((await versionsOf(LEDGER)).length + (await versionsOf(DATA)).length).toBe(before);
 
-    await appendReceipts(db.service, 30, 250);
+    await appendReceipts(db, 30, 250);
     const more = cli(db.service, env);
     expect(await run(["run", "--batch", "100", "--stream", "receipts"], more.ctx)).toBe(0);
     const summary = JSON.parse(more.out()) as ArchiveSummary;
@@ -327,7 +330,7 @@ describe("archive run against PostgreSQL 15 and moto", () => {
   });
 
   test("a failed upload exits 1 naming the object key and the S3 error", async () => {
-    await appendReceipts(db.service, 5, 280);
+    await appendReceipts(db, 5, 280);
     const c = cli(db.service, { ...env, KNHK_ARCHIVE_LEDGER_BUCKET: "knhk-no-such-bucket" });
     expect(await run(["run", "--stream", "receipts"], c.ctx)).toBe(1);
     expect(c.err()).toMatch(/archive: failed: s3:\/\/knhk-no-such-bucket\/receipts\/signing-keys\/v1\.json: PutObject failed: NoSuchBucket/);
@@ -370,7 +373,7 @@ describe("interrupted runs resume without duplicates", () => {
     db = await freshDatabase("knhk_resume");
     await createBuckets(LEDGER, DATA);
     config = loadArchiveConfig(archiveEnv(LEDGER, DATA));
-    await appendReceipts(db.service, 250);
+    await appendReceipts(db, 250);
     await appendAudit(db.owner, 50, new Date(Date.now() - 3600_000));
   });
 
@@ -387,7 +390,7 @@ describe("interrupted runs resume without duplicates", () => {
     expect(staged.rows[0]).toEqual({ last_position: "200", pending_first: "201", pending_last: "250" });
 
     // New receipts arrive meanwhile: the staged batch is repeated exactly (201..250, not 201..270).
-    await appendReceipts(db.service, 20, 250);
+    await appendReceipts(db, 20, 250);
     const progress: string[] = [];
     const resumed = await archiveRun({ db: db.service, s3, config, batchSize: 100, progress: (l) => progress.push(l) });
     expect(resumed.streams.receipts).toEqual({ uploaded: 1, skipped: 1, records: 70, last_position: 270 });
@@ -410,7 +413,7 @@ describe("interrupted runs resume without duplicates", () => {
   });
 
   test("a failed upload (nothing stored) is retried by the next run", async () => {
-    await appendReceipts(db.service, 150, 270);
+    await appendReceipts(db, 150, 270);
     const error = await archiveRun({ db: db.service, s3: failingBeforeUpload(s3, /000000000271-/), config, batchSize: 100, streams: ["receipts"] }).catch((e: unknown) => e);
     expect((error as ArchiveRunError).message).toMatch(/000000000271-000000000370\.ndjson: PutObject failed: InternalError: We encountered an internal error/);
     const resumed = await archiveRun({ db: db.service, s3, config, batchSize: 100, streams: ["receipts"] });
@@ -420,7 +423,7 @@ describe("interrupted runs resume without duplicates", () => {
   });
 
   test("an object already at the key with other content is refused, not overwritten", async () => {
-    await appendReceipts(db.service, 10, 420);
+    await appendReceipts(db, 10, 420);
     const all = await listReceipts(db.service, { afterSeq: 420, limit: 10 });
     const key = `receipts/${day(all[0].created_at)}/${pad(421)}-${pad(430)}.ndjson`;
     await s3.send(new PutObjectCommand({ Bucket: LEDGER, Key: key, Body: "not the receipts\n", ChecksumAlgorithm: "SHA256", ObjectLockMode: "COMPLIANCE", ObjectLockRetainUntilDate: new Date(Date.now() + DAY) }));
@@ -451,7 +454,7 @@ describe("archive restore --from-s3", () => {
     source = await freshDatabase("knhk_restore_source");
     await createBuckets(LEDGER, DATA);
     env = archiveEnv(LEDGER, DATA);
-    await appendReceipts(source.service, 230);
+    await appendReceipts(source, 230);
     await appendAudit(source.owner, 40, new Date(Date.now() - 3600_000));
     expect(await run(["run", "--batch", "100"], cli(source.service, env).ctx)).toBe(0);
   });
@@ -533,7 +536,7 @@ describe("the CLI process: npm run knhk -- archive run", () => {
   test("killed mid-run, the next run completes and every receipt is archived exactly once", async () => {
     const db = await freshDatabase("knhk_process");
     await createBuckets(LEDGER, DATA);
-    await appendReceipts(db.service, 3000);
+    await appendReceipts(db, 3000);
     const env = { ...archiveEnv(LEDGER, DATA), DATABASE_URL: pg.url("knhk_process") };
 
     const killed = await archiveProcess(env, 3);
