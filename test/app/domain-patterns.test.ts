@@ -63,6 +63,12 @@ describe("pattern detection (window 60 s)", () => {
       expect((await s.domain.patterns.get(hf[0].id)).id).toBe(hf[0].id);
       expect((await s.domain.patterns.list({ kind: "high_frequency" })).items.map((p) => p.id)).toEqual([hf[0].id]);
       expect((await receiptOperations(s.db)).filter((r) => r.operation === "pattern.detect")).toHaveLength(1);
+      // The run's receipt (staged in the patterns' transaction) lists every stored pattern; the outbox is empty.
+      const listed = await s.owner.query<{ id: string }>(
+        "SELECT e ->> 'id' AS id FROM receipts r, jsonb_array_elements(r.evidence::jsonb -> 'patterns') e WHERE r.operation = 'pattern.detect'",
+      );
+      expect(listed.rows.map((r) => r.id).sort()).toEqual(result.patterns.map((p) => p.id).sort());
+      expect((await s.owner.query("SELECT 1 FROM receipt_outbox")).rows).toEqual([]);
       expect(s.metrics.total("knhk_patterns_detected_total", { kind: "high_frequency" })).toBe(1);
       expect(s.metrics.total("knhk_pattern_detection_successes_total")).toBe(1);
     });

@@ -95,6 +95,15 @@ describe("validation", () => {
       expect(report.receipt_seq).not.toBeNull();
       const ops = await receiptOperations(s.db);
       expect(ops[ops.length - 1]).toEqual({ operation: "proposal.validate", outcome: "passed" });
+      // The stored report links its receipt (filled by the ledger from the outbox entry the
+      // report's transaction staged), and nothing is left in the outbox.
+      const linked = await s.owner.query<{ receipt_seq: string; operation: string; report_id: string }>(
+        `SELECT v.receipt_seq, r.operation, r.evidence::jsonb ->> 'report_id' AS report_id
+         FROM validation_reports v JOIN receipts r ON r.seq = v.receipt_seq WHERE v.id = $1`,
+        [report.id],
+      );
+      expect(linked.rows).toEqual([{ receipt_seq: String(report.receipt_seq), operation: "proposal.validate", report_id: report.id }]);
+      expect((await s.owner.query("SELECT 1 FROM receipt_outbox")).rows).toEqual([]);
       expect(s.metrics.total("knhk_proposal_validations_total", { outcome: "passed" })).toBe(1);
     });
   });

@@ -3,9 +3,10 @@
  * receipt (issue 18, defect 4): the service (node app/src/main.ts) runs as the least-privileged
  * role knhk_app against a real PostgreSQL 15, with migrations and its key registration done by
  * the owner (DATABASE_MIGRATION_URL). Concurrent clients POST observations, pattern detections,
- * proposal generations, MAPE-K cycles (validation, promotion) and rollbacks; at several kill
- * points the whole process group gets SIGKILL; the restarted service appends what was staged
- * before it serves, and then every receipted row has its receipt and verify-chain passes.
+ * proposal generations, proposal validations, MAPE-K cycles (validation, promotion) and
+ * rollbacks; at several kill points the whole process group gets SIGKILL; the restarted service
+ * appends what was staged before it serves, and then every receipted row has its receipt and
+ * verify-chain passes.
  */
 import { generateKeyPairSync } from "node:crypto";
 import { join } from "node:path";
@@ -21,6 +22,8 @@ jest.setTimeout(600_000);
 
 const ROOT = join(__dirname, "..", "..");
 const MAIN = join(ROOT, "app", "src", "main.ts");
+/** The statuses key of the proposal validation client. */
+const VALIDATE = "/proposals/:id/validate";
 /** Stored observations at which the service is killed (cumulative). */
 const KILL_POINTS = [250, 700, 1200];
 
@@ -139,6 +142,21 @@ function driveLoad(apiUrl: string, round: number) {
     loop("/proposals/generate", () => ({})),
     loop("/mape-k/execute", () => ({})),
     loop("/snapshots/rollback", () => ({})),
+    // Validation of the latest proposals (a promoted, current one answers 409: nothing stored).
+    (async () => {
+      for (let i = 0; !stopped; i++) {
+        const { rows } = await owner.query<{ id: string }>("SELECT id::text AS id FROM proposals ORDER BY seq DESC LIMIT 3");
+        if (rows.length === 0) {
+          await new Promise((r) => setTimeout(r, 20));
+          continue;
+        }
+        try {
+          note(VALIDATE, (await post(apiUrl, `/proposals/${rows[i % rows.length].id}/validate`, {})).status);
+        } catch {
+          return; // the service is gone
+        }
+      }
+    })(),
   ];
   return {
     statuses,
@@ -167,9 +185,10 @@ async function waitForCount(sql: string, atLeast: number, load: { statuses: Map<
 }
 
 /**
- * Receipted rows whose receipt is missing, per table. Not yet here: patterns and
- * validation_reports, whose writers (patterns.ts, validation.ts) still append after their own
- * commit (README "No domain row without its receipt").
+ * Receipted rows whose receipt is missing, per table. A pattern's receipt is the pattern.detect
+ * receipt of its run: it lists the pattern's id, or, for a run with more patterns than the
+ * evidence lists (EVIDENCE_LIST_LIMIT), it is the run's receipt (same window end and snapshot).
+ * A validation report links its receipt through receipt_seq.
  */
 async function rowsWithoutReceipts(): Promise<Record<string, number>> {
   return {
@@ -182,6 +201,22 @@ async function rowsWithoutReceipts(): Promise<Record<string, number>> {
          SELECT 1 FROM receipts r WHERE r.seq = t.receipt_seq AND r.operation = 'snapshot.' || t.kind
            AND r.evidence::jsonb ->> (CASE t.kind WHEN 'promote' THEN 'snapshot_id' ELSE 'rolled_back_snapshot_id' END)
              = (CASE t.kind WHEN 'promote' THEN t.to_snapshot_id ELSE t.from_snapshot_id END)::text)`,
+    ),
+    patterns: await count(
+      `SELECT count(*) AS n FROM patterns p
+       WHERE NOT EXISTS (
+         SELECT 1 FROM receipts r, jsonb_array_elements(r.evidence::jsonb -> 'patterns') e
+         WHERE r.operation = 'pattern.detect' AND e ->> 'id' = p.id::text)
+       AND NOT EXISTS (
+         SELECT 1 FROM receipts r WHERE r.operation = 'pattern.detect'
+           AND (r.evidence::jsonb ->> 'patterns_total')::int > jsonb_array_length(r.evidence::jsonb -> 'patterns')
+           AND (r.evidence::jsonb ->> 'window_end')::timestamptz = p.window_end
+           AND r.evidence::jsonb ->> 'snapshot_id' = p.snapshot_id::text)`,
+    ),
+    validation_reports: await count(
+      `SELECT count(*) AS n FROM validation_reports v WHERE NOT EXISTS (
+         SELECT 1 FROM receipts r WHERE r.seq = v.receipt_seq AND r.operation = 'proposal.validate'
+           AND r.evidence::jsonb ->> 'report_id' = v.id::text AND r.outcome = v.outcome)`,
     ),
     proposals: await count(
       `SELECT count(*) AS n FROM proposals q WHERE NOT EXISTS (
@@ -205,8 +240,9 @@ async function verifyChainCli(): Promise<{ code: number; out: string }> {
 }
 
 test("SIGKILL under load at several points: after each restart no receipted row lacks its receipt and verify-chain passes", async () => {
-  const none = { observations: 0, snapshot_transitions: 0, proposals: 0, mape_k_phases: 0, receipt_outbox: 0 };
+  const none = { observations: 0, snapshot_transitions: 0, patterns: 0, validation_reports: 0, proposals: 0, mape_k_phases: 0, receipt_outbox: 0 };
   let service = await startServiceProcess();
+  let validated = 0;
   for (const [round, killAt] of KILL_POINTS.entries()) {
     const load = driveLoad(service.apiUrl, round);
     await waitForCount("SELECT count(*) AS n FROM observations", killAt, load);
@@ -216,7 +252,8 @@ test("SIGKILL under load at several points: after each restart no receipted row 
     await load.stop();
     // The load reached every path: observations stored, and the other paths answered.
     expect(load.statuses.get("/observations")?.filter((s) => s === 201).length).toBeGreaterThan(0);
-    for (const path of ["/patterns/detect", "/proposals/generate", "/mape-k/execute", "/snapshots/rollback"]) {
+    validated += load.statuses.get(VALIDATE)?.filter((s) => s === 200).length ?? 0;
+    for (const path of ["/patterns/detect", "/proposals/generate", VALIDATE, "/mape-k/execute", "/snapshots/rollback"]) {
       expect({ path, answered: (load.statuses.get(path) ?? []).length > 0 }).toEqual({ path, answered: true });
     }
 
@@ -230,6 +267,10 @@ test("SIGKILL under load at several points: after each restart no receipted row 
   // The loop really exercised promotion and proposal generation across the rounds.
   expect(await count("SELECT count(*) AS n FROM snapshot_transitions WHERE kind = 'promote'")).toBeGreaterThan(0);
   expect(await count("SELECT count(*) AS n FROM proposals")).toBeGreaterThan(0);
+  // ... and pattern detection and proposal validation stored rows.
+  expect(await count("SELECT count(*) AS n FROM patterns")).toBeGreaterThan(0);
+  expect(await count("SELECT count(*) AS n FROM validation_reports")).toBeGreaterThan(0);
+  expect(validated).toBeGreaterThan(0);
   await service.process.stop("SIGTERM");
   expect(await rowsWithoutReceipts()).toEqual(none);
 });

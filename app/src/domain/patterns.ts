@@ -1,10 +1,10 @@
 /**
- * Pattern detection runs (detectors.ts finds, this module stores the patterns and the run's
- * receipt), pattern queries, and the analytics report over a window.
+ * Pattern detection runs (detectors.ts finds, this module stores the patterns and stages the
+ * run's receipt in the same transaction), pattern queries, and the analytics report over a window.
  */
 import { randomUUID } from "node:crypto";
 import type { Sql } from "../db/types";
-import { iso, isUuid, nextCursor, pageArgs, receipt, round6, timed, windowSecondsOf, type DomainContext } from "./context";
+import { iso, isUuid, nextCursor, pageArgs, receipted, round6, timed, windowSecondsOf, type DomainContext } from "./context";
 import { NotFoundError, ValidationError } from "./errors";
 import { detectAll, type Window, windowEndingAt } from "./detectors";
 import type { AnalyticsService, PatternService } from "./index";
@@ -75,34 +75,40 @@ export function createPatternService(ctx: DomainContext, snapshots: SnapshotInte
       const { findings, observations } = await detectAll(ctx.db, snapshot.content, w);
       const detectedAt = ctx.clock.now();
       const records = findings.map((f) => ({ id: randomUUID(), ...f }));
-      const { rows } = records.length === 0 ? { rows: [] as PatternRow[] } : await ctx.db.query<PatternRow>(
-        `INSERT INTO patterns (id, kind, event_type, sector, window_start, window_end, detected_at, score, evidence, snapshot_id)
-         SELECT (r ->> 'id')::uuid, r ->> 'kind', r ->> 'event_type', r ->> 'sector', $1, $2, $3, (r ->> 'score')::float8, r -> 'evidence', $4
-         FROM jsonb_array_elements($5::jsonb) r
-         RETURNING ${PATTERN_COLUMNS}`,
-        [w.start, w.end, detectedAt, snapshot.id, JSON.stringify(records)],
-      );
-      // One statement: all patterns of a run are stored or none; keep the detectors' order.
-      const byId = new Map(rows.map((r) => [r.id, toPattern(r)]));
-      const stored = records.map((r) => byId.get(r.id)!);
+      // The run's patterns and its receipt commit together (the receipt is staged in the outbox).
+      const { value: stored } = await receipted(ctx, async (tx) => {
+        // One statement: all patterns of a run are stored or none; keep the detectors' order.
+        const { rows } = records.length === 0 ? { rows: [] as PatternRow[] } : await tx.query<PatternRow>(
+          `INSERT INTO patterns (id, kind, event_type, sector, window_start, window_end, detected_at, score, evidence, snapshot_id)
+           SELECT (r ->> 'id')::uuid, r ->> 'kind', r ->> 'event_type', r ->> 'sector', $1, $2, $3, (r ->> 'score')::float8, r -> 'evidence', $4
+           FROM jsonb_array_elements($5::jsonb) r
+           RETURNING ${PATTERN_COLUMNS}`,
+          [w.start, w.end, detectedAt, snapshot.id, JSON.stringify(records)],
+        );
+        const byId = new Map(rows.map((r) => [r.id, toPattern(r)]));
+        const patterns = records.map((r) => byId.get(r.id)!);
+        return {
+          value: patterns,
+          receipt: {
+            operation: "pattern.detect",
+            outcome: "success",
+            evidence: {
+              window_start: w.start.toISOString(),
+              window_end: w.end.toISOString(),
+              observations_in_window: observations,
+              snapshot_id: snapshot.id,
+              patterns_total: patterns.length,
+              // Receipt evidence is bounded (64 KiB): the first patterns are listed, all are stored.
+              patterns: patterns.slice(0, EVIDENCE_LIST_LIMIT).map((p) => ({ id: p.id, kind: p.kind, event_type: p.event_type, score: p.score })),
+            },
+            sector: "generic",
+          },
+        };
+      });
       return { patterns: stored, observations };
     });
     ctx.metrics.inc("knhk_pattern_detection_successes_total");
     for (const p of patterns) ctx.metrics.inc("knhk_patterns_detected_total", { kind: p.kind });
-    await receipt(ctx, {
-      operation: "pattern.detect",
-      outcome: "success",
-      evidence: {
-        window_start: w.start.toISOString(),
-        window_end: w.end.toISOString(),
-        observations_in_window: observations,
-        snapshot_id: snapshot.id,
-        patterns_total: patterns.length,
-        // Receipt evidence is bounded (64 KiB): the first patterns are listed, all are stored.
-        patterns: patterns.slice(0, EVIDENCE_LIST_LIMIT).map((p) => ({ id: p.id, kind: p.kind, event_type: p.event_type, score: p.score })),
-      },
-      sector: "generic",
-    });
     return { window_start: w.start.toISOString(), window_end: w.end.toISOString(), observations_in_window: observations, patterns };
   }
 

@@ -38,7 +38,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Sql } from "../db/types";
-import { iso, receipt, timed, type DomainContext } from "./context";
+import { iso, receipted, timed, type DomainContext } from "./context";
 import { ConflictError, NotFoundError, ValidationError } from "./errors";
 import { runGuards } from "./hotpath-port";
 import {
@@ -469,31 +469,36 @@ export function createValidationService(ctx: DomainContext) {
       const outcome: ValidationOutcome = result === "timeout" ? "timeout" : failures.length > 0 ? "failed" : "passed";
       const finishedAt = ctx.clock.now();
       const reportId = randomUUID();
-      const stored = await ctx.db.transaction(async (tx) => {
-        const { rows } = await tx.query<ReportRow>(
+      // The report, the proposal's status and the receipt (staged in the outbox, linked back to the
+      // report's receipt_seq) commit together.
+      const { value: stored, seq } = await receipted(ctx, async (tx) => {
+        const { rows } = await tx.query<ReportRow & { seq: string | number }>(
           `INSERT INTO validation_reports (id, proposal_id, snapshot_id, outcome, checks, failures, warnings, timeout_ms, started_at, finished_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${REPORT_COLUMNS}`,
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq, ${REPORT_COLUMNS}`,
           [reportId, proposal.id, proposal.snapshot_id, outcome, JSON.stringify(snapshot), JSON.stringify(failures), JSON.stringify(warnings), timeoutMs, startedAt, finishedAt],
         );
         await tx.query("UPDATE proposals SET status = $2 WHERE id = $1 AND status <> 'promoted'", [proposal.id, outcome]);
-        return rows[0];
+        const { seq: rowSeq, ...report } = rows[0];
+        return {
+          value: report,
+          receipt: {
+            operation: "proposal.validate",
+            outcome,
+            evidence: {
+              proposal_id: proposal.id,
+              report_id: reportId,
+              snapshot_id: proposal.snapshot_id,
+              failures,
+              warnings,
+              checks: snapshot.map((c) => ({ id: c.id, passed: c.passed })),
+              timeout_ms: timeoutMs,
+            },
+            sector: "generic",
+          },
+          link: { table: "validation_reports", seq: Number(rowSeq) },
+        };
       });
       ctx.metrics.inc("knhk_proposal_validations_total", { outcome });
-      const seq = await receipt(ctx, {
-        operation: "proposal.validate",
-        outcome,
-        evidence: {
-          proposal_id: proposal.id,
-          report_id: reportId,
-          snapshot_id: proposal.snapshot_id,
-          failures,
-          warnings,
-          checks: snapshot.map((c) => ({ id: c.id, passed: c.passed })),
-          timeout_ms: timeoutMs,
-        },
-        sector: "generic",
-      });
-      await ctx.db.query("UPDATE validation_reports SET receipt_seq = $2 WHERE id = $1", [reportId, seq]);
       return toReport({ ...stored, receipt_seq: seq });
     });
   }
