@@ -47,7 +47,7 @@ cache_key() {
   esac
   (
     cd "$engine_src"
-    find versions.env "${sources[@]}" -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' -o -name '*.env' \) |
+    find versions.env "${sources[@]}" -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' -o -name '*.env' -o -name '*.patch' \) |
       LC_ALL=C sort | xargs sha256sum
     go env GOVERSION
   ) | sha256sum | cut -c1-16
@@ -109,15 +109,28 @@ build_pulumi_language_nodejs() {
     -o "$1/pulumi-language-nodejs" ./cmd/pulumi-language-nodejs)
 }
 
+# The provider module with tools/engine/kubernetes/patches/*.patch applied to a copy of it (each
+# patch says which upstream defect it works around), built through a go.mod that replaces the
+# module with that copy.
 build_pulumi_resource_kubernetes() {
   log "go build pulumi-resource-kubernetes $KUBERNETES_PROVIDER_VERSION"
   (
     cd "$engine_src/kubernetes"
-    go mod download github.com/pulumi/pulumi-kubernetes/provider/v4
-    local module_dir
-    module_dir="$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)"
-    go run ./genschema "$module_dir" "$KUBERNETES_PROVIDER_VERSION" .
-    gobuild -ldflags "-s -w -X main.version=$KUBERNETES_PROVIDER_VERSION" -o "$1/pulumi-resource-kubernetes" .
+    local module=github.com/pulumi/pulumi-kubernetes/provider/v4 module_dir patched="$1/provider-src" patch
+    go mod download "$module"
+    module_dir="$(go list -m -f '{{.Dir}}' "$module")"
+    cp -r "$module_dir" "$patched"
+    chmod -R u+w "$patched"
+    for patch in patches/*.patch; do
+      log "applying $patch"
+      (cd "$patched" && git apply -p1 "$engine_src/kubernetes/$patch") ||
+        die "$patch does not apply to $module $KUBERNETES_PROVIDER_MODULE_VERSION"
+    done
+    cp go.mod "$1/build.mod"
+    cp go.sum "$1/build.sum"
+    echo "replace $module => $patched" >>"$1/build.mod"
+    go run -modfile="$1/build.mod" ./genschema "$patched" "$KUBERNETES_PROVIDER_VERSION" .
+    gobuild -modfile="$1/build.mod" -ldflags "-s -w -X main.version=$KUBERNETES_PROVIDER_VERSION" -o "$1/pulumi-resource-kubernetes" .
   )
 }
 
