@@ -26,7 +26,7 @@ export interface KnhkServiceArgs {
 }
 
 const APP_UID = 1000;
-const COLOR_LABEL = "app.kubernetes.io/color";
+export const COLOR_LABEL = "app.kubernetes.io/color";
 
 /** Probe timings of the seed deployment (liveness 30/10/5/3, readiness 10/5/3/2, startup 0/5/3/30 = 150 s). */
 export const PROBES = {
@@ -126,7 +126,9 @@ export class KnhkService extends pulumi.ComponentResource {
     for (const color of COLORS) {
       const deploymentName = APP.deployment(color);
       const selector = { ...APP.selector, [COLOR_LABEL]: color };
-      const podLabels = { ...common, [COLOR_LABEL]: color, "app.kubernetes.io/version": cfg.versions[color] };
+      const colorLabels = { ...common, [COLOR_LABEL]: color };
+      // The version label is on the Deployment and its pods only, so a new version changes nothing else.
+      const podLabels = { ...colorLabels, "app.kubernetes.io/version": cfg.versions[color] };
       const deployment = new k8s.apps.v1.Deployment(
         `${name}-${color}`,
         {
@@ -194,7 +196,7 @@ export class KnhkService extends pulumi.ComponentResource {
       new k8s.autoscaling.v2.HorizontalPodAutoscaler(
         `${name}-${color}-hpa`,
         {
-          metadata: { name: deploymentName, namespace: ns, labels: podLabels },
+          metadata: { name: deploymentName, namespace: ns, labels: colorLabels },
           spec: {
             scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: deployment.metadata.name },
             minReplicas: cfg.autoscaling.minReplicas,
@@ -211,7 +213,7 @@ export class KnhkService extends pulumi.ComponentResource {
 
       new k8s.policy.v1.PodDisruptionBudget(
         `${name}-${color}-pdb`,
-        { metadata: { name: deploymentName, namespace: ns, labels: podLabels }, spec: { maxUnavailable: 1, selector: { matchLabels: selector } } },
+        { metadata: { name: deploymentName, namespace: ns, labels: colorLabels }, spec: { maxUnavailable: 1, selector: { matchLabels: selector } } },
         child,
       );
     }

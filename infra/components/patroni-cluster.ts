@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
+import { ORPHAN_PODS_ON_DELETE, statefulSetOptions } from "./stateful-set-replacement";
 import * as pulumi from "@pulumi/pulumi";
 import type { PatroniConfig } from "../config";
 import {
@@ -231,8 +232,13 @@ export class PatroniCluster extends pulumi.ComponentResource {
     );
 
     // --- Services ---------------------------------------------------------------------------
-    const service = (part: string, svcName: string, spec: k8s.types.input.core.v1.ServiceSpec) =>
-      new k8s.core.v1.Service(`${name}-${part}`, { metadata: { name: svcName, namespace: ns, labels: common }, spec }, child);
+    const service = (part: string, svcName: string, spec: k8s.types.input.core.v1.ServiceSpec, annotations?: Record<string, string>) =>
+      new k8s.core.v1.Service(`${name}-${part}`, { metadata: { name: svcName, namespace: ns, labels: common, annotations }, spec }, child);
+    // Which pod backs the role Services is decided at run time by Patroni's leader election (it
+    // sets the role label), not by the deploy: a one-member cluster never has a replica endpoint,
+    // and a deploy during a failover must not wait for it. The StatefulSet's readiness is the
+    // deploy's gate; the Services are created without waiting for endpoints.
+    const patroniRouted = { "pulumi.com/skipAwait": "true" };
     const pgPort = { name: "postgresql", port: PORTS.postgres, targetPort: "postgresql", protocol: "TCP" };
     const headless = service("headless", POSTGRES.headlessService, {
       clusterIP: "None",
@@ -249,12 +255,12 @@ export class PatroniCluster extends pulumi.ComponentResource {
       type: "ClusterIP",
       selector: { ...POSTGRES.selector, [POSTGRES.roleLabel]: POSTGRES.primaryRole },
       ports: [pgPort],
-    });
+    }, patroniRouted);
     const replicas = service("replicas", POSTGRES.replicasService, {
       type: "ClusterIP",
       selector: { ...POSTGRES.selector, [POSTGRES.roleLabel]: POSTGRES.replicaRole },
       ports: [pgPort],
-    });
+    }, patroniRouted);
     this.headlessService = headless.metadata.name;
     this.primaryService = primary.metadata.name;
     this.replicasService = replicas.metadata.name;
@@ -285,7 +291,7 @@ export class PatroniCluster extends pulumi.ComponentResource {
     this.statefulSet = new k8s.apps.v1.StatefulSet(
       `${name}-statefulset`,
       {
-        metadata: { name: POSTGRES.statefulSet, namespace: ns, labels: common },
+        metadata: { name: POSTGRES.statefulSet, namespace: ns, labels: common, annotations: ORPHAN_PODS_ON_DELETE },
         spec: {
           serviceName: headless.metadata.name,
           replicas: cfg.members,
@@ -430,7 +436,7 @@ export class PatroniCluster extends pulumi.ComponentResource {
           ],
         },
       },
-      child,
+      statefulSetOptions(child),
     );
 
     new k8s.policy.v1.PodDisruptionBudget(

@@ -1,4 +1,5 @@
 import * as k8s from "@pulumi/kubernetes";
+import { ORPHAN_PODS_ON_DELETE, statefulSetOptions } from "./stateful-set-replacement";
 import * as pulumi from "@pulumi/pulumi";
 import type { RedisConfig } from "../config";
 import {
@@ -116,7 +117,7 @@ export class RedisCluster extends pulumi.ComponentResource {
     new k8s.apps.v1.StatefulSet(
       `${name}-statefulset`,
       {
-        metadata: { name: REDIS.statefulSet, namespace: ns, labels: redisLabels },
+        metadata: { name: REDIS.statefulSet, namespace: ns, labels: redisLabels, annotations: ORPHAN_PODS_ON_DELETE },
         spec: {
           serviceName: redisService.metadata.name,
           replicas: 1 + cfg.replicas,
@@ -175,13 +176,13 @@ export class RedisCluster extends pulumi.ComponentResource {
           ],
         },
       },
-      child,
+      statefulSetOptions(child),
     );
 
     new k8s.apps.v1.StatefulSet(
       `${name}-sentinel-statefulset`,
       {
-        metadata: { name: REDIS.sentinelStatefulSet, namespace: ns, labels: sentinelLabels },
+        metadata: { name: REDIS.sentinelStatefulSet, namespace: ns, labels: sentinelLabels, annotations: ORPHAN_PODS_ON_DELETE },
         spec: {
           serviceName: sentinelService.metadata.name,
           replicas: cfg.sentinels,
@@ -222,7 +223,7 @@ export class RedisCluster extends pulumi.ComponentResource {
           },
         },
       },
-      child,
+      statefulSetOptions(child),
     );
 
     const pdb = (part: string, pdbName: string, selector: Record<string, string>, pdbLabels: Record<string, string>, spec: { maxUnavailable?: number; minAvailable?: number }) =>
