@@ -150,25 +150,26 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
   };
 }
 
-/** Renders to a folder (local), or targets the configured cluster context/kubeconfig. */
+/** Renders to a folder, or targets the configured cluster (kubeconfig file and/or context). */
 function kubernetesProvider(config: StackConfig): k8s.Provider {
   const { renderDir, context, kubeconfig } = config.kubernetes;
   return new k8s.Provider(
     "knhk-k8s",
     renderDir !== undefined
       ? { renderYamlToDirectory: fromProjectRoot(renderDir) }
-      : { context, kubeconfig, enableServerSideApply: true },
+      : { context, kubeconfig: kubeconfig === undefined ? undefined : fromProjectRoot(kubeconfig), enableServerSideApply: true },
   );
 }
 
 /**
- * `renderDir` is relative to the project root (Pulumi.yaml), but the engine runs the program and
- * its providers in the program's folder (infra/): pass the path relative to that folder, so the
- * state holds no machine-specific absolute path. Under mocks the path stays as configured.
+ * `renderDir` and `kubeconfig` are relative to the project root (Pulumi.yaml), but the engine runs
+ * the program and its providers in the program's folder (infra/): pass the path relative to that
+ * folder, so the state holds no machine-specific absolute path. An absolute path, and any path
+ * under mocks, stays as configured.
  */
-function fromProjectRoot(dir: string): string {
+function fromProjectRoot(file: string): string {
   const root = pulumi.runtime.getRootDirectory();
   // The mock runtime reports a placeholder root ("rootDirectory"), never an absolute path.
-  if (!root || !path.isAbsolute(root)) return dir;
-  return path.relative(process.cwd(), path.resolve(root, dir)) || ".";
+  if (!root || !path.isAbsolute(root) || path.isAbsolute(file)) return file;
+  return path.relative(process.cwd(), path.resolve(root, file)) || ".";
 }

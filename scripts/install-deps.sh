@@ -13,7 +13,8 @@ DEBIAN_PACKAGES=(
   pgbackrest                            # pgbackrest check against a local repo
   gcc                                   # the C reference of the hot path benchmark
   python3-venv                          # .tools/patroni: the deployed Patroni version (PyPI)
-  openssl                               # test certificates (pgBackRest TLS server)
+  openssl                               # test certificates; the local cluster's PKI
+  curl                                  # scripts/cluster.sh waits for etcd and the API server
 )
 
 missing=()

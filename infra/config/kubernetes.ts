@@ -2,8 +2,9 @@
 import { z } from "zod";
 
 /**
- * `renderDir` writes YAML manifests to a folder (the `local` stack; no cluster needed);
- * `context`/`kubeconfig` target a real cluster. Neither: the ambient kubeconfig.
+ * `kubeconfig` (a file, relative to the project root or absolute) and/or `context` target a
+ * cluster: the `local` stack's is the control plane of `scripts/cluster.sh`. `renderDir` writes
+ * YAML manifests to a folder instead (no cluster needed). None of them: the ambient kubeconfig.
  */
 export const kubernetesSection = z
   .object({

@@ -7,6 +7,7 @@ import { execFile, execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as YAML from "yaml";
 
 export const REPO = path.resolve(__dirname, "../..");
 /** The local stack's passphrase default, as documented in the README (the stack holds no real secrets). */
@@ -111,6 +112,11 @@ export class Workspace {
     });
   }
 
+  /** Puts `dir` first on the PATH of every later command (e.g. the local cluster's kubectl). */
+  prependPath(dir: string): void {
+    this.env.PATH = `${dir}${path.delimiter}${this.env.PATH ?? ""}`;
+  }
+
   /** Absolute path of a file or folder inside the project copy. */
   path(...parts: string[]): string {
     return path.join(this.dir, ...parts);
@@ -119,4 +125,66 @@ export class Workspace {
   remove(): void {
     fs.rmSync(this.root, { recursive: true, force: true });
   }
+}
+
+export interface PreviewStep {
+  readonly op: string;
+  readonly urn: string;
+  /** Changed property paths, e.g. { "spec.maxReplicas": { kind: "update" } }. */
+  readonly detailedDiff?: Record<string, unknown> | null;
+}
+
+export interface Preview {
+  readonly steps: PreviewStep[];
+  /** Count of resources per operation, e.g. { same: 40, update: 2 }. */
+  readonly changeSummary: Record<string, number>;
+}
+
+export interface RenderedResource {
+  readonly type: string;
+  readonly urn: string;
+  readonly inputs: Record<string, unknown>;
+}
+
+/**
+ * `type::name` of a URN. The mock monitor spells parent types into URNs differently from the
+ * engine (it includes the stack's type), so resources are matched on their own type and name.
+ */
+export function resourceKey(urn: string): string {
+  const [, , qualifiedType, name] = urn.split("::");
+  return `${qualifiedType.split("$").pop()}::${name}`;
+}
+
+/** `npm run render` in the workspace: the program under mocks, with the workspace's stack config. */
+export async function mockRender(ws: Workspace, stack: string, name: string): Promise<{ resources: RenderedResource[]; k8sDir: string }> {
+  const out = ws.path(".out", `mock-${name}`);
+  const tsx = ws.path("node_modules", ".bin", "tsx");
+  const result = await ws.run(tsx, ["scripts/render.ts", "--stack", stack, "--out", out]);
+  if (result.code !== 0) throw new Error(`mock render failed:\n${result.stdout}\n${result.stderr}`);
+  const resources = JSON.parse(fs.readFileSync(path.join(out, "resources.json"), "utf8")) as RenderedResource[];
+  return { resources, k8sDir: path.join(out, "k8s") };
+}
+
+export async function preview(ws: Workspace, stack: string): Promise<Preview> {
+  const result = await ws.pulumiOk(["preview", "--stack", stack, "--json"]);
+  return JSON.parse(result.stdout) as Preview;
+}
+
+/** Changes `knhk:<section>` path `keys` in the workspace's stack file, keeping the rest of the file. */
+export function updateStackConfig(ws: Workspace, stack: string, section: string, keys: string[], update: (old: unknown) => unknown): void {
+  const file = ws.path(`Pulumi.${stack}.yaml`);
+  const doc = YAML.parseDocument(fs.readFileSync(file, "utf8"));
+  const at = ["config", `knhk:${section}`, ...keys];
+  doc.setIn(at, update(doc.getIn(at)));
+  fs.writeFileSync(file, doc.toString());
+}
+
+/** Points the workspace's stack at a folder of rendered manifests instead of a cluster. */
+export function useRenderDir(ws: Workspace, stack: string, dir: string): void {
+  updateStackConfig(ws, stack, "kubernetes", [], () => ({ renderDir: dir }));
+}
+
+/** Points the workspace's stack at a cluster's kubeconfig file (absolute path). */
+export function useKubeconfig(ws: Workspace, stack: string, kubeconfig: string): void {
+  updateStackConfig(ws, stack, "kubernetes", [], () => ({ kubeconfig }));
 }

@@ -35,10 +35,9 @@ describe("the four stack files", () => {
     expect([cfg.monitoring.enabled, cfg.grafana.enabled, cfg.vault.enabled, cfg.aws.enabled]).toEqual([true, true, true, true]);
   });
 
-  it("local: rendered to a folder, cloud parts off, monitoring on, seed's primary + 1 replica", () => {
+  it("local: the local control plane's kubeconfig, cloud parts off, monitoring on, seed's primary + 1 replica", () => {
     const cfg = parseStackConfig("local", readStackConfigFile("local"));
-    expect(cfg.kubernetes.renderDir).toBe(".out/local/manifests");
-    expect(cfg.kubernetes.context).toBeUndefined();
+    expect(cfg.kubernetes).toEqual({ kubeconfig: ".tools/local-cluster/admin.kubeconfig", context: "knhk-local" });
     expect([cfg.monitoring.enabled, cfg.grafana.enabled, cfg.vault.enabled, cfg.aws.enabled]).toEqual([true, false, false, false]);
     expect(cfg.patroni.members).toBe(2);
     expect(cfg.patroni.backup.repo.type).toBe("posix");
@@ -140,7 +139,6 @@ describe("bad values stop the program, naming key, value and what is allowed", (
       "knhk:redis.minReplicasMaxLag = 5: must be below downAfterMilliseconds (5000 ms) so a cut-off primary stops taking writes before Sentinel can promote a replica",
     ]);
   });
-
 
   it("limits below requests", () => {
     const [p] = problemsOf({ "knhk:app": { resources: { requests: { cpu: "2", memory: "1Gi" }, limits: { cpu: "1", memory: "1Gi" } } } });

@@ -391,9 +391,10 @@ describe("resource tree", () => {
     for (const t of ["knhk:kubernetes:Namespace", "knhk:database:PatroniCluster", "knhk:cache:RedisCluster", "knhk:app:KnhkService"]) expect(types.has(t)).toBe(true);
   });
 
-  it("local renders manifests to a folder; the cloud stacks target their cluster context", () => {
+  it("local targets the local control plane's kubeconfig; the cloud stacks target their cluster context", () => {
     const provider = (stack: Stack) => r[stack].resources.find((x) => x.type === "pulumi:providers:kubernetes")!.inputs;
-    expect(provider("local")).toMatchObject({ renderYamlToDirectory: ".out/local/manifests" });
+    expect(provider("local")).toMatchObject({ kubeconfig: ".tools/local-cluster/admin.kubeconfig", context: "knhk-local" });
+    expect(provider("local").renderYamlToDirectory).toBeUndefined();
     expect(provider("prod")).toMatchObject({ context: "knhk-prod" });
     expect(provider("prod").renderYamlToDirectory).toBeUndefined();
   });
