@@ -29,8 +29,15 @@ pulumi up --stack "$stack" --yes --skip-preview --suppress-progress --non-intera
   --target '**pulumi:providers:kubernetes::knhk-k8s' --target '**knhk:kubernetes:Namespace::*' \
   --target '**kubernetes:core/v1:Namespace::*' >/dev/null
 npx tsx scripts/local-secrets.ts --stack "$stack" --kubeconfig "$kubeconfig"
-pulumi up --stack "$stack" --yes --skip-preview --suppress-progress --non-interactive
+namespace="$(pulumi config get --stack "$stack" --path namespace.name 2>/dev/null || echo knhk)"
+summary() { npx tsx scripts/cluster-summary.ts --kubeconfig "$kubeconfig" --namespace "$namespace"; }
+if ! pulumi up --stack "$stack" --yes --skip-preview --suppress-progress --non-interactive; then
+  # Pulumi reports a workload that never became ready as a timeout; the controllers know why.
+  echo "deploy-local: pulumi up failed; what the API server reports:" >&2
+  summary >&2 || true
+  exit 1
+fi
 echo "pulumi up: $((SECONDS - started))s"
 
 echo
-npx tsx scripts/cluster-summary.ts --kubeconfig "$kubeconfig" --namespace "$(pulumi stack output --stack "$stack" namespace)"
+summary

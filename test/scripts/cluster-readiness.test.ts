@@ -12,6 +12,22 @@ describe("readinessOf", () => {
     expect(readinessOf(deployment(undefined, {}))).toMatchObject({ ready: 0, desired: 1 });
   });
 
+  test("a Deployment whose pods admission refuses reports the controller's reason", () => {
+    const refused = deployment(1, { observedGeneration: 1, readyReplicas: 1, updatedReplicas: 0 });
+    const withCondition = {
+      ...refused,
+      status: { ...refused.status, conditions: [
+        { type: "Available", status: "True", message: "Deployment has minimum availability." },
+        { type: "ReplicaFailure", status: "True", message: 'pods "web-1" is forbidden: violates PodSecurity "restricted:latest"' },
+      ] },
+    } as ListedObject;
+    expect(readinessOf(withCondition)).toEqual({ kind: "Deployment", name: "web", ready: 0, desired: 1, failure: 'pods "web-1" is forbidden: violates PodSecurity "restricted:latest"' });
+    expect(formatSummary("ns", summarize([withCondition]), [readinessOf(withCondition)!])).toContain(
+      'not ready: Deployment/web 0/1: pods "web-1" is forbidden: violates PodSecurity',
+    );
+    expect(readinessOf(refused)).not.toHaveProperty("failure");
+  });
+
   test("PDBs, claims and pods", () => {
     expect(readinessOf({ kind: "PodDisruptionBudget", metadata: { name: "p" }, status: { expectedPods: 2, currentHealthy: 1 } })).toMatchObject({ ready: 1, desired: 2 });
     expect(readinessOf({ kind: "PersistentVolumeClaim", metadata: { name: "c" }, status: { phase: "Pending" } })).toMatchObject({ ready: 0, desired: 1 });

@@ -17,6 +17,8 @@ export interface Readiness {
   /** Ready units (replicas, healthy pods, a bound claim...) and the units wanted. */
   readonly ready: number;
   readonly desired: number;
+  /** Why the controller cannot make progress, as it reports it (e.g. admission refusing the pods). */
+  readonly failure?: string;
 }
 
 export interface KindSummary {
@@ -27,6 +29,22 @@ export interface KindSummary {
 }
 
 const num = (value: unknown): number => (typeof value === "number" && Number.isFinite(value) ? value : 0);
+
+interface Condition {
+  readonly type: string;
+  readonly status: string;
+  readonly message?: string;
+}
+
+function conditions(status: Record<string, unknown>): Condition[] {
+  return Array.isArray(status.conditions) ? (status.conditions as Condition[]) : [];
+}
+
+/** The message of a true ReplicaFailure condition: the controller could not create pods. */
+function replicaFailure(status: Record<string, unknown>): { failure?: string } {
+  const failed = conditions(status).find((c) => c.type === "ReplicaFailure" && c.status === "True");
+  return failed?.message ? { failure: failed.message } : {};
+}
 
 /** ready/desired of one object, or undefined for kinds without a readiness notion. */
 export function readinessOf(object: ListedObject): Readiness | undefined {
@@ -41,17 +59,16 @@ export function readinessOf(object: ListedObject): Readiness | undefined {
       // Ready only counts when the controller has seen the latest spec and every replica is updated.
       const current = num(status.observedGeneration) >= num((object.metadata as { generation?: number }).generation);
       const updated = num(status.updatedReplicas);
-      return { ...base, desired, ready: current ? Math.min(num(status.readyReplicas), updated) : 0 };
+      return { ...base, desired, ready: current ? Math.min(num(status.readyReplicas), updated) : 0, ...replicaFailure(status) };
     }
     case "ReplicaSet":
-      return { ...base, desired: num(spec.replicas), ready: num(status.readyReplicas) };
+      return { ...base, desired: num(spec.replicas), ready: num(status.readyReplicas), ...replicaFailure(status) };
     case "PodDisruptionBudget":
       return { ...base, desired: num(status.expectedPods), ready: num(status.currentHealthy) };
     case "PersistentVolumeClaim":
       return { ...base, desired: 1, ready: status.phase === "Bound" ? 1 : 0 };
     case "Pod": {
-      const conditions = Array.isArray(status.conditions) ? (status.conditions as { type: string; status: string }[]) : [];
-      const ready = conditions.some((c) => c.type === "Ready" && c.status === "True");
+      const ready = conditions(status).some((c) => c.type === "Ready" && c.status === "True");
       return { ...base, desired: 1, ready: status.phase === "Running" && ready ? 1 : 0 };
     }
     default:
@@ -80,6 +97,6 @@ export function formatSummary(namespace: string, rows: readonly KindSummary[], n
     const ready = row.readyObjects === undefined ? "-" : `${row.readyObjects}/${row.objects}`;
     lines.push(`  ${row.kind.padEnd(28)}${String(row.objects).padStart(7)}  ${ready}`);
   }
-  for (const r of notReady) lines.push(`  not ready: ${r.kind}/${r.name} ${r.ready}/${r.desired}`);
+  for (const r of notReady) lines.push(`  not ready: ${r.kind}/${r.name} ${r.ready}/${r.desired}${r.failure ? `: ${r.failure}` : ""}`);
   return lines.join("\n");
 }
