@@ -1,5 +1,6 @@
 /** The request boundary's pure checks: storable text, depth on raw JSON text, the numeric bound, timestamp bounds. */
-import { findUnstorable, jsonDepthExceeds, MAX_ABS_NUMBER, MAX_BODY_DEPTH, storableText, unstorableReason } from "../../app/src/server/storable";
+import { unstorableReason } from "../../app/src/db/storable-text";
+import { findUnstorable, jsonDepthExceeds, MAX_ABS_NUMBER, MAX_BODY_DEPTH, storableText } from "../../app/src/server/storable";
 import { instantProblem } from "../../app/src/server/timestamps";
 
 describe("unstorableReason: what PostgreSQL text and jsonb cannot hold", () => {

@@ -6,6 +6,7 @@
  *                           outcome: "allow", details: { permission: "proposals:create", roles: ["proposer"] } });
  */
 import { createGroupCommit } from "../db/group-commit";
+import { unstorableReason } from "../db/storable-text";
 import type { Sql } from "../db/types";
 
 export interface AuditEvent {
@@ -47,23 +48,21 @@ const OUTCOME = /^[a-z][a-z0-9_]{0,63}$/;
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const MAX_DETAILS_BYTES = 16 * 1024;
 
-// A high surrogate not followed by a low one, or a low one not preceded by a high one (code units, no `u` flag).
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function checkText(field: string, value: unknown, max: number): string {
   if (typeof value !== "string" || value.length === 0) throw new AuditInputError(field, "must be a non-empty string");
   if (value.length > max) throw new AuditInputError(field, `must be at most ${max} characters`);
   if (CONTROL.test(value)) throw new AuditInputError(field, "must not contain control characters");
-  // PostgreSQL stores text as UTF-8: a lone surrogate has no encoding.
-  if (LONE_SURROGATE.test(value)) throw new AuditInputError(field, "must not contain lone UTF-16 surrogates");
+  const unstorable = unstorableReason(value);
+  if (unstorable) throw new AuditInputError(field, unstorable);
   return value;
 }
 
 /** JSON text of details, refusing what jsonb cannot store (NUL, lone surrogates) in any key or string. */
 function detailsJson(details: Record<string, unknown>): string {
   const refuse = (what: string, text: string) => {
-    if (text.includes("\u0000")) throw new AuditInputError("details", `must not contain NUL characters (${what})`);
-    if (LONE_SURROGATE.test(text)) throw new AuditInputError("details", `must not contain lone UTF-16 surrogates (${what})`);
+    const unstorable = unstorableReason(text);
+    if (unstorable) throw new AuditInputError("details", `${unstorable} (${what})`);
   };
   let json: string;
   try {

@@ -4,25 +4,16 @@
  * 1.8e308 (22003). Request data that could not be stored is a 400 naming the field; text from
  * unverified sources that must be recorded anyway (audit) is made storable instead.
  */
+import { LONE_SURROGATE_SOURCE, unstorableReason } from "../db/storable-text";
 
 /** Deepest nesting of any request body, checked on the raw text before it is parsed. */
 export const MAX_BODY_DEPTH = 64;
 /** Largest magnitude of any number in a request (beyond it, sums and squares leave float8's exact range). */
 export const MAX_ABS_NUMBER = 1e15;
 
-// Code-unit regexes (no `u` flag): a high surrogate not followed by a low one, or a low one not preceded by a high one.
-const LONE_SURROGATE_SOURCE = "[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])|(?<![\\uD800-\\uDBFF])[\\uDC00-\\uDFFF]";
-const LONE_SURROGATE = new RegExp(LONE_SURROGATE_SOURCE);
 const LONE_SURROGATES = new RegExp(LONE_SURROGATE_SOURCE, "g");
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/g;
-
-/** Why PostgreSQL could not store this text, or null when it can. */
-export function unstorableReason(text: string): string | null {
-  if (text.includes("\u0000")) return "must not contain NUL characters";
-  if (LONE_SURROGATE.test(text)) return "must not contain lone UTF-16 surrogates";
-  return null;
-}
 
 const escape = (unit: string) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, "0")}`;
 
