@@ -9,7 +9,7 @@ import { startRedis, type TestRedis } from "../support/redis";
 import { startService, type RunningService } from "../../app/src/server/service";
 import { passedProposal } from "./shell/fixtures";
 import { startOidc, type TestOidc } from "./shell/oidc";
-import { startTestService, type ServiceUnderTest } from "./shell/service";
+import { startTestService, TEST_SERVICE_SETTINGS, type ServiceUnderTest } from "./shell/service";
 
 let pg: TestPostgres;
 let redis: TestRedis;
@@ -30,12 +30,7 @@ beforeAll(async () => {
       DATABASE_URL: pg.url(a.database, "knhk_app"),
       DATABASE_MIGRATION_URL: pg.url(a.database),
       KNHK_MIGRATE_ON_START: "false",
-      KNHK_PORT: "0",
-      KNHK_METRICS_PORT: "0",
-      KNHK_HOST: "127.0.0.1",
-      KNHK_LOG_LEVEL: "silent",
-      KNHK_MAPE_K_INTERVAL_SECONDS: "0",
-      DB_POOL_MIN_CONNECTIONS: "0",
+      ...TEST_SERVICE_SETTINGS,
     },
     () => undefined,
   );

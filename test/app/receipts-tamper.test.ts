@@ -28,6 +28,7 @@ import { rawPublicKey } from "../../app/src/receipts/keys";
 import { startService } from "../../app/src/server/service";
 import { capturedStreams } from "../support/streams";
 import { asOwnerBypassingTriggers, ledgerMigrations, startLedgerPostgres, type LedgerPostgres } from "./receipts-support";
+import { TEST_SERVICE_SETTINGS } from "./shell/service";
 
 jest.setTimeout(240_000);
 let env: LedgerPostgres;
@@ -280,12 +281,7 @@ describe("only the owner registers signing keys", () => {
       {
         DATABASE_URL: env.pg.url(name, "knhk_app"),
         KNHK_MIGRATE_ON_START: "false",
-        KNHK_PORT: "0",
-        KNHK_METRICS_PORT: "0",
-        KNHK_HOST: "127.0.0.1",
-        KNHK_LOG_LEVEL: "silent",
-        KNHK_MAPE_K_INTERVAL_SECONDS: "0",
-        DB_POOL_MIN_CONNECTIONS: "0",
+        ...TEST_SERVICE_SETTINGS,
       },
       quiet,
     );

@@ -10,6 +10,16 @@ import type { TestPostgres } from "../../support/postgres";
 
 let counter = 0;
 
+/** The settings of a service under test: loopback, random ports, quiet, no scheduled loop, no idle pool. */
+export const TEST_SERVICE_SETTINGS = {
+  KNHK_HOST: "127.0.0.1",
+  KNHK_PORT: "0",
+  KNHK_METRICS_PORT: "0",
+  KNHK_LOG_LEVEL: "silent",
+  KNHK_MAPE_K_INTERVAL_SECONDS: "0",
+  DB_POOL_MIN_CONNECTIONS: "0",
+} as const;
+
 export interface ServiceUnderTest {
   readonly service: RunningService;
   readonly database: string;
@@ -35,7 +45,7 @@ export async function startTestService(pg: TestPostgres, env: Record<string, str
   const database = await createServiceDatabase(pg);
   // Migrations create the knhk_service role; the login role is granted it afterwards, so the
   // first start migrates as the owner only, then the service runs as knhk_app.
-  const ownerEnv = { DATABASE_URL: pg.url(database), KNHK_PORT: "0", KNHK_METRICS_PORT: "0", KNHK_HOST: "127.0.0.1", KNHK_LOG_LEVEL: "silent", KNHK_MAPE_K_INTERVAL_SECONDS: "0", DB_POOL_MIN_CONNECTIONS: "0", DB_POOL_MAX_CONNECTIONS: "10" };
+  const ownerEnv = { DATABASE_URL: pg.url(database), ...TEST_SERVICE_SETTINGS, DB_POOL_MAX_CONNECTIONS: "10" };
   const owner = await openDatabase({ url: ownerEnv.DATABASE_URL, poolMax: 1, poolMin: 0 });
   await migrate(owner);
   await owner.close();
