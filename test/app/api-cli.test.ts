@@ -56,6 +56,21 @@ test("audit log goes to the audit module on the migrated database", async () => 
   expect(await pg.psql("SELECT actor || '|' || action || '|' || target FROM audit_log WHERE action = 'deploy.start'", "knhk_cli")).toContain("deploy-script|deploy.start|prod");
 });
 
+test("as the least-privileged service role the CLI runs on the migrated schema, and migrating is refused", async () => {
+  // The owner migrates (and so creates knhk_service) first.
+  expect(await knhk(["audit", "log", "--actor", "deploy-script", "--action", "deploy.begin", "--target", "prod"])).toMatchObject({ code: 0 });
+  await pg.psql(
+    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'knhk_cli_app') THEN CREATE ROLE knhk_cli_app LOGIN; END IF; END $$; GRANT knhk_service TO knhk_cli_app;",
+    "knhk_cli",
+  );
+  const argv = ["audit", "log", "--actor", "deploy-script", "--action", "deploy.finish", "--target", "prod", "--outcome", "success"];
+  const asService = pg.url("knhk_cli", "knhk_cli_app");
+  // Migrating needs DDL the role does not have.
+  await expect(knhk(argv, { DATABASE_URL: asService })).rejects.toThrow(/permission denied/);
+  expect(await knhk(argv, { DATABASE_URL: asService, KNHK_MIGRATE_ON_START: "false" })).toMatchObject({ code: 0 });
+  expect(await pg.psql("SELECT count(*) FROM audit_log WHERE action = 'deploy.finish'", "knhk_cli")).toContain("1");
+});
+
 test("npm run knhk -- receipts verify-chain --format json runs end to end", async () => {
   const { stdout } = await run("npm", ["run", "--silent", "knhk", "--", "receipts", "verify-chain", "--format", "json"], {
     cwd: ROOT,

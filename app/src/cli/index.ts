@@ -6,7 +6,7 @@
  *   audit log ...                                       append an audit event (deploy scripts)
  *   archive run ...                                     archive receipts and audit to object storage
  *
- * The dispatcher opens (and migrates) the database from DATABASE_URL / DB_POOL_* (embedded PGlite
+ * The dispatcher opens (and, unless KNHK_MIGRATE_ON_START=false, migrates) the database from DATABASE_URL / DB_POOL_* (embedded PGlite
  * in KNHK_EMBEDDED_DATA_DIR when unset) and hands it to the group's module (`run(args, ctx)`).
  */
 import { join } from "node:path";
@@ -78,7 +78,8 @@ export async function dispatch(argv: readonly string[], io: DispatchIo): Promise
   const settings = { ...config.database, poolMin: 0, poolMax: Math.min(config.database.poolMax, 4) };
   const db = lazyDatabase(settings.url ? "postgres" : "pglite", async () => {
     const opened = await openDatabase(settings);
-    await migrate(opened);
+    // KNHK_MIGRATE_ON_START=false: a least-privileged identity (no DDL) runs commands on a migrated schema.
+    if (config.database.migrateOnStart) await migrate(opened);
     return opened;
   });
   try {
