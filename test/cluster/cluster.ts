@@ -1,7 +1,8 @@
 /**
  * The local control plane (scripts/cluster.sh) for tests: a private state folder and free loopback
  * ports, so a test cluster never touches the one `scripts/up-local.sh` runs. `stop()` runs
- * `cluster.sh down --wipe` and then checks that every process `up` started has exited.
+ * `cluster.sh down --wipe` and then checks that every process `up` started has exited; until then
+ * each is recorded for the run's leak check.
  */
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
@@ -9,6 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { kubectl, type Kubectl } from "../../scripts/lib/cluster/kubectl";
 import { freePort } from "../support/ports";
+import { recordGroup } from "../support/processes";
 
 export const REPO = path.resolve(__dirname, "../..");
 
@@ -77,10 +79,15 @@ export async function startCluster(): Promise<TestCluster> {
   const pidDir = path.join(stateDir, "pids");
   const readPids = (): Record<string, number> =>
     Object.fromEntries(fs.readdirSync(pidDir).map((f) => [f.replace(/\.pid$/, ""), Number(fs.readFileSync(path.join(pidDir, f), "utf8"))]));
+  // Each component leads its own process group (cluster.sh starts it with setsid): the run's leak
+  // check (test/support/processes.ts) sees any that outlives the suite.
+  const track = (pids: Record<string, number>) => Object.entries(pids).map(([component, pid]) => recordGroup(pid, `cluster.sh ${component}`));
   let recorded = readPids();
+  let releases = track(recorded);
   const stillAlive = (pids: Record<string, number>) => {
     const left = Object.entries(pids).filter(([, pid]) => alive(pid));
     if (left.length > 0) throw new Error(`still running after cluster.sh down: ${left.map(([c, p]) => `${c} (${p})`).join(", ")}`);
+    for (const release of releases) release();
   };
   return {
     kubeconfig,
@@ -94,6 +101,7 @@ export async function startCluster(): Promise<TestCluster> {
       stillAlive(recorded);
       await run([script, "up"], env);
       recorded = readPids();
+      releases = track(recorded);
     },
     async stop() {
       await run([script, "down", "--wipe"], env);

@@ -66,13 +66,7 @@ export function spawnTracked(command: string, args: readonly string[], options: 
     });
   });
   const pid = child.pid;
-  let pidFile: string | undefined;
-  if (pid !== undefined) {
-    mkdirSync(pidsDir, { recursive: true });
-    pidFile = join(pidsDir, `${process.pid}-${pid}.json`);
-    const record: PidRecord = { pid, startTime: startTimeOf(pid), command: describeCommand(command, args) };
-    writeFileSync(pidFile, JSON.stringify(record));
-  }
+  const release = pid === undefined ? undefined : recordGroup(pid, describeCommand(command, args), pidsDir);
 
   const tracked: TrackedProcess = {
     child,
@@ -92,10 +86,22 @@ export function spawnTracked(command: string, args: readonly string[], options: 
         await exited;
         while (groupMembers(pid).length > 0) await sleep(50);
       }
-      if (pidFile) rmSync(pidFile, { force: true });
+      release?.();
     },
   };
   return tracked;
+}
+
+/**
+ * Puts a process group that something else started (a script that detaches its servers with
+ * setsid) under the same leak check: returns the function that takes it off once it is gone.
+ */
+export function recordGroup(pgid: number, command: string, pidsDir = trackedPidsDir()): () => void {
+  mkdirSync(pidsDir, { recursive: true });
+  const pidFile = join(pidsDir, `${process.pid}-${pgid}.json`);
+  const record: PidRecord = { pid: pgid, startTime: startTimeOf(pgid), command: command.slice(0, 200) };
+  writeFileSync(pidFile, JSON.stringify(record));
+  return () => rmSync(pidFile, { force: true });
 }
 
 /** A process of a group, as /proc shows it. */
