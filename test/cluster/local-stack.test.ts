@@ -14,7 +14,7 @@ import { COLOR_LABEL } from "../../infra/components/knhk-service";
 import { freePort, waitFor } from "../support/ports";
 import { startCluster, type TestCluster } from "./cluster";
 import { startSmokeTarget } from "./smoke-target";
-import { subsetMismatches } from "./subset";
+import { quantity, subsetMismatches } from "./subset";
 
 const TIMEOUT = 20 * 60_000;
 const STACK = "local";
@@ -42,9 +42,8 @@ function output(result: PulumiResult): string {
   return `${result.stdout}\n${result.stderr}`;
 }
 
-async function deploy(): Promise<PulumiResult> {
-  const result = await ws.run("bash", ["scripts/deploy-local.sh", need(cluster, "cluster").kubeconfig]);
-  return result;
+function deploy(): Promise<PulumiResult> {
+  return ws.run("bash", ["scripts/deploy-local.sh", need(cluster, "cluster").kubeconfig]);
 }
 
 /** The workspace's program with `source` loaded before anything else: a test-only change of what it declares. */
@@ -90,15 +89,11 @@ describe("the local stack on a live API server", () => {
           problems.push(`${objectKey(object)}: missing on the API server`);
           continue;
         }
-        const { apiVersion, kind, metadata, ...body } = object;
-        const mismatches = subsetMismatches({ apiVersion, kind, metadata, ...body }, found);
-        problems.push(...mismatches.map((m) => `${objectKey(object)} ${m}`));
+        problems.push(...subsetMismatches(object, found).map((m) => `${objectKey(object)} ${m}`));
       }
       expect(problems).toEqual([]);
 
-      const workloads = [
-        ...(await getJson<{ items: ListedObject[] }>(["get", "deployments,statefulsets", "-n", NS])).items,
-      ];
+      const workloads = (await getJson<{ items: ListedObject[] }>(["get", "deployments,statefulsets", "-n", NS])).items;
       expect(workloads.length).toBe(declared.filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet").length);
       expect(workloads.map(readinessOf).filter((r) => !r || r.ready !== r.desired || r.desired === 0)).toEqual([]);
 
@@ -254,7 +249,7 @@ describe("the local stack on a live API server", () => {
       const target = await startSmokeTarget("knhk-green-local-0");
       const sampler = sampleSwitch();
       try {
-        const env = { KUBECONFIG: c.kubeconfig, DATABASE_URL: target.databaseUrl, ...target.tokens };
+        const env = { KUBECONFIG: c.kubeconfig, ...target.auditEnv, ...target.tokens };
         const tsx = ws.path("node_modules", ".bin", "tsx");
         const flags = (apiUrl: string) => [
           "--stack", STACK, "--namespace", NS, "--kubectl", path.join(c.binDir, "kubectl"), "--actor", "cluster-test",
@@ -324,7 +319,7 @@ async function liveObjects(declared: readonly { kind: string; metadata: { namesp
   const found = new Map<string, LiveObject>();
   for (const { kind, namespace } of lists.values()) {
     const list = await getJson<{ items: LiveObject[] }>(["get", kind, ...(namespace ? ["-n", namespace] : [])]);
-    for (const item of list.items) found.set(`${kind} ${item.metadata.namespace ?? ""}/${item.metadata.name}`, item);
+    for (const item of list.items) found.set(objectKey({ ...item, kind }), item);
   }
   return found;
 }
@@ -376,12 +371,10 @@ function sampleSwitch(): { start(): void; stop(): Promise<SwitchSample[]> } {
   };
 }
 
-/** A quantity as a number (CPU "500m" = 0.5, memory "1Gi" = 2^30, counts as they are). */
 function quantityOf(value: string): number {
-  const match = /^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(value);
-  if (!match) throw new Error(`not a quantity: ${value}`);
-  const factor: Record<string, number> = { m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
-  return Number(match[1]) * (match[2] ? factor[match[2]] : 1);
+  const q = quantity(value);
+  if (q === undefined) throw new Error(`not a quantity: ${value}`);
+  return q;
 }
 
 /**

@@ -20,8 +20,11 @@ export interface SmokeTarget {
   readonly apiUrl: string;
   readonly metricsUrl: string;
   readonly prometheusUrl: string;
-  /** DATABASE_URL (owner) of the service's database: where the deploy's audit events go. */
-  readonly databaseUrl: string;
+  /**
+   * Where the deploy's audit events go, as the service's least-privileged role (INSERT on audit_log,
+   * no DDL): DATABASE_URL and KNHK_MIGRATE_ON_START=false for the deploy script's audit CLI.
+   */
+  readonly auditEnv: Record<string, string>;
   /** KNHK_SMOKE_TOKEN / KNHK_SMOKE_INGEST_TOKEN for the deploy script. */
   readonly tokens: Record<string, string>;
   psql(sql: string): Promise<string>;
@@ -60,7 +63,7 @@ export async function startSmokeTarget(podName: string): Promise<SmokeTarget> {
       apiUrl: service.service.apiUrl,
       metricsUrl: service.service.metricsUrl,
       prometheusUrl: prometheus.url,
-      databaseUrl: pg.url(service.database),
+      auditEnv: { DATABASE_URL: pg.url(service.database, "knhk_app"), KNHK_MIGRATE_ON_START: "false" },
       tokens: {
         KNHK_SMOKE_TOKEN: await oidc.token("okta", { claims: { sub: "smoke-test", groups: ["knhk-analysts", "knhk-operators"] } }),
         KNHK_SMOKE_INGEST_TOKEN: await oidc.roleToken("ingestor", "smoke-ingest"),

@@ -11,7 +11,8 @@ const FACTOR: Record<string, number> = {
   Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50,
 };
 
-function quantity(value: string): number | undefined {
+/** A Kubernetes quantity as a number ("500m" = 0.5, "1Gi" = 2^30, "3" = 3), or undefined when it is not one. */
+export function quantity(value: string): number | undefined {
   const match = QUANTITY.exec(value);
   return match ? Number(match[1]) * FACTOR[match[2] ?? ""] : undefined;
 }

@@ -183,8 +183,3 @@ export function updateStackConfig(ws: Workspace, stack: string, section: string,
 export function useRenderDir(ws: Workspace, stack: string, dir: string): void {
   updateStackConfig(ws, stack, "kubernetes", [], () => ({ renderDir: dir }));
 }
-
-/** Points the workspace's stack at a cluster's kubeconfig file (absolute path). */
-export function useKubeconfig(ws: Workspace, stack: string, kubeconfig: string): void {
-  updateStackConfig(ws, stack, "kubernetes", [], () => ({ kubeconfig }));
-}

@@ -35,7 +35,7 @@ function yamlFiles(dir: string): string[] {
 }
 
 /** `Kind namespace/name`, the identity of an object in a cluster. */
-export function objectKey(object: K8sObject): string {
+export function objectKey(object: Pick<K8sObject, "kind" | "metadata">): string {
   return `${object.kind} ${object.metadata.namespace ?? ""}/${object.metadata.name}`;
 }
 
