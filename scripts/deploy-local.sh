@@ -25,12 +25,15 @@ fi
 
 started=$SECONDS
 # The referenced Secrets live in the stack's namespace: create it (and its provider) first.
-pulumi up --stack "$stack" --yes --skip-preview --suppress-progress --non-interactive \
+if ! namespace_up="$(pulumi up --stack "$stack" --yes --skip-preview --suppress-progress --non-interactive \
   --target '**pulumi:providers:kubernetes::knhk-k8s' --target '**knhk:kubernetes:Namespace::*' \
-  --target '**kubernetes:core/v1:Namespace::*' >/dev/null
+  --target '**kubernetes:core/v1:Namespace::*' 2>&1)"; then
+  echo "$namespace_up" >&2
+  echo "deploy-local: creating the namespace failed" >&2
+  exit 1
+fi
 npx tsx scripts/local-secrets.ts --stack "$stack" --kubeconfig "$kubeconfig"
-namespace="$(pulumi config get --stack "$stack" --path namespace.name 2>/dev/null || echo knhk)"
-summary() { npx tsx scripts/cluster-summary.ts --kubeconfig "$kubeconfig" --namespace "$namespace"; }
+summary() { npx tsx scripts/cluster-summary.ts --kubeconfig "$kubeconfig" --stack "$stack"; }
 if ! pulumi up --stack "$stack" --yes --skip-preview --suppress-progress --non-interactive; then
   # Pulumi reports a workload that never became ready as a timeout; the controllers know why.
   echo "deploy-local: pulumi up failed; what the API server reports:" >&2
