@@ -25,6 +25,25 @@ export const APP = {
   deployment: (color: "blue" | "green") => `knhk-${color}`,
   /** Selects the pods of both colours. */
   selector: selectorLabels("knhk", "api"),
+  /** ConfigMap holding only the active colour, mounted as a file so a switch restarts no pod. */
+  activeColorConfigMap: "knhk-active-color",
+  /** The pre-deploy Job that runs the migrations as the schema owner. */
+  migrateSelector: selectorLabels("knhk", "migrate"),
+  /** The scheduled archive run and chain verification (CronJobs). */
+  archiveSelector: selectorLabels("knhk", "archive"),
+  verifyChainSelector: selectorLabels("knhk", "verify-chain"),
+} as const;
+
+/** Files the stack mounts or renders into the KNHK pods; the service reads each through an environment variable. */
+export const APP_FILES = {
+  /** CA certificate the PostgreSQL server certificate chains to (from the Patroni TLS Secret's `ca.crt`). */
+  postgresCa: "/etc/knhk/postgres-ca/ca.crt",
+  /** This pod's colour is active when this file holds it (ConfigMap `knhk-active-color`, key `color`). */
+  activeColor: "/etc/knhk/active-color/color",
+  /** Connection URL Vault Agent renders from the current dynamic credentials and re-renders on renewal. */
+  databaseUrl: "/vault/secrets/database-url",
+  /** Schema owner's connection URL (Vault static role), rendered in the migration Job only. */
+  ownerDatabaseUrl: "/vault/secrets/owner-database-url",
 } as const;
 
 export const POSTGRES = {
