@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as vault from "@pulumi/vault";
 import type { VaultConfig } from "../config";
+import { dynamicUserCreationStatements, dynamicUserRevocationStatements, ROOT_ROTATION_STATEMENTS } from "../render/vault-database";
 import { operatorPolicyRules, renderPolicyHcl, servicePolicyRules, VAULT_OBJECT_NAMES, vaultLayout } from "../render/vault-policies";
 
 export interface VaultAccessArgs {
@@ -103,7 +104,7 @@ export class VaultAccess extends pulumi.ComponentResource {
         allowedRoles: [VAULT_NAMES.databaseRole, VAULT_NAMES.staticRole],
         verifyConnection: true,
         rotationSchedule: cfg.database.rootRotationSchedule,
-        rootRotationStatements: [`ALTER ROLE "{{name}}" WITH PASSWORD '{{password}}';`],
+        rootRotationStatements: ROOT_ROTATION_STATEMENTS,
         postgresql: {
           connectionUrl: pulumi.interpolate`postgresql://{{username}}:{{password}}@${args.database.host}:${args.database.port}/${args.database.name}?sslmode=verify-full`,
           username: cfg.database.adminUsername,
@@ -122,10 +123,8 @@ export class VaultAccess extends pulumi.ComponentResource {
         dbName: connection.name,
         defaultTtl: cfg.database.defaultTtlSeconds,
         maxTtl: cfg.database.maxTtlSeconds,
-        creationStatements: [
-          `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' IN ROLE ${args.serviceDbRole};`,
-        ],
-        revocationStatements: [`REASSIGN OWNED BY "{{name}}" TO ${args.ownerDbUser};`, `DROP OWNED BY "{{name}}";`, `DROP ROLE IF EXISTS "{{name}}";`],
+        creationStatements: dynamicUserCreationStatements(args.serviceDbRole),
+        revocationStatements: dynamicUserRevocationStatements(args.serviceDbRole),
       },
       child,
     );
