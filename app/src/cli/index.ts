@@ -5,6 +5,7 @@
  *   receipts export ...                                 NDJSON export for the archive
  *   audit log ...                                       append an audit event (deploy scripts)
  *   archive run ...                                     archive receipts and audit to object storage
+ *   schema migrate | status                             apply / check the migrations (the migration Job)
  *
  * The dispatcher opens (and, unless KNHK_MIGRATE_ON_START=false, migrates) the database from DATABASE_URL / DB_POOL_* (embedded PGlite
  * in KNHK_EMBEDDED_DATA_DIR when unset) and hands it to the group's module (`run(args, ctx)`).
@@ -20,6 +21,7 @@ export const GROUPS = {
   receipts: "verify the receipt chain, export receipts",
   audit: "append to or read the audit log",
   archive: "archive receipts and audit events",
+  schema: "apply or check the database migrations",
 } as const;
 type Group = keyof typeof GROUPS;
 
@@ -79,7 +81,8 @@ export async function dispatch(argv: readonly string[], io: DispatchIo): Promise
   const db = lazyDatabase(settings.url ? "postgres" : "pglite", async () => {
     const opened = await openDatabase(settings);
     // KNHK_MIGRATE_ON_START=false: a least-privileged identity (no DDL) runs commands on a migrated schema.
-    if (config.database.migrateOnStart) await migrate(opened);
+    // `schema` migrates (or only reads) explicitly.
+    if (config.database.migrateOnStart && group !== "schema") await migrate(opened);
     return opened;
   });
   try {
