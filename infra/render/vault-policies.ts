@@ -62,6 +62,18 @@ export function servicePolicyRules(l: VaultLayout): PolicyRule[] {
   ];
 }
 
+/**
+ * The pre-deploy migration Job: the schema owner's rotated credential (static role) to apply
+ * migrations, and the transit key's public versions to register them as the owner. Nothing else.
+ */
+export function migrationPolicyRules(l: VaultLayout): PolicyRule[] {
+  return [
+    { path: `${l.databaseMount}/static-creds/${l.staticRole}`, capabilities: ["read"] },
+    { path: `${l.transitMount}/keys/${l.signingKey}`, capabilities: ["read"] },
+    { path: "auth/token/lookup-self", capabilities: ["read"] },
+  ];
+}
+
 export function operatorPolicyRules(l: VaultLayout): PolicyRule[] {
   return [
     { path: `${l.kvMount}/data/${l.kvPrefix}/*`, capabilities: ["read"] },
