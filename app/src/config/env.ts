@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DEFAULT_AUDIENCES, OidcConfigError, parseOidcIssuers, type OidcIssuer } from "./oidc";
+import { DEFAULT_AUDIENCES, OIDC_CLOCK_TOLERANCE_SECONDS, OIDC_MAX_TOKEN_AGE_SECONDS, OidcConfigError, parseOidcIssuers, type OidcIssuer } from "./oidc";
 
 /** A bad environment variable: start-up stops with the variable and the reason. */
 export class ConfigError extends Error {
@@ -71,8 +71,8 @@ const envSchema = z.object({
   REDIS_PASSWORD: optionalText,
   REDIS_SENTINEL_PASSWORD: optionalText,
   KNHK_OIDC_AUDIENCES: optionalText,
-  KNHK_OIDC_CLOCK_TOLERANCE_SECONDS: int(0, 300, 60),
-  KNHK_OIDC_MAX_TOKEN_AGE_SECONDS: int(60, 86_400, 3600),
+  KNHK_OIDC_CLOCK_TOLERANCE_SECONDS: int(OIDC_CLOCK_TOLERANCE_SECONDS.min, OIDC_CLOCK_TOLERANCE_SECONDS.max, OIDC_CLOCK_TOLERANCE_SECONDS.default),
+  KNHK_OIDC_MAX_TOKEN_AGE_SECONDS: int(OIDC_MAX_TOKEN_AGE_SECONDS.min, OIDC_MAX_TOKEN_AGE_SECONDS.max, OIDC_MAX_TOKEN_AGE_SECONDS.default),
   PATTERN_WINDOW_SECONDS: int(1, 86_400, 60),
   VALIDATION_TIMEOUT_MS: int(1, 600_000, 100),
   KNHK_HOST: optionalText.transform((v) => v ?? "0.0.0.0"),

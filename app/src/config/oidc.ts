@@ -16,17 +16,45 @@ export interface OidcIssuer {
   readonly audiences: readonly string[];
 }
 
-const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+/*
+ * The pieces below are exported so the stack config (infra/config/oidc.ts) validates issuers with
+ * the rules this parser applies: one definition for both.
+ */
 
-const issuerEntry = z
+/** Issuer and JWKS locations. */
+export const oidcUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+
+/** An issuer's short name (logs, audit trail). */
+export const oidcIssuerName = z.string().regex(/^[a-z0-9-]+$/, "lower-case letters, digits and '-'");
+
+/** Audiences a token of one issuer may carry. */
+export const oidcAudienceList = z.array(z.string().min(1)).min(1);
+
+/** Bounds and defaults of KNHK_OIDC_CLOCK_TOLERANCE_SECONDS and KNHK_OIDC_MAX_TOKEN_AGE_SECONDS. */
+export const OIDC_CLOCK_TOLERANCE_SECONDS = { min: 0, max: 300, default: 60 } as const;
+export const OIDC_MAX_TOKEN_AGE_SECONDS = { min: 60, max: 86_400, default: 3600 } as const;
+
+/** One element of KNHK_OIDC_ISSUERS. */
+export const oidcIssuerEntry = z
   .object({
-    name: z.string().regex(/^[a-z0-9-]+$/, "lower-case letters, digits and '-'").optional(),
+    name: oidcIssuerName.optional(),
     claim_mapping: z.enum(CLAIM_MAPPINGS),
-    issuer: httpUrl,
-    jwks_uri: httpUrl.optional(),
-    audiences: z.array(z.string().min(1)).min(1).optional(),
+    issuer: oidcUrl,
+    jwks_uri: oidcUrl.optional(),
+    audiences: oidcAudienceList.optional(),
   })
   .strict();
+export type OidcIssuerEntry = z.infer<typeof oidcIssuerEntry>;
+
+/** The first `iss` value configured twice (a token must map to exactly one claim mapping), if any. */
+export function duplicateIssuer(issuers: readonly { readonly issuer: string }[]): string | undefined {
+  const seen = new Set<string>();
+  for (const entry of issuers) {
+    if (seen.has(entry.issuer)) return entry.issuer;
+    seen.add(entry.issuer);
+  }
+  return undefined;
+}
 
 /** The provider's published JWKS location, derived from the issuer when not configured. */
 export function defaultJwksUri(mapping: ClaimMapping, issuer: string): string {
@@ -51,7 +79,7 @@ export class OidcConfigError extends Error {
   }
 }
 
-function toIssuer(entry: z.infer<typeof issuerEntry>, fallbackName: string, audiences: readonly string[]): OidcIssuer {
+function toIssuer(entry: z.infer<typeof oidcIssuerEntry>, fallbackName: string, audiences: readonly string[]): OidcIssuer {
   return {
     name: entry.name ?? fallbackName,
     claimMapping: entry.claim_mapping,
@@ -82,7 +110,7 @@ export function parseOidcIssuers(env: Readonly<Record<string, string | undefined
     } catch (error) {
       throw new OidcConfigError("KNHK_OIDC_ISSUERS", `not valid JSON (${(error as Error).message})`);
     }
-    const parsed = z.array(issuerEntry).safeParse(raw);
+    const parsed = z.array(oidcIssuerEntry).safeParse(raw);
     if (!parsed.success) throw new OidcConfigError("KNHK_OIDC_ISSUERS", describe(parsed.error));
     parsed.data.forEach((entry, i) => issuers.push(toIssuer(entry, `${entry.claim_mapping}-${i}`, audiences)));
   }
@@ -94,19 +122,14 @@ export function parseOidcIssuers(env: Readonly<Record<string, string | undefined
       if (jwks) throw new OidcConfigError(`${prefix}_JWKS_URI`, `set without ${prefix}_ISSUER`);
       continue;
     }
-    const checkedIssuer = httpUrl.safeParse(issuer);
+    const checkedIssuer = oidcUrl.safeParse(issuer);
     if (!checkedIssuer.success) throw new OidcConfigError(`${prefix}_ISSUER`, describe(checkedIssuer.error));
-    if (jwks !== undefined && !httpUrl.safeParse(jwks).success) {
+    if (jwks !== undefined && !oidcUrl.safeParse(jwks).success) {
       throw new OidcConfigError(`${prefix}_JWKS_URI`, "must be an http(s) URL");
     }
     issuers.push(toIssuer({ claim_mapping: mapping, issuer, jwks_uri: jwks || undefined }, mapping, audiences));
   }
-  const seen = new Set<string>();
-  for (const entry of issuers) {
-    if (seen.has(entry.issuer)) {
-      throw new OidcConfigError("KNHK_OIDC_ISSUERS", `issuer ${entry.issuer} is configured twice`);
-    }
-    seen.add(entry.issuer);
-  }
+  const twice = duplicateIssuer(issuers);
+  if (twice !== undefined) throw new OidcConfigError("KNHK_OIDC_ISSUERS", `issuer ${twice} is configured twice`);
   return issuers;
 }
