@@ -4,10 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-# The real Pulumi engine for test/engine and the deploy scripts' tests, and the local Kubernetes
-# control plane for test/cluster (both built once, cached outside the repo).
+# The real Pulumi engine for test/engine and the deploy scripts' tests, the local Kubernetes
+# control plane for test/cluster and the NetworkPolicy evaluator for test/infra/network-flows
+# (each built once, cached outside the repo).
 bash scripts/engine.sh >/dev/null
 bash scripts/cluster-build.sh >/dev/null
+bash scripts/netpol-build.sh >/dev/null
 
 echo "== typecheck"
 npx tsc --noEmit -p tsconfig.json
