@@ -13,10 +13,13 @@ import { Monitoring } from "./components/monitoring";
 import { Namespace } from "./components/namespace";
 import { PatroniCluster } from "./components/patroni-cluster";
 import { RedisCluster } from "./components/redis-cluster";
+import { SchemaMigration } from "./components/schema-migration";
+import { CREDENTIAL_KEYS } from "./components/patroni-cluster";
 import { VAULT_NAMES, VaultAccess } from "./components/vault-access";
 import { monitoringInput } from "./render/monitoring-bundle";
 import { APP, BACKUP, PORTS, POSTGRES, REDIS } from "./render/topology";
 import { loadStackConfig } from "./stack-config";
+import { imageRef } from "./config/common";
 
 export async function knhkProgram(config: StackConfig = loadStackConfig()): Promise<Record<string, unknown>> {
   const provider = kubernetesProvider(config);
@@ -31,6 +34,7 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
       ingressPorts: [PORTS.appHttp],
       allows: [
         { name: "app-to-postgres", from: APP.selector, to: POSTGRES.selector, ports: [PORTS.postgres] },
+        { name: "migrate-to-postgres", from: APP.migrateSelector, to: POSTGRES.selector, ports: [PORTS.postgres] },
         { name: "app-to-redis", from: APP.selector, to: REDIS.selector, ports: [PORTS.redis] },
         { name: "app-to-sentinel", from: APP.selector, to: REDIS.sentinelSelector, ports: [PORTS.sentinel] },
         { name: "postgres-replication", from: POSTGRES.selector, to: POSTGRES.selector, ports: [PORTS.postgres, PORTS.patroniApi] },
@@ -46,6 +50,7 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
         { name: "backup-external", from: BACKUP.selector, ports: [443] },
         { name: "restore-test-external", from: BACKUP.restoreTestSelector, ports: [443] },
       ],
+      peerAllows: config.vault.enabled ? vaultFlows(config) : [],
     },
     k8sOpts,
   );
@@ -70,26 +75,9 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
     inNamespace,
   );
   const redis = new RedisCluster("redis", { namespace: ns, config: config.redis }, inNamespace);
-  const app = new KnhkService(
-    "knhk",
-    {
-      namespace: ns,
-      config: config.app,
-      redis: { sentinels: redis.sentinelAddresses, masterName: redis.masterName },
-      serviceAccountRoleArn: archive?.serviceRoleArn,
-      vaultAgent: config.vault.enabled
-        ? {
-            role: APP.serviceAccount,
-            databaseCredsPath: `${config.vault.mounts.database}/creds/${VAULT_NAMES.databaseRole}`,
-            database: { host: postgres.primaryHost, port: PORTS.postgres, name: POSTGRES.database, sslmode: "verify-full" },
-          }
-        : undefined,
-      ingressNamespace: config.namespace.ingressNamespace,
-      monitoringNamespace: config.namespace.monitoringNamespace,
-    },
-    { ...inNamespace, dependsOn: [namespace, postgres, redis] },
-  );
-
+  // With Vault: the service's identities come from Vault, which needs the roles the database
+  // bootstrap created (Patroni post-bootstrap) and verifies PostgreSQL with the cluster's CA. The
+  // migration Job then applies the schema as its owner, before either colour starts.
   const vaultAccess = config.vault.enabled
     ? new VaultAccess(
         "knhk-vault",
@@ -97,13 +85,55 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
           config: config.vault,
           namespace: ns,
           serviceAccount: APP.serviceAccount,
+          migrationServiceAccount: APP.migrationServiceAccount,
           database: { host: postgres.primaryHost, port: PORTS.postgres, name: POSTGRES.database },
+          databaseCa: secretValue(config, config.patroni.tlsSecretName, "ca.crt", inNamespace),
+          adminPassword: secretValue(config, config.patroni.credentialsSecretName, CREDENTIAL_KEYS.vaultAdmin, inNamespace),
           serviceDbRole: POSTGRES.serviceDbRole,
           ownerDbUser: POSTGRES.ownerDbUser,
+          adminDbUser: POSTGRES.vaultAdminDbUser,
         },
         { dependsOn: [postgres] },
       )
     : undefined;
+  const images = { blue: imageRef(config.app.image, config.app.versions.blue), green: imageRef(config.app.image, config.app.versions.green) };
+  const migration = vaultAccess
+    ? new SchemaMigration(
+        "knhk-migrate",
+        {
+          namespace: ns,
+          images,
+          vaultRole: VAULT_NAMES.migrationAuthRole,
+          ownerCredsPath: vaultAccess.ownerCredsPath,
+          database: { host: postgres.primaryHost, port: PORTS.postgres, name: POSTGRES.database },
+          caSecretName: config.patroni.tlsSecretName,
+        },
+        { provider, dependsOn: [namespace, postgres, vaultAccess] },
+      )
+    : undefined;
+  const app = new KnhkService(
+    "knhk",
+    {
+      namespace: ns,
+      config: config.app,
+      redis: { sentinels: redis.sentinelAddresses, masterName: redis.masterName },
+      serviceAccountRoleArn: archive?.serviceRoleArn,
+      vault: config.vault.enabled
+        ? {
+            role: VAULT_NAMES.authRole,
+            databaseCredsPath: `${config.vault.mounts.database}/creds/${VAULT_NAMES.databaseRole}`,
+            database: { host: postgres.primaryHost, port: PORTS.postgres, name: POSTGRES.database },
+            caSecretName: config.patroni.tlsSecretName,
+            transit: { mount: config.vault.mounts.transit, key: VAULT_NAMES.signingKey },
+          }
+        : undefined,
+      migrationJobs: migration?.jobs,
+      ingressNamespace: config.namespace.ingressNamespace,
+      monitoringNamespace: config.namespace.monitoringNamespace,
+    },
+    { ...inNamespace, dependsOn: [namespace, postgres, redis] },
+  );
+
   const monitoring = config.monitoring.enabled
     ? new Monitoring(
         "knhk-monitoring",
@@ -148,6 +178,24 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
       ? { archiveLedgerBucket: archive.ledgerBucket, archiveServiceRoleArn: archive.serviceRoleArn, backupRoleArn: archive.backupRoleArn }
       : {}),
   };
+}
+
+/** One key of a Secret that exists before the deploy (a prerequisite), as a secret output. */
+function secretValue(config: StackConfig, secretName: string, key: string, opts: pulumi.CustomResourceOptions): pulumi.Output<string> {
+  const secret = k8s.core.v1.Secret.get(`${secretName}-read`, `${config.namespace.name}/${secretName}`, opts);
+  return pulumi.secret(secret.data.apply((data) => {
+    const encoded = data?.[key];
+    return encoded === undefined ? "" : Buffer.from(encoded, "base64").toString("utf8");
+  }));
+}
+
+/** Vault's database engine reaches PostgreSQL; the migration Job reaches Vault (its agent's login and static credential). */
+function vaultFlows(config: StackConfig) {
+  return [
+    { name: "vault-to-postgres", direction: "ingress" as const, pods: POSTGRES.selector, peer: config.vault.server, ports: [PORTS.postgres] },
+    { name: "migrate-to-vault", direction: "egress" as const, pods: APP.migrateSelector, peer: config.vault.server, ports: [PORTS.vault] },
+    { name: "app-to-vault", direction: "egress" as const, pods: APP.selector, peer: config.vault.server, ports: [PORTS.vault] },
+  ];
 }
 
 /** Renders to a folder, or targets the configured cluster (kubeconfig file and/or context). */

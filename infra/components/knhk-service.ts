@@ -4,8 +4,11 @@ import * as pulumi from "@pulumi/pulumi";
 import { imageRef } from "../config/common";
 import type { AppConfig } from "../config";
 import { emptyDirVolume, httpProbe, labels, prometheusAnnotations, restrictedContainerSecurityContext, restrictedPodSecurityContext } from "../render/k8s";
-import { APP, PORTS, POSTGRES, REDIS } from "../render/topology";
-import { DATABASE_ENV_FILE, VAULT_SECRETS_DIR, vaultAgentAnnotations, VaultAgentInput } from "../render/vault-agent";
+import { renderAppSettings } from "../render/app-settings";
+import { postgresCaVolume } from "../render/schema-migration";
+import { APP, APP_FILES, PORTS, POSTGRES, REDIS } from "../render/topology";
+import { databaseUrlTemplate, VAULT_AGENT_PROXY_ADDR, vaultAgentAnnotations } from "../render/vault-agent";
+import { dirname, basename } from "node:path";
 
 export type Color = "blue" | "green";
 export const COLORS: readonly Color[] = ["blue", "green"];
@@ -16,13 +19,29 @@ export interface KnhkServiceArgs {
   readonly config: AppConfig;
   /** `host:port` of every Redis Sentinel and the monitored master name. */
   readonly redis: { readonly sentinels: readonly string[]; readonly masterName: string };
-  /** Vault Agent injection of DATABASE_URL; absent: no Vault, the service uses its embedded database. */
-  readonly vaultAgent?: VaultAgentInput;
+  /** Vault: database credentials and receipt signing; absent: no Vault, the service uses its embedded database and an ephemeral key. */
+  readonly vault?: KnhkServiceVault;
+  /** The migration Job each colour waits for before its pods start (with Vault); default: none (the service migrates itself). */
+  readonly migrationJobs?: Readonly<Record<Color, pulumi.Resource>>;
   /** IAM role of the service (IRSA): annotates ServiceAccount `knhk-service`; absent: no AWS identity. */
   readonly serviceAccountRoleArn?: pulumi.Input<string>;
   /** Namespace of the ingress controller (reaches port 8080) and of Prometheus (reaches 9090). */
   readonly ingressNamespace: string;
   readonly monitoringNamespace: string;
+}
+
+/** How the pods get their database connection and sign receipts when Vault is on. */
+export interface KnhkServiceVault {
+  /** Kubernetes auth role bound to ServiceAccount `knhk-service`. */
+  readonly role: string;
+  /** Dynamic credentials, e.g. `database/creds/knhk-app`. */
+  readonly databaseCredsPath: string;
+  /** The PostgreSQL primary (the name on its certificate). */
+  readonly database: { readonly host: string; readonly port: number; readonly name: string };
+  /** Secret with `ca.crt`, the CA the PostgreSQL server certificate chains to (the Patroni TLS Secret). */
+  readonly caSecretName: string;
+  /** Transit mount and key that sign receipts (through the agent's API proxy). */
+  readonly transit: { readonly mount: string; readonly key: string };
 }
 
 const APP_UID = 1000;
@@ -84,27 +103,42 @@ export class KnhkService extends pulumi.ComponentResource {
           labels: common,
           annotations: args.serviceAccountRoleArn ? { "eks.amazonaws.com/role-arn": args.serviceAccountRoleArn } : undefined,
         },
-        automountServiceAccountToken: args.vaultAgent !== undefined,
+        automountServiceAccountToken: args.vault !== undefined,
       },
       child,
     );
     this.serviceAccountName = serviceAccount.metadata.name;
 
-    const settings: Record<string, string> = {
-      ...Object.fromEntries(Object.entries(cfg.settings).map(([k, v]) => [k, String(v)])),
-      KNHK_PORT: String(PORTS.appHttp),
-      KNHK_METRICS_PORT: String(PORTS.appMetrics),
-      REDIS_SENTINELS: args.redis.sentinels.join(","),
-      REDIS_SENTINEL_MASTER: args.redis.masterName,
-    };
-    if (!args.vaultAgent) settings.KNHK_EMBEDDED_DATA_DIR = "/var/lib/knhk";
+    const settings = renderAppSettings(cfg, { redis: args.redis, embeddedDataDir: args.vault ? undefined : "/var/lib/knhk" });
     const configMap = new k8s.core.v1.ConfigMap(`${name}-config`, { metadata: { name: APP.configMap, namespace: ns, labels: common }, data: settings }, child);
     const configChecksum = createHash("sha256").update(JSON.stringify(settings)).digest("hex");
 
-    const command = args.vaultAgent
-      ? // Source the file Vault Agent renders (DATABASE_URL), then exec the service with its own argv.
-        ["/bin/sh", "-c", `set -a && . ${VAULT_SECRETS_DIR}/${DATABASE_ENV_FILE} && set +a && exec "$0" "$@"`, ...cfg.command]
-      : [...cfg.command];
+    // Only the colour this ConfigMap names leads the MAPE-K loop. Mounted as a file, not an
+    // environment variable: switching colours updates it in every pod without restarting one.
+    const activeColor = new k8s.core.v1.ConfigMap(
+      `${name}-active-color`,
+      { metadata: { name: APP.activeColorConfigMap, namespace: ns, labels: common }, data: { [basename(APP_FILES.activeColor)]: cfg.activeColor } },
+      child,
+    );
+    const vault = args.vault;
+    const vaultEnv = vault
+      ? [
+          // Vault Agent re-renders this file when it renews or re-issues the credential; the pool re-reads it.
+          { name: "DATABASE_URL_FILE", value: APP_FILES.databaseUrl },
+          // The migration Job applied the schema as its owner; the service has no DDL rights.
+          { name: "KNHK_MIGRATE_ON_START", value: "false" },
+          { name: "KNHK_SIGNING_VAULT_ADDR", value: VAULT_AGENT_PROXY_ADDR },
+          { name: "KNHK_SIGNING_TRANSIT_MOUNT", value: vault.transit.mount },
+          { name: "KNHK_SIGNING_TRANSIT_KEY", value: vault.transit.key },
+        ]
+      : [];
+    const vaultAnnotations = vault
+      ? vaultAgentAnnotations({
+          role: vault.role,
+          files: { [APP_FILES.databaseUrl]: databaseUrlTemplate(vault.databaseCredsPath, { ...vault.database, caFile: APP_FILES.postgresCa }) },
+          apiProxy: true,
+        })
+      : {};
 
     const service = (part: string, svcName: string, selector: Record<string, string>) =>
       new k8s.core.v1.Service(
@@ -143,13 +177,13 @@ export class KnhkService extends pulumi.ComponentResource {
                 labels: podLabels,
                 annotations: {
                   ...prometheusAnnotations(PORTS.appMetrics),
-                  ...(args.vaultAgent ? vaultAgentAnnotations(args.vaultAgent) : {}),
+                  ...vaultAnnotations,
                   "checksum/config": configChecksum,
                 },
               },
               spec: {
                 serviceAccountName: serviceAccount.metadata.name,
-                automountServiceAccountToken: args.vaultAgent !== undefined,
+                automountServiceAccountToken: vault !== undefined,
                 securityContext: restrictedPodSecurityContext(APP_UID),
                 terminationGracePeriodSeconds: 30,
                 topologySpreadConstraints: [
@@ -161,7 +195,7 @@ export class KnhkService extends pulumi.ComponentResource {
                     name: "knhk",
                     image: this.images[color],
                     imagePullPolicy: "IfNotPresent",
-                    command,
+                    command: [...cfg.command],
                     ports: [
                       { name: "http", containerPort: PORTS.appHttp, protocol: "TCP" },
                       { name: "metrics", containerPort: PORTS.appMetrics, protocol: "TCP" },
@@ -169,7 +203,9 @@ export class KnhkService extends pulumi.ComponentResource {
                     envFrom: [{ configMapRef: { name: configMap.metadata.name } }],
                     env: [
                       { name: "KNHK_COLOR", value: color },
+                      { name: "KNHK_ACTIVE_COLOR_FILE", value: APP_FILES.activeColor },
                       { name: "OTEL_SERVICE_NAME", value: "knhk-closed-loop" },
+                      ...vaultEnv,
                     ],
                     resources: cfg.resources,
                     securityContext: restrictedContainerSecurityContext(APP_UID),
@@ -178,17 +214,22 @@ export class KnhkService extends pulumi.ComponentResource {
                     startupProbe: httpProbe("/health", "http", PROBES.startup),
                     volumeMounts: [
                       { name: "tmp", mountPath: "/tmp" },
-                      ...(args.vaultAgent ? [] : [{ name: "embedded-data", mountPath: "/var/lib/knhk" }]),
+                      { name: "active-color", mountPath: dirname(APP_FILES.activeColor), readOnly: true },
+                      ...(vault ? [{ name: "postgres-ca", mountPath: dirname(APP_FILES.postgresCa), readOnly: true }] : [{ name: "embedded-data", mountPath: "/var/lib/knhk" }]),
                     ],
                   },
                 ],
-                volumes: [emptyDirVolume("tmp", "256Mi"), ...(args.vaultAgent ? [] : [emptyDirVolume("embedded-data", "1Gi")])],
+                volumes: [
+                  emptyDirVolume("tmp", "256Mi"),
+                  { name: "active-color", configMap: { name: activeColor.metadata.name, defaultMode: 0o444 } },
+                  ...(vault ? [postgresCaVolume(vault.caSecretName)] : [emptyDirVolume("embedded-data", "1Gi")]),
+                ],
               },
             },
           },
         },
-        // The HPA owns the replica count once the Deployment exists.
-        { ...child, ignoreChanges: ["spec.replicas"] },
+        // The HPA owns the replica count once the Deployment exists. A colour starts only after the migrations of its image ran.
+        { ...child, ignoreChanges: ["spec.replicas"], dependsOn: args.migrationJobs ? [args.migrationJobs[color]] : [] },
       );
 
       service(`${color}-service`, deploymentName, selector);

@@ -42,6 +42,35 @@ export interface NamespaceArgs {
   readonly allows: readonly NamespaceAllow[];
   /** Egress to addresses outside the cluster network (Kubernetes API for the DCS, S3, Vault). */
   readonly externalEgress: readonly ExternalEgress[];
+  /** Flows to or from another namespace or address range (e.g. the Vault server to PostgreSQL). Default: none. */
+  readonly peerAllows?: readonly PeerAllow[];
+}
+
+/** Pods or addresses on the other side of the namespace boundary. */
+export type Peer =
+  | { readonly namespace: string; readonly podLabels?: Readonly<Record<string, string>> }
+  | { readonly cidrs: readonly string[] };
+
+/** A flow across the namespace boundary, allowed at this namespace's pods. */
+export interface PeerAllow {
+  /** Suffix of the NetworkPolicy name (`allow-<name>`). */
+  readonly name: string;
+  /** `ingress`: `peer` may reach `pods`; `egress`: `pods` may reach `peer`. */
+  readonly direction: "ingress" | "egress";
+  readonly pods: Record<string, string>;
+  readonly peer: Peer;
+  readonly ports: readonly number[];
+}
+
+/** The NetworkPolicy peer entries of a Peer (pure). */
+export function networkPolicyPeers(peer: Peer): k8s.types.input.networking.v1.NetworkPolicyPeer[] {
+  if ("cidrs" in peer) return peer.cidrs.map((cidr) => ({ ipBlock: { cidr } }));
+  return [
+    {
+      namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": peer.namespace } },
+      ...(peer.podLabels && Object.keys(peer.podLabels).length > 0 ? { podSelector: { matchLabels: { ...peer.podLabels } } } : {}),
+    },
+  ];
 }
 
 /** Pods `from` may open connections to any address outside the cluster on `ports`. */
@@ -191,6 +220,18 @@ export class Namespace extends pulumi.ComponentResource {
         policyTypes: ["Egress"],
         egress: [{ to: [{ ipBlock: { cidr: "0.0.0.0/0" } }], ports: egress.ports.map((port) => ({ protocol: "TCP", port })) }],
       });
+    }
+
+    for (const allow of args.peerAllows ?? []) {
+      const ports = allow.ports.map((port) => ({ protocol: "TCP", port }));
+      const peers = networkPolicyPeers(allow.peer);
+      policy(
+        `allow-${allow.name}`,
+        `allow-${allow.name}`,
+        allow.direction === "ingress"
+          ? { podSelector: { matchLabels: allow.pods }, policyTypes: ["Ingress"], ingress: [{ from: peers, ports }] }
+          : { podSelector: { matchLabels: allow.pods }, policyTypes: ["Egress"], egress: [{ to: peers, ports }] },
+      );
     }
 
     this.registerOutputs({ name: this.name });

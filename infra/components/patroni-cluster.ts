@@ -55,7 +55,15 @@ const PGBACKREST_EXPORTER_PORT_NAME = "pgbackrest-exp";
 const PGBACKREST_EXPORTER_INTERVAL = 300;
 const BACKUP_CLIENT_CN = "pgbackrest-repo";
 const EXPORTER_USER = "postgres_exporter";
-const CREDENTIAL_KEYS = { superuser: "superuser-password", replication: "replication-password", rewind: "rewind-password", exporter: "exporter-password" };
+/** Keys of the credentials Secret (`credentialsSecretName`); `vault-admin-password` is Vault's first password, read once by the bootstrap. */
+export const CREDENTIAL_KEYS = {
+  superuser: "superuser-password",
+  replication: "replication-password",
+  rewind: "rewind-password",
+  exporter: "exporter-password",
+  vaultAdmin: "vault-admin-password",
+} as const;
+const VAULT_ADMIN_PASSWORD_ENV = "VAULT_ADMIN_PASSWORD";
 
 /** Patroni REST path that is 200 only while PostgreSQL answers (verified against Patroni 4.0.7 in test/system/patroni.test.ts). */
 const PATRONI_WRITABLE_HEALTH_PATH = "/health";
@@ -161,7 +169,12 @@ export class PatroniCluster extends pulumi.ComponentResource {
       postBootstrapScript: `${PATRONI_DIR}/post-bootstrap.sh`,
       watchdog: "off",
     });
-    const postBootstrap = buildPostBootstrapScript({ database: POSTGRES.database, exporterUser: EXPORTER_USER, exporterPasswordEnv: "EXPORTER_PASSWORD" });
+    const postBootstrap = buildPostBootstrapScript({
+      database: POSTGRES.database,
+      exporterUser: EXPORTER_USER,
+      exporterPasswordEnv: "EXPORTER_PASSWORD",
+      roles: { service: POSTGRES.serviceDbRole, owner: POSTGRES.ownerDbUser, vaultAdmin: POSTGRES.vaultAdminDbUser, vaultAdminPasswordEnv: VAULT_ADMIN_PASSWORD_ENV },
+    });
 
     const repo: pulumi.Output<PgbackrestRepo> = pulumi.output(args.backupBucket).apply((bucketOverride): PgbackrestRepo => {
       const r = cfg.backup.repo;
@@ -328,6 +341,7 @@ export class PatroniCluster extends pulumi.ComponentResource {
                     secretEnv("PATRONI_REPLICATION_PASSWORD", cfg.credentialsSecretName, CREDENTIAL_KEYS.replication),
                     secretEnv("PATRONI_REWIND_PASSWORD", cfg.credentialsSecretName, CREDENTIAL_KEYS.rewind),
                     secretEnv("EXPORTER_PASSWORD", cfg.credentialsSecretName, CREDENTIAL_KEYS.exporter),
+                    secretEnv(VAULT_ADMIN_PASSWORD_ENV, cfg.credentialsSecretName, CREDENTIAL_KEYS.vaultAdmin),
                     cipherEnv,
                   ],
                   resources: cfg.resources,

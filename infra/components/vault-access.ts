@@ -1,20 +1,32 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as vault from "@pulumi/vault";
 import type { VaultConfig } from "../config";
-import { dynamicUserCreationStatements, dynamicUserRevocationStatements, ROOT_ROTATION_STATEMENTS } from "../render/vault-database";
-import { operatorPolicyRules, renderPolicyHcl, servicePolicyRules, VAULT_OBJECT_NAMES, vaultLayout } from "../render/vault-policies";
+import { dynamicUserCreationStatements, dynamicUserRevocationStatements, ROOT_ROTATION_STATEMENTS, VAULT_MAX_OPEN_CONNECTIONS } from "../render/vault-database";
+import { migrationPolicyRules, operatorPolicyRules, renderPolicyHcl, servicePolicyRules, VAULT_OBJECT_NAMES, vaultLayout } from "../render/vault-policies";
 
 export interface VaultAccessArgs {
   readonly config: VaultConfig;
-  /** Kubernetes namespace and service account the auth role is bound to. */
+  /** Kubernetes namespace of the service accounts the auth roles are bound to. */
   readonly namespace: string;
+  /** Service account of the KNHK pods (dynamic credentials, receipt signing). */
   readonly serviceAccount: string;
-  /** The PostgreSQL primary as Vault reaches it. */
+  /** Service account of the pre-deploy migration Job (the owner's static credential). */
+  readonly migrationServiceAccount: string;
+  /** The PostgreSQL primary as Vault reaches it (the name its certificate carries). */
   readonly database: { readonly host: pulumi.Input<string>; readonly port: number; readonly name: string };
+  /** PEM of the CA the PostgreSQL server certificate chains to: Vault verifies the server with it. */
+  readonly databaseCa: pulumi.Input<string>;
+  /**
+   * First password of the admin login Vault connects as (created by the database bootstrap from
+   * the same Secret). Sent write-only, never kept in the state; Vault rotates it on its schedule.
+   */
+  readonly adminPassword: pulumi.Input<string>;
   /** Role granted to every dynamic user (SELECT/INSERT only on the ledger tables). */
   readonly serviceDbRole: string;
   /** Schema owner whose password Vault rotates (static role). */
   readonly ownerDbUser: string;
+  /** Login Vault connects as to PostgreSQL (created by the database bootstrap). */
+  readonly adminDbUser: string;
 }
 
 /** Names under which the service and the Deployment find Vault's pieces. */
@@ -23,9 +35,9 @@ export const VAULT_NAMES = {
   databaseConnection: "knhk-postgres",
   authRole: "knhk-service",
   servicePolicy: "knhk-service",
+  migrationAuthRole: "knhk-migrate",
+  migrationPolicy: "knhk-migration",
   operatorPolicy: "knhk-operator",
-  /** KV secret holding the bootstrap credentials of the Vault admin user (written by operators). */
-  bootstrapSecret: "knhk/database/postgres",
 } as const;
 
 /**
@@ -38,11 +50,16 @@ export class VaultAccess extends pulumi.ComponentResource {
   public readonly authRoleName: pulumi.Output<string>;
   public readonly servicePolicyName: pulumi.Output<string>;
   public readonly operatorPolicyName: pulumi.Output<string>;
+  /** Kubernetes auth role of the migration Job. */
+  public readonly migrationAuthRoleName: pulumi.Output<string>;
   /** Path the Vault Agent reads dynamic database credentials from. */
   public readonly databaseCredsPath: string;
+  /** Path of the schema owner's rotated credential (the migration Job reads it). */
+  public readonly ownerCredsPath: string;
   public readonly signingKeyName: pulumi.Output<string>;
   public readonly servicePolicyHcl: string;
   public readonly operatorPolicyHcl: string;
+  public readonly migrationPolicyHcl: string;
 
   constructor(name: string, args: VaultAccessArgs, opts?: pulumi.ComponentResourceOptions) {
     super("knhk:vault:VaultAccess", name, args, opts);
@@ -51,9 +68,11 @@ export class VaultAccess extends pulumi.ComponentResource {
     const layout = vaultLayout(cfg.mounts);
     this.servicePolicyHcl = renderPolicyHcl(servicePolicyRules(layout));
     this.operatorPolicyHcl = renderPolicyHcl(operatorPolicyRules(layout));
+    this.migrationPolicyHcl = renderPolicyHcl(migrationPolicyRules(layout));
 
     const servicePolicy = new vault.Policy(`${name}-service-policy`, { name: VAULT_NAMES.servicePolicy, policy: this.servicePolicyHcl }, child);
     const operatorPolicy = new vault.Policy(`${name}-operator-policy`, { name: VAULT_NAMES.operatorPolicy, policy: this.operatorPolicyHcl }, child);
+    const migrationPolicy = new vault.Policy(`${name}-migration-policy`, { name: VAULT_NAMES.migrationPolicy, policy: this.migrationPolicyHcl }, child);
 
     const kubernetesAuth = new vault.AuthBackend(
       `${name}-kubernetes-auth`,
@@ -80,6 +99,22 @@ export class VaultAccess extends pulumi.ComponentResource {
       },
       child,
     );
+    const migrationAuthRole = new vault.kubernetes.AuthBackendRole(
+      `${name}-migration-auth-role`,
+      {
+        backend: kubernetesAuth.path,
+        roleName: VAULT_NAMES.migrationAuthRole,
+        boundServiceAccountNames: [args.migrationServiceAccount],
+        boundServiceAccountNamespaces: [args.namespace],
+        audience: cfg.tokenAudience,
+        // A migration run takes minutes; its token need not outlive it.
+        tokenTtl: 900,
+        tokenMaxTtl: 1800,
+        tokenPolicies: [migrationPolicy.name],
+        tokenNoDefaultPolicy: true,
+      },
+      child,
+    );
 
     const kv = new vault.Mount(
       `${name}-kv`,
@@ -88,9 +123,6 @@ export class VaultAccess extends pulumi.ComponentResource {
     );
     new vault.kv.SecretBackendV2(`${name}-kv-config`, { mount: kv.path, maxVersions: 20, casRequired: true }, child);
 
-    // Operators write the bootstrap admin credentials to KV once; Vault then rotates the password
-    // on its schedule and from then on is the only holder of it.
-    const bootstrap = vault.kv.getSecretV2Output({ mount: kv.path, name: VAULT_NAMES.bootstrapSecret }, child);
     const databaseMount = new vault.Mount(
       `${name}-database`,
       { path: cfg.mounts.database, type: "database", description: "KNHK PostgreSQL credentials" },
@@ -107,9 +139,12 @@ export class VaultAccess extends pulumi.ComponentResource {
         rootRotationStatements: ROOT_ROTATION_STATEMENTS,
         postgresql: {
           connectionUrl: pulumi.interpolate`postgresql://{{username}}:{{password}}@${args.database.host}:${args.database.port}/${args.database.name}?sslmode=verify-full`,
-          username: cfg.database.adminUsername,
-          password: pulumi.secret(bootstrap.apply((s) => (s.data as Record<string, string> | undefined)?.password ?? "")),
-          maxOpenConnections: 4,
+          username: args.adminDbUser,
+          // Write-only: the first password reaches Vault and never the state; Vault rotates it.
+          passwordWo: pulumi.secret(args.adminPassword),
+          passwordWoVersion: 1,
+          tlsCa: args.databaseCa,
+          maxOpenConnections: VAULT_MAX_OPEN_CONNECTIONS,
           passwordAuthentication: "scram-sha-256",
         },
       },
@@ -158,13 +193,17 @@ export class VaultAccess extends pulumi.ComponentResource {
     this.authRoleName = authRole.roleName;
     this.servicePolicyName = servicePolicy.name;
     this.operatorPolicyName = operatorPolicy.name;
+    this.migrationAuthRoleName = migrationAuthRole.roleName;
     this.databaseCredsPath = `${cfg.mounts.database}/creds/${VAULT_NAMES.databaseRole}`;
+    this.ownerCredsPath = `${cfg.mounts.database}/static-creds/${VAULT_NAMES.staticRole}`;
     this.signingKeyName = signingKey.name;
     this.registerOutputs({
       authRoleName: this.authRoleName,
       servicePolicyName: this.servicePolicyName,
       operatorPolicyName: this.operatorPolicyName,
+      migrationAuthRoleName: this.migrationAuthRoleName,
       databaseCredsPath: this.databaseCredsPath,
+      ownerCredsPath: this.ownerCredsPath,
       signingKeyName: this.signingKeyName,
     });
   }

@@ -3,6 +3,7 @@
  * configured with the standard `vault:address` / VAULT_TOKEN settings of the deploying identity.
  */
 import { z } from "zod";
+import { dnsLabel } from "./common";
 
 const mountPath = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "must be a Vault mount path such as 'secret'");
 const duration = z.number().int().positive();
@@ -13,13 +14,25 @@ export const vaultSection = z
     /** Mount paths of the engines this stack creates. */
     mounts: z
       .object({
-        kv: mountPath.default("secret"),
+        /** Not `secret`: that path is mounted already on most Vault servers (dev mode, other teams). */
+        kv: mountPath.default("knhk-kv"),
         database: mountPath.default("database"),
         transit: mountPath.default("transit"),
         kubernetesAuth: mountPath.default("kubernetes"),
       })
       .strict()
       .prefault({}),
+    /**
+     * Where the Vault server's connections to PostgreSQL come from (its database secrets engine):
+     * pods in a namespace of this cluster (the Vault Helm chart's labels by default), or addresses
+     * outside it. PostgreSQL's NetworkPolicy admits exactly this source on 5432.
+     */
+    server: z
+      .union([
+        z.object({ namespace: dnsLabel, podLabels: z.record(z.string(), z.string()).default({ "app.kubernetes.io/name": "vault" }) }).strict(),
+        z.object({ cidrs: z.array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, "must be an IPv4 CIDR such as 10.20.0.0/16")).min(1) }).strict(),
+      ])
+      .default({ namespace: "vault", podLabels: { "app.kubernetes.io/name": "vault" } }),
     /** The cluster's API server as Vault reaches it (Kubernetes auth backend config). */
     kubernetesHost: z.string().regex(/^https:\/\/\S+$/, "must be an https:// URL").default("https://kubernetes.default.svc"),
     /** Audience of the projected service-account token Vault Agent presents. */
@@ -28,8 +41,6 @@ export const vaultSection = z
     tokenMaxTtlSeconds: duration.default(14400),
     database: z
       .object({
-        /** PostgreSQL user Vault connects as to create dynamic users; its password is rotated by Vault. */
-        adminUsername: z.string().regex(/^[a-z_][a-z0-9_]*$/, "must be a PostgreSQL role name").default("vault_admin"),
         /** Dynamic credentials lease for the service. */
         defaultTtlSeconds: duration.default(3600),
         maxTtlSeconds: duration.default(86400),

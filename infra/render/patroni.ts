@@ -233,24 +233,68 @@ export function renderPatroniYaml(input: PatroniYamlInput): string {
   return YAML.stringify(buildPatroniConfig(input), { lineWidth: 0, version: "1.1" });
 }
 
+/** The database's roles: who owns the schema, who the service's users are members of, whom Vault logs in as. */
+export interface DatabaseRoles {
+  /** NOLOGIN role holding the service's grants (SELECT/INSERT; the migrations grant them). */
+  readonly service: string;
+  /** Owner of the database and its schema; no password until Vault's static role sets one. */
+  readonly owner: string;
+  /** Vault's login: CREATEROLE, admin of `service` only, may end sessions of the users it revokes. */
+  readonly vaultAdmin: string;
+  /** Environment variable with the vault admin's first password (Vault rotates it afterwards). */
+  readonly vaultAdminPasswordEnv: string;
+}
+
+export interface PostBootstrapInput {
+  readonly database: string;
+  readonly exporterUser: string;
+  readonly exporterPasswordEnv: string;
+  readonly roles: DatabaseRoles;
+}
+
 /**
- * Runs once on the new primary: creates the service database and the monitoring role.
- * $1 is the superuser connection URL Patroni passes; the exporter password comes from the
- * environment so it never lands in a file.
+ * Runs once on the new primary, as the superuser: the service database, the monitoring role, and
+ * the three identities the stack needs before Vault's database connection can exist (see
+ * DatabaseRoles). $1 is the superuser connection URL Patroni passes; passwords come from the
+ * environment so they never land in a file.
  */
-export function buildPostBootstrapScript(args: { database: string; exporterUser: string; exporterPasswordEnv: string }): string {
+export function buildPostBootstrapScript(args: PostBootstrapInput): string {
   const ident = /^[a-z_][a-z0-9_]*$/;
-  for (const [field, value] of Object.entries({ database: args.database, exporterUser: args.exporterUser })) {
+  const identifiers = { database: args.database, exporterUser: args.exporterUser, "roles.service": args.roles.service, "roles.owner": args.roles.owner, "roles.vaultAdmin": args.roles.vaultAdmin };
+  for (const [field, value] of Object.entries(identifiers)) {
     if (!ident.test(value)) throw new Error(`${field} "${value}" must be a plain lower-case SQL identifier`);
   }
-  if (!/^[A-Z_][A-Z0-9_]*$/.test(args.exporterPasswordEnv)) throw new Error(`exporterPasswordEnv "${args.exporterPasswordEnv}" must be an environment variable name`);
+  if (new Set([args.exporterUser, args.roles.service, args.roles.owner, args.roles.vaultAdmin]).size !== 4) {
+    throw new Error("exporterUser, roles.service, roles.owner and roles.vaultAdmin must be four different roles");
+  }
+  for (const [field, value] of Object.entries({ exporterPasswordEnv: args.exporterPasswordEnv, "roles.vaultAdminPasswordEnv": args.roles.vaultAdminPasswordEnv })) {
+    if (!/^[A-Z_][A-Z0-9_]*$/.test(value)) throw new Error(`${field} "${value}" must be an environment variable name`);
+  }
+  const { service, owner, vaultAdmin, vaultAdminPasswordEnv } = args.roles;
   return [
     "#!/bin/sh",
     "set -eu",
     `: "\${${args.exporterPasswordEnv}:?${args.exporterPasswordEnv} must be set}"`,
-    `psql -v ON_ERROR_STOP=1 -v exporter_password="$${args.exporterPasswordEnv}" "$1" <<'SQL'`,
-    `CREATE DATABASE ${args.database};`,
+    `: "\${${vaultAdminPasswordEnv}:?${vaultAdminPasswordEnv} must be set}"`,
+    `psql -v ON_ERROR_STOP=1 -v exporter_password="$${args.exporterPasswordEnv}" -v vault_admin_password="$${vaultAdminPasswordEnv}" "$1" <<'SQL'`,
+    `CREATE ROLE ${owner} LOGIN;`,
+    `CREATE DATABASE ${args.database} OWNER ${owner};`,
     `CREATE ROLE ${args.exporterUser} LOGIN PASSWORD :'exporter_password' IN ROLE pg_monitor;`,
+    `CREATE ROLE ${service} NOLOGIN;`,
+    // CREATEROLE lets Vault create and drop its dynamic users and rotate the owner's password;
+    // pg_signal_backend lets it end a revoked user's sessions. It is no member of the owner.
+    `CREATE ROLE ${vaultAdmin} LOGIN CREATEROLE PASSWORD :'vault_admin_password';`,
+    `GRANT ${service} TO ${vaultAdmin} WITH ADMIN OPTION;`,
+    `GRANT pg_signal_backend TO ${vaultAdmin};`,
+    // From PostgreSQL 16 CREATEROLE covers only roles one administers: the owner's password too.
+    `SELECT current_setting('server_version_num')::int >= 160000 AS pg16 \\gset`,
+    `\\if :pg16`,
+    `GRANT ${owner} TO ${vaultAdmin} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE;`,
+    `\\endif`,
+    `\\connect ${args.database}`,
+    `ALTER SCHEMA public OWNER TO ${owner};`,
+    `REVOKE ALL ON SCHEMA public FROM PUBLIC;`,
+    `GRANT USAGE ON SCHEMA public TO ${service};`,
     "SQL",
     "",
   ].join("\n");

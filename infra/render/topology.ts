@@ -15,6 +15,8 @@ export const PORTS = {
   redis: 6379,
   sentinel: 26379,
   redisExporter: 9121,
+  /** The Vault server's API. */
+  vault: 8200,
 } as const;
 
 export const APP = {
@@ -29,6 +31,9 @@ export const APP = {
   activeColorConfigMap: "knhk-active-color",
   /** The pre-deploy Job that runs the migrations as the schema owner. */
   migrateSelector: selectorLabels("knhk", "migrate"),
+  migrationServiceAccount: "knhk-migrate",
+  /** The operator CLI inside the image (the service's own command is `knhk:app` config). */
+  cliCommand: ["node", "dist/app/src/cli/index.js"],
   /** The scheduled archive run and chain verification (CronJobs). */
   archiveSelector: selectorLabels("knhk", "archive"),
   verifyChainSelector: selectorLabels("knhk", "verify-chain"),
@@ -59,6 +64,8 @@ export const POSTGRES = {
   serviceDbRole: "knhk_service",
   /** Owner of the schema; its password is rotated by Vault's static role. */
   ownerDbUser: "knhk_owner",
+  /** The login Vault's database secrets engine connects as (CREATEROLE, admin of serviceDbRole only); Vault rotates its password. */
+  vaultAdminDbUser: "vault_admin",
   stanza: "knhk",
   selector: selectorLabels("postgres", "database"),
   /** Patroni finds its pods by `selector` plus this label set to the scope. */

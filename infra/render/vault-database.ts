@@ -28,6 +28,9 @@ export function dynamicUserRevocationStatements(serviceRole: string): string[] {
   ];
 }
 
+/** Connections Vault's database secrets engine keeps open to PostgreSQL (part of the connection budget). */
+export const VAULT_MAX_OPEN_CONNECTIONS = 4;
+
 /** Vault's own credential on the connection, rotated on the configured schedule. */
 export const ROOT_ROTATION_STATEMENTS = [`ALTER ROLE "{{name}}" WITH PASSWORD '{{password}}';`];
 

@@ -101,9 +101,11 @@ describe("patroni.yml", () => {
   });
 
   it("post-bootstrap script refuses identifiers that would need quoting", () => {
-    expect(buildPostBootstrapScript({ database: "knhk", exporterUser: "postgres_exporter", exporterPasswordEnv: "EXPORTER_PASSWORD" })).toMatch(/CREATE DATABASE knhk;/);
-    expect(() => buildPostBootstrapScript({ database: "knhk; DROP", exporterUser: "x", exporterPasswordEnv: "P" })).toThrow(/database "knhk; DROP"/);
-    expect(() => buildPostBootstrapScript({ database: "knhk", exporterUser: "x", exporterPasswordEnv: "p w" })).toThrow(/exporterPasswordEnv/);
+    const roles = { service: "knhk_service", owner: "knhk_owner", vaultAdmin: "vault_admin", vaultAdminPasswordEnv: "VAULT_ADMIN_PASSWORD" };
+    expect(buildPostBootstrapScript({ database: "knhk", exporterUser: "postgres_exporter", exporterPasswordEnv: "EXPORTER_PASSWORD", roles })).toMatch(/CREATE DATABASE knhk OWNER knhk_owner;/);
+    expect(() => buildPostBootstrapScript({ database: "knhk; DROP", exporterUser: "x", exporterPasswordEnv: "P", roles })).toThrow(/database "knhk; DROP"/);
+    expect(() => buildPostBootstrapScript({ database: "knhk", exporterUser: "x", exporterPasswordEnv: "p w", roles })).toThrow(/exporterPasswordEnv/);
+    expect(() => buildPostBootstrapScript({ database: "knhk", exporterUser: "x", exporterPasswordEnv: "P", roles: { ...roles, vaultAdmin: "knhk_owner" } })).toThrow(/four different roles/);
   });
 });
 
@@ -168,17 +170,33 @@ describe("redis.conf / sentinel.conf", () => {
 });
 
 describe("Vault Agent annotations", () => {
-  const input = { role: "knhk-service", databaseCredsPath: "database/creds/knhk-app", database: { host: "postgres-primary.knhk.svc.cluster.local", port: 5432, name: "knhk", sslmode: "verify-full" as const } };
-  it("render DATABASE_URL from dynamic credentials", () => {
-    expect(databaseUrlTemplate(input)).toBe(
+  const target = { host: "postgres-primary.knhk.svc.cluster.local", port: 5432, name: "knhk", caFile: "/etc/knhk/postgres-ca/ca.crt" };
+  it("render one verify-full URL with the mounted CA from dynamic credentials", () => {
+    expect(databaseUrlTemplate("database/creds/knhk-app", target)).toBe(
       [
         '{{- with secret "database/creds/knhk-app" -}}',
-        'export DATABASE_URL="postgresql://{{ .Data.username | urlquery }}:{{ .Data.password | urlquery }}@postgres-primary.knhk.svc.cluster.local:5432/knhk?sslmode=verify-full"',
+        "postgresql://{{ .Data.username | urlquery }}:{{ .Data.password | urlquery }}@postgres-primary.knhk.svc.cluster.local:5432/knhk?sslmode=verify-full&sslrootcert=%2Fetc%2Fknhk%2Fpostgres-ca%2Fca.crt",
         "{{- end }}",
       ].join("\n"),
     );
-    const a = vaultAgentAnnotations(input);
-    expect(a).toMatchObject({ "vault.hashicorp.com/agent-inject": "true", "vault.hashicorp.com/role": "knhk-service", "vault.hashicorp.com/agent-inject-secret-database.env": "database/creds/knhk-app" });
-    expect(() => databaseUrlTemplate({ ...input, databaseCredsPath: 'x" }}' })).toThrow(/databaseCredsPath/);
+    expect(() => databaseUrlTemplate('x" }}', target)).toThrow(/credsPath/);
+    expect(() => databaseUrlTemplate("database/creds/knhk-app", { ...target, host: "a b" })).toThrow(/host/);
+    expect(() => databaseUrlTemplate("database/creds/knhk-app", { ...target, caFile: "ca.crt" })).toThrow(/caFile/);
+  });
+  it("name each rendered file by its path; a Job renders once, a proxy only when asked", () => {
+    const files = { "/vault/secrets/database-url": databaseUrlTemplate("database/creds/knhk-app", target) };
+    const a = vaultAgentAnnotations({ role: "knhk-service", files, apiProxy: true });
+    expect(a).toMatchObject({
+      "vault.hashicorp.com/agent-inject": "true",
+      "vault.hashicorp.com/role": "knhk-service",
+      "vault.hashicorp.com/agent-inject-secret-database-url": "database/creds/knhk-app",
+      "vault.hashicorp.com/agent-cache-use-auto-auth-token": "force",
+    });
+    expect(a["vault.hashicorp.com/agent-pre-populate-only"]).toBeUndefined();
+    const job = vaultAgentAnnotations({ role: "knhk-migrate", files, initOnly: true });
+    expect(job["vault.hashicorp.com/agent-pre-populate-only"]).toBe("true");
+    expect(job["vault.hashicorp.com/agent-cache-enable"]).toBeUndefined();
+    expect(() => vaultAgentAnnotations({ role: "r", files: { "/etc/x": files["/vault/secrets/database-url"] } })).toThrow(/directly under \/vault\/secrets/);
+    expect(() => vaultAgentAnnotations({ role: "r", files: {} })).toThrow(/no file/);
   });
 });

@@ -21,7 +21,16 @@ import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { buildPostBootstrapScript, PatroniTiming, renderPatroniYaml } from "../../infra/render/patroni";
+import { buildPostBootstrapScript, PatroniTiming, renderPatroniYaml, type PostBootstrapInput } from "../../infra/render/patroni";
+import { POSTGRES } from "../../infra/render/topology";
+
+/** The deployed bootstrap's roles and database, with the password variables this harness sets. */
+export const TEST_POST_BOOTSTRAP: PostBootstrapInput = {
+  database: POSTGRES.database,
+  exporterUser: "postgres_exporter",
+  exporterPasswordEnv: "EXPORTER_PASSWORD",
+  roles: { service: POSTGRES.serviceDbRole, owner: POSTGRES.ownerDbUser, vaultAdmin: POSTGRES.vaultAdminDbUser, vaultAdminPasswordEnv: "VAULT_ADMIN_PASSWORD" },
+};
 import { freePort, waitFor } from "./ports";
 import { PG_BIN } from "./postgres";
 import { spawnTracked, type TrackedProcess } from "./processes";
@@ -192,9 +201,10 @@ export async function startPatroniCluster(opts: PatroniClusterOptions): Promise<
     PATRONI_REPLICATION_PASSWORD: "test-replication-password",
     PATRONI_REWIND_PASSWORD: "test-rewind-password",
     EXPORTER_PASSWORD: "test-exporter-password",
+    VAULT_ADMIN_PASSWORD: "test-vault-admin-password",
   };
   const postBootstrap = join(root, "post-bootstrap.sh");
-  writeFileSync(postBootstrap, buildPostBootstrapScript({ database: "knhk", exporterUser: "postgres_exporter", exporterPasswordEnv: "EXPORTER_PASSWORD" }), { mode: 0o755 });
+  writeFileSync(postBootstrap, buildPostBootstrapScript(TEST_POST_BOOTSTRAP), { mode: 0o755 });
 
   const members: PatroniMember[] = [];
   for (let i = 0; i < opts.members; i++) {

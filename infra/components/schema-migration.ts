@@ -1,0 +1,73 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { ContainerResources } from "../config/common";
+import { labels } from "../render/k8s";
+import { migrationJob } from "../render/schema-migration";
+import { APP } from "../render/topology";
+
+export interface SchemaMigrationArgs {
+  readonly namespace: string;
+  /** Image reference per colour; one Job per distinct image (two colours on one image share it). */
+  readonly images: Readonly<Record<"blue" | "green", string>>;
+  /** Vault Kubernetes auth role of ServiceAccount `knhk-migrate` (create the component after it: `dependsOn`). */
+  readonly vaultRole: string;
+  /** Vault path of the schema owner's static credential. */
+  readonly ownerCredsPath: string;
+  /** The PostgreSQL primary (the name on its certificate). */
+  readonly database: { readonly host: string; readonly port: number; readonly name: string };
+  /** Secret with `ca.crt` (the Patroni TLS Secret). */
+  readonly caSecretName: string;
+  /** Requests/limits of the migration container. Default: 100m/128Mi, limits 500m/256Mi. */
+  readonly resources?: ContainerResources;
+}
+
+const DEFAULT_RESOURCES: ContainerResources = { requests: { cpu: "100m", memory: "128Mi" }, limits: { cpu: "500m", memory: "256Mi" } };
+
+/**
+ * ServiceAccount `knhk-migrate` and one Job `knhk-migrate-<hash of image>` per image: the
+ * migrations of an image run once, as the schema owner, before the colour that runs it starts
+ * (give each colour's Deployment `dependsOn: jobs[colour]`). The service itself has no DDL rights.
+ */
+export class SchemaMigration extends pulumi.ComponentResource {
+  /** The Job each colour's Deployment waits for. */
+  public readonly jobs: Readonly<Record<"blue" | "green", k8s.batch.v1.Job>>;
+  public readonly jobNames: pulumi.Output<Record<"blue" | "green", string>>;
+
+  constructor(name: string, args: SchemaMigrationArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("knhk:app:SchemaMigration", name, args, opts);
+    const child = { parent: this };
+    const common = labels(APP.migrateSelector["app.kubernetes.io/name"], APP.migrateSelector["app.kubernetes.io/component"]);
+    const serviceAccount = new k8s.core.v1.ServiceAccount(
+      `${name}-service-account`,
+      { metadata: { name: APP.migrationServiceAccount, namespace: args.namespace, labels: common }, automountServiceAccountToken: false },
+      child,
+    );
+
+    const byImage = new Map<string, k8s.batch.v1.Job>();
+    const jobFor = (color: "blue" | "green") => {
+      const image = args.images[color];
+      const existing = byImage.get(image);
+      if (existing) return existing;
+      const job = migrationJob({
+        namespace: args.namespace,
+        image,
+        vaultRole: args.vaultRole,
+        ownerCredsPath: args.ownerCredsPath,
+        database: args.database,
+        caSecretName: args.caSecretName,
+        resources: args.resources ?? DEFAULT_RESOURCES,
+      });
+      const created = new k8s.batch.v1.Job(
+        `${name}-${color}`,
+        { metadata: job.metadata, spec: job.spec },
+        // The engine waits for the Job to complete: a failed migration stops the deploy before any pod of the new version starts.
+        { ...child, dependsOn: [serviceAccount] },
+      );
+      byImage.set(image, created);
+      return created;
+    };
+    this.jobs = { blue: jobFor("blue"), green: jobFor("green") };
+    this.jobNames = pulumi.all([this.jobs.blue.metadata.name, this.jobs.green.metadata.name]).apply(([blue, green]) => ({ blue, green }));
+    this.registerOutputs({ jobNames: this.jobNames });
+  }
+}
