@@ -1,7 +1,7 @@
 /**
  * Vault policies as data, rendered to HCL (pure). The service may read its database credentials
- * and its KV paths and use transit sign/verify with the receipt key; nothing else. The operator
- * policy is a separate, read-only break-glass policy.
+ * and its KV paths, sign with the receipt transit key and read that key's public versions; nothing
+ * else. The migration Job and the operators have their own, separate policies.
  */
 
 export const CAPABILITIES = ["create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe"] as const;
@@ -53,8 +53,10 @@ export function servicePolicyRules(l: VaultLayout): PolicyRule[] {
     { path: `${l.kvMount}/data/${l.kvPrefix}/api/*`, capabilities: ["read"] },
     // Explicit deny: a later, broader grant elsewhere must never expose the master key.
     { path: `${l.kvMount}/data/${l.kvPrefix}/encryption/*`, capabilities: ["deny"] },
+    // Receipt signing: sign with the receipt key, read its public versions (which one signs, and
+    // local verification of each signature). Nothing else of transit: no rotate, export, config.
     { path: `${l.transitMount}/sign/${l.signingKey}`, capabilities: ["update"] },
-    { path: `${l.transitMount}/verify/${l.signingKey}`, capabilities: ["update"] },
+    { path: `${l.transitMount}/keys/${l.signingKey}`, capabilities: ["read"] },
     // Vault Agent keeps its token and the database lease alive.
     { path: "auth/token/renew-self", capabilities: ["update"] },
     { path: "auth/token/lookup-self", capabilities: ["read"] },
