@@ -15,6 +15,8 @@ import { namespaceSection } from "./config/namespace";
 import { patroniSection } from "./config/patroni";
 import { redisSection } from "./config/redis";
 import { vaultSection } from "./config/vault";
+import type { AppConfig } from "./config/app";
+import { oidcIssues, resolvePool, type StackIssue } from "./config/stack-rules";
 
 export const CONFIG_NAMESPACE = "knhk";
 
@@ -32,8 +34,9 @@ export const SECTIONS = {
 } as const;
 export type SectionName = keyof typeof SECTIONS;
 
+/** Each section as its schema outputs it; `app` with the pool sizes the stack rules resolved. */
 export type StackConfig = { readonly stack: string } & {
-  readonly [K in SectionName]: z.infer<(typeof SECTIONS)[K]>;
+  readonly [K in SectionName]: K extends "app" ? AppConfig : z.infer<(typeof SECTIONS)[K]>;
 };
 
 export type { AppConfig } from "./config/app";
@@ -90,8 +93,27 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, se
       for (const issue of result.error.issues) problems.push(describeIssue(fullKey, schema, issue, secret));
     }
   }
+  problems.push(...applyStackRules(stack, parsed, secretKeys));
   if (problems.length > 0) throw new StackConfigError(stack, problems);
   return parsed as unknown as StackConfig;
+}
+
+/** Cross-section and per-stack rules (config/stack-rules.ts), on the sections that parsed; resolves `app`. */
+function applyStackRules(stack: string, parsed: Record<string, unknown>, secretKeys: readonly string[]): string[] {
+  const app = parsed.app as z.infer<typeof appSection> | undefined;
+  const patroni = parsed.patroni as z.infer<typeof patroniSection> | undefined;
+  if (!app) return [];
+  const issues: StackIssue[] = [...oidcIssues(stack, app)];
+  if (patroni) {
+    const pool = resolvePool(app, patroni);
+    issues.push(...pool.issues);
+    if (pool.app) parsed.app = pool.app;
+  }
+  return issues.map((issue) => {
+    const key = keyOf(`${CONFIG_NAMESPACE}:${issue.section}`, issue.path);
+    const secret = secretKeys.some((k) => key === k || key.startsWith(`${k}.`) || key.startsWith(`${k}[`));
+    return `${key} = ${showValue(issue.value, secret)}: ${issue.message}`;
+  });
 }
 
 /** Pulumi hands structured values over as JSON text; stack files in tests may be objects. */
@@ -141,6 +163,9 @@ function objectKeysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[]
   let current: unknown = schema;
   for (let i = 0; ; i++) {
     current = unwrap(current);
+    // A discriminated union (knhk:aws): its options share their keys.
+    const options = (current as { def?: { options?: unknown[] } }).def?.options;
+    if (options?.length) current = unwrap(options[options.length - 1]);
     const shape = (current as { shape?: Record<string, unknown> }).shape;
     if (!shape) return undefined;
     if (i === path.length) return Object.keys(shape);

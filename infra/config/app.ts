@@ -1,21 +1,26 @@
 /** `knhk:app`: the KNHK service (blue/green Deployments, Service, HPA, ConfigMap). */
 import { z } from "zod";
 import { containerResources, imageRepository, imageVersion, resources } from "./common";
+import { oidcSection } from "./oidc";
 
 const positiveInt = z.number().int().min(1);
 
-/** Keys of the ConfigMap `knhk-config`; each may be overridden per stack. */
+/**
+ * Keys of the ConfigMap `knhk-config`; each may be overridden per stack. The pool sizes default
+ * to what the PostgreSQL connection budget allows (connection-budget.ts), capped at the service's
+ * own defaults; explicit values are checked against the same budget.
+ */
 export const appSettings = z
   .object({
-    DB_POOL_MAX_CONNECTIONS: positiveInt.default(50),
-    DB_POOL_MIN_CONNECTIONS: z.number().int().min(0).default(10),
+    DB_POOL_MAX_CONNECTIONS: positiveInt.optional(),
+    DB_POOL_MIN_CONNECTIONS: z.number().int().min(0).optional(),
     PATTERN_WINDOW_SECONDS: positiveInt.default(60),
     VALIDATION_TIMEOUT_MS: positiveInt.default(100),
     KNHK_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
   })
   .strict()
   .superRefine((s, ctx) => {
-    if (s.DB_POOL_MIN_CONNECTIONS > s.DB_POOL_MAX_CONNECTIONS) {
+    if (s.DB_POOL_MIN_CONNECTIONS !== undefined && s.DB_POOL_MAX_CONNECTIONS !== undefined && s.DB_POOL_MIN_CONNECTIONS > s.DB_POOL_MAX_CONNECTIONS) {
       ctx.addIssue({
         code: "custom",
         path: ["DB_POOL_MIN_CONNECTIONS"],
@@ -53,6 +58,8 @@ export const appSection = z
     autoscaling: autoscaling.prefault({}),
     resources: containerResources.default(resources("500m", "512Mi", "2000m", "2Gi")),
     settings: appSettings.prefault({}),
+    /** Identity providers whose tokens the service accepts (required outside `local`). */
+    oidc: oidcSection.prefault({}),
     /**
      * The service's start command inside the image. With Vault on, the container runs
      * `sh -c '. /vault/secrets/database.env && exec <command>'` so DATABASE_URL is set.
@@ -70,4 +77,13 @@ export const appSection = z
       });
     }
   });
-export type AppConfig = z.infer<typeof appSection>;
+export type AppSectionConfig = z.infer<typeof appSection>;
+
+/** Settings once the stack rules have resolved the pool sizes against the connection budget. */
+export type AppSettings = Omit<AppSectionConfig["settings"], "DB_POOL_MAX_CONNECTIONS" | "DB_POOL_MIN_CONNECTIONS"> & {
+  readonly DB_POOL_MAX_CONNECTIONS: number;
+  readonly DB_POOL_MIN_CONNECTIONS: number;
+};
+
+/** The validated `knhk:app` section of a stack (what KnhkService receives). */
+export type AppConfig = Omit<AppSectionConfig, "settings"> & { readonly settings: AppSettings };

@@ -59,7 +59,10 @@ export const patroniSection = z
     credentialsSecretName: dnsLabel.default("postgres-credentials"),
     postgresParameters: z
       .object({
+        /** Checked against every client's pool (connection-budget.ts); the service's pool default derives from it. */
         max_connections: z.number().int().min(10).default(200),
+        /** Slots only superusers (Patroni, an operator's psql) may take once the others are used up. */
+        superuser_reserved_connections: z.number().int().min(1).max(20).default(3),
         shared_buffers: z.string().regex(/^\d+(kB|MB|GB)$/, "must be like 512MB").default("512MB"),
       })
       .strict()

@@ -11,6 +11,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import * as YAML from "yaml";
+import { arnAccount } from "../config/identifiers";
 
 export const PROJECT = "knhk";
 export const SECRET_PLACEHOLDER = "[secret]";
@@ -50,6 +51,11 @@ export interface RenderOptions {
   readonly projectDir?: string;
   /** Replaces the stack file's config (keys like `knhk:app`), e.g. to test bad values. */
   readonly config?: Record<string, unknown>;
+  /**
+   * Merged over the config (objects key by key, anything else replaced): supplies what a stack file
+   * leaves to the deploying team, e.g. the account-specific identifiers tests fill in.
+   */
+  readonly overlay?: Record<string, unknown>;
   /** Full keys of `config` to mark as secret. */
   readonly secretKeys?: readonly string[];
   /** Receives every recorded resource, also when the program fails (e.g. to assert none was declared). */
@@ -73,6 +79,17 @@ export function listStacks(projectDir = REPO_ROOT): string[] {
     .map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1])
     .filter((s): s is string => s !== undefined)
     .sort();
+}
+
+/** `overlay` over `base`: plain objects merge key by key, arrays and scalars replace. */
+export function mergeConfig(base: Record<string, unknown>, overlay: Record<string, unknown>): Record<string, unknown> {
+  const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(overlay)) {
+    const current = out[key];
+    out[key] = isObject(current) && isObject(value) ? mergeConfig(current, value) : value;
+  }
+  return out;
 }
 
 /** Pulumi passes every config value as text; structured values as JSON. */
@@ -103,15 +120,28 @@ class RecordingMonitor extends MockMonitor {
   }
 }
 
-const MOCK_AWS_ACCOUNT = "000000000000";
-const MOCK_AWS_IDENTITY = { accountId: MOCK_AWS_ACCOUNT, arn: `arn:aws:iam::${MOCK_AWS_ACCOUNT}:user/render`, userId: "RENDER", id: MOCK_AWS_ACCOUNT };
+/**
+ * The account the offline render pretends to deploy into: the one of the configured IRSA provider
+ * (the deploying identity and the cluster share an account), so no invented id appears in the
+ * rendered ARNs. Without AWS in the stack nothing asks for it.
+ */
+function mockAccount(config: Record<string, unknown>): string {
+  const aws = config["knhk:aws"];
+  const section = typeof aws === "string" ? (JSON.parse(aws) as unknown) : aws;
+  const arn = (section as { oidcProviderArn?: unknown } | undefined)?.oidcProviderArn;
+  return (typeof arn === "string" ? arnAccount(arn) : undefined) ?? "(no knhk:aws.oidcProviderArn configured)";
+}
+
+function mockIdentity(account: string) {
+  return { accountId: account, arn: `arn:aws:iam::${account}:user/render`, userId: "RENDER", id: account };
+}
 
 /** Provider-computed outputs the program reads (AWS ARNs), made deterministic for the offline render. */
-function mockState(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
+function mockState(account: string, type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
   if (type === "aws:s3/bucket:Bucket") return { ...inputs, arn: `arn:aws:s3:::${String(inputs.bucket ?? name)}` };
   if (type.startsWith("aws:")) {
     const [, service] = /^aws:([a-z0-9]+)\//.exec(type) ?? [];
-    return { ...inputs, arn: `arn:aws:${service}::${MOCK_AWS_ACCOUNT}:${name}` };
+    return { ...inputs, arn: `arn:aws:${service}::${account}:${name}` };
   }
   return inputs;
 }
@@ -133,12 +163,14 @@ export function redactSecrets(value: unknown): unknown {
  * Kubernetes object. Throws the program's error (e.g. a StackConfigError) unchanged.
  */
 export async function renderStack(stack: string, options: RenderOptions = {}): Promise<RenderResult> {
-  const config = options.config ?? readStackConfigFile(stack, options.projectDir);
+  const base = options.config ?? readStackConfigFile(stack, options.projectDir);
+  const config = options.overlay ? mergeConfig(base, options.overlay) : base;
   pulumi.runtime.setAllConfig(toRuntimeConfig(config), [...(options.secretKeys ?? [])]);
 
+  const account = mockAccount(config);
   const monitor = new RecordingMonitor({
-    newResource: (args) => ({ id: args.custom ? `${args.name}-id` : undefined, state: mockState(args.type, args.name, args.inputs) }),
-    call: (args) => (args.token === "aws:index/getCallerIdentity:getCallerIdentity" ? MOCK_AWS_IDENTITY : args.inputs),
+    newResource: (args) => ({ id: args.custom ? `${args.name}-id` : undefined, state: mockState(account, args.type, args.name, args.inputs) }),
+    call: (args) => (args.token === "aws:index/getCallerIdentity:getCallerIdentity" ? mockIdentity(account) : args.inputs),
   });
   // What pulumi.runtime.setMocks does, with our monitor.
   const settings = require("@pulumi/pulumi/runtime/settings") as {

@@ -3,8 +3,10 @@ import { parseStackConfig, StackConfigError } from "../../infra/config";
 import { imageProblem } from "../../infra/config/common";
 import { writeRecoverySeconds } from "../../infra/render/patroni";
 import { listStacks, readStackConfigFile } from "../../infra/testing/render";
+import { testStackConfig } from "../support/stack-identifiers";
 
-function problemsOf(raw: Record<string, unknown>, stack = "prod", secretKeys: string[] = []): string[] {
+/** Section rules hold in every stack; `local` needs no identifiers, so only the value under test is reported. */
+function problemsOf(raw: Record<string, unknown>, stack = "local", secretKeys: string[] = []): string[] {
   try {
     parseStackConfig(stack, raw, secretKeys);
   } catch (err) {
@@ -19,14 +21,14 @@ describe("the four stack files", () => {
     expect(listStacks()).toEqual(["dev", "local", "prod", "staging"]);
   });
 
-  it.each(["local", "dev", "staging", "prod"])("%s parses", (stack) => {
-    const cfg = parseStackConfig(stack, readStackConfigFile(stack));
+  it.each(["local", "dev", "staging", "prod"])("%s parses (with the identifiers the deploying team supplies)", (stack) => {
+    const cfg = testStackConfig(stack);
     expect(cfg.stack).toBe(stack);
     expect(cfg.namespace.name).toBe("knhk");
   });
 
   it("prod: 3 Patroni members on fast-ssd 100Gi, HPA 3-10, seed resources", () => {
-    const cfg = parseStackConfig("prod", readStackConfigFile("prod"));
+    const cfg = testStackConfig("prod");
     expect(cfg.patroni.members).toBe(3);
     expect(cfg.patroni.storage).toEqual({ className: "fast-ssd", size: "100Gi" });
     expect(cfg.app.autoscaling).toMatchObject({ minReplicas: 3, maxReplicas: 10, cpuUtilization: 70, memoryUtilization: 80 });
@@ -45,7 +47,7 @@ describe("the four stack files", () => {
 
   it("dev/staging/prod target a cluster context and keep the Patroni timing within the RTO", () => {
     for (const stack of ["dev", "staging", "prod"]) {
-      const cfg = parseStackConfig(stack, readStackConfigFile(stack));
+      const cfg = testStackConfig(stack);
       expect(cfg.kubernetes.context).toBe(`knhk-${stack}`);
       expect(cfg.kubernetes.renderDir).toBeUndefined();
       expect(cfg.patroni.loopWait + 2 * cfg.patroni.retryTimeout).toBeLessThanOrEqual(cfg.patroni.ttl);
@@ -55,11 +57,11 @@ describe("the four stack files", () => {
 });
 
 describe("defaults (empty config)", () => {
-  const cfg = parseStackConfig("prod", {});
-  it("carry the seed values", () => {
+  const cfg = parseStackConfig("local", {});
+  it("carry the seed values; the pool fits the connection budget (8 per pod for HPA max 10, 3 members)", () => {
     expect(cfg.app.settings).toEqual({
-      DB_POOL_MAX_CONNECTIONS: 50,
-      DB_POOL_MIN_CONNECTIONS: 10,
+      DB_POOL_MAX_CONNECTIONS: 8,
+      DB_POOL_MIN_CONNECTIONS: 8,
       PATTERN_WINDOW_SECONDS: 60,
       VALIDATION_TIMEOUT_MS: 100,
       KNHK_LOG_LEVEL: "info",
@@ -69,11 +71,11 @@ describe("defaults (empty config)", () => {
     expect(cfg.patroni.backup).toMatchObject({ fullSchedule: "0 2 * * 0", incrementalSchedule: "0 2 * * 1-6" });
   });
   it("accept JSON text as Pulumi passes it", () => {
-    const fromText = parseStackConfig("dev", { "knhk:app": JSON.stringify({ replicas: 4 }) });
+    const fromText = parseStackConfig("local", { "knhk:app": JSON.stringify({ replicas: 4 }) });
     expect(fromText.app.replicas).toBe(4);
   });
   it("ignore other namespaces' keys (providers)", () => {
-    expect(() => parseStackConfig("dev", { "aws:region": "eu-central-1", "kubernetes:context": "x" })).not.toThrow();
+    expect(() => parseStackConfig("local", { "aws:region": "eu-central-1", "kubernetes:context": "x" })).not.toThrow();
   });
 });
 
@@ -95,7 +97,7 @@ describe("bad values stop the program, naming key, value and what is allowed", (
 
   it("an unknown nested key lists the allowed keys", () => {
     const [p] = problemsOf({ "knhk:app": { replica: 3 } });
-    expect(p).toBe("knhk:app.replica: unknown key (allowed: image, versions, activeColor, replicas, autoscaling, resources, settings, command)");
+    expect(p).toBe("knhk:app.replica: unknown key (allowed: image, versions, activeColor, replicas, autoscaling, resources, settings, oidc, command)");
   });
 
   it("an unknown knhk:* section", () => {
@@ -127,7 +129,7 @@ describe("bad values stop the program, naming key, value and what is allowed", (
   });
 
   it("Patroni timing whose detection fits the RTO but not with the strict-sync standby wait", () => {
-    expect(parseStackConfig("prod", { "knhk:patroni": { ttl: 20, loopWait: 4 } }).patroni).toMatchObject({ ttl: 20, loopWait: 4 });
+    expect(parseStackConfig("local", { "knhk:patroni": { ttl: 20, loopWait: 4 } }).patroni).toMatchObject({ ttl: 20, loopWait: 4 });
     const [p] = problemsOf({ "knhk:patroni": { ttl: 20, loopWait: 5 } });
     expect(p).toBe("knhk:patroni.ttl = 20: ttl + loopWait + the 5 s strict-sync standby wait (30 s) must stay below the RTO budget of 30 s");
   });
@@ -149,8 +151,11 @@ describe("bad values stop the program, naming key, value and what is allowed", (
     expect(problemsOf({ "knhk:app": { autoscaling: { minReplicas: 5, maxReplicas: 4 }, replicas: 5 } })).toContain(
       "knhk:app.autoscaling.maxReplicas = 4: must be >= minReplicas (5)",
     );
+    expect(problemsOf({ "knhk:app": { settings: { DB_POOL_MAX_CONNECTIONS: 5, DB_POOL_MIN_CONNECTIONS: 6 } } })).toEqual([
+      "knhk:app.settings.DB_POOL_MIN_CONNECTIONS = 6: must be <= DB_POOL_MAX_CONNECTIONS (5)",
+    ]);
     expect(problemsOf({ "knhk:app": { settings: { DB_POOL_MIN_CONNECTIONS: 60 } } })).toEqual([
-      "knhk:app.settings.DB_POOL_MIN_CONNECTIONS = 60: must be <= DB_POOL_MAX_CONNECTIONS (50)",
+      "knhk:app.settings.DB_POOL_MIN_CONNECTIONS = 60: must be <= DB_POOL_MAX_CONNECTIONS (8, derived from the connection budget)",
     ]);
     expect(problemsOf({ "knhk:redis": { sentinels: 4 } })[0]).toBe("knhk:redis.sentinels = 4: must be odd so a majority exists");
     expect(problemsOf({ "knhk:redis": { maxmemoryPolicy: "lru" } })[0]).toMatch(/^knhk:redis\.maxmemoryPolicy = "lru": .*allkeys-lru/);

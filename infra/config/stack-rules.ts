@@ -1,0 +1,83 @@
+/**
+ * Rules that span sections or depend on the stack, applied once every section has parsed:
+ * the OIDC issuers a deployed stack needs, and the PostgreSQL connection budget (which also
+ * resolves the service's pool defaults).
+ */
+import type { AppConfig, AppSectionConfig } from "./app";
+import { budgetProblem, derivedPool, largestPoolThatFits, type BudgetInput } from "./connection-budget";
+import { placeholderUrlProblem } from "./identifiers";
+import type { PatroniConfig } from "./patroni";
+
+/** The one stack that runs on loopback: it may use http issuers and none at all (no real users). */
+export const LOCAL_STACK = "local";
+
+/** A problem with one key: `path` below `knhk:<section>`. */
+export interface StackIssue {
+  readonly section: string;
+  readonly path: readonly (string | number)[];
+  readonly value: unknown;
+  readonly message: string;
+}
+
+export function oidcIssues(stack: string, app: AppSectionConfig): StackIssue[] {
+  if (stack === LOCAL_STACK) return [];
+  const issues: StackIssue[] = [];
+  const { issuers } = app.oidc;
+  if (issuers.length === 0) {
+    issues.push({
+      section: "app",
+      path: ["oidc", "issuers"],
+      value: issuers,
+      message: `at least one OIDC issuer is required in stack "${stack}" (without one the service answers every /api/v1 call with 401): set knhk:app.oidc.issuers[0].name, .claimMapping (okta|azure|keycloak) and .issuer`,
+    });
+  }
+  issuers.forEach((issuer, i) => {
+    for (const field of ["issuer", "jwksUri"] as const) {
+      const url = issuer[field];
+      if (url === undefined) continue;
+      const path = ["oidc", "issuers", i, field];
+      if (!url.startsWith("https://")) {
+        issues.push({ section: "app", path, value: url, message: `must be an https URL outside the ${LOCAL_STACK} stack (tokens and keys must not travel in clear text)` });
+        continue;
+      }
+      const placeholder = placeholderUrlProblem(url);
+      if (placeholder) issues.push({ section: "app", path, value: url, message: `${placeholder}: set the identity provider's real ${field}` });
+    }
+  });
+  return issues;
+}
+
+export function budgetInput(app: AppSectionConfig, patroni: PatroniConfig): BudgetInput {
+  return {
+    maxConnections: patroni.postgresParameters.max_connections,
+    superuserReservedConnections: patroni.postgresParameters.superuser_reserved_connections,
+    members: patroni.members,
+    maxReplicas: app.autoscaling.maxReplicas,
+  };
+}
+
+/** Resolves the pool sizes (explicit, else derived from the budget) and checks them against it. */
+export function resolvePool(app: AppSectionConfig, patroni: PatroniConfig): { app?: AppConfig; issues: StackIssue[] } {
+  const input = budgetInput(app, patroni);
+  const derived = derivedPool(input);
+  const explicitMax = app.settings.DB_POOL_MAX_CONNECTIONS;
+  const max = explicitMax ?? derived.max;
+  const min = app.settings.DB_POOL_MIN_CONNECTIONS ?? Math.min(derived.min, max);
+  const issues: StackIssue[] = [];
+  if (explicitMax !== undefined) {
+    const problem = budgetProblem(input, explicitMax);
+    if (problem) issues.push({ section: "app", path: ["settings", "DB_POOL_MAX_CONNECTIONS"], value: explicitMax, message: problem });
+  } else if (largestPoolThatFits(input) < 1) {
+    issues.push({ section: "patroni", path: ["postgresParameters", "max_connections"], value: input.maxConnections, message: budgetProblem(input, 1) ?? "" });
+  } else if (min > max) {
+    issues.push({
+      section: "app",
+      path: ["settings", "DB_POOL_MIN_CONNECTIONS"],
+      value: min,
+      message: `must be <= DB_POOL_MAX_CONNECTIONS (${max}, derived from the connection budget)`,
+    });
+  }
+  if (issues.length > 0) return { issues };
+  const { DB_POOL_MAX_CONNECTIONS: _max, DB_POOL_MIN_CONNECTIONS: _min, ...rest } = app.settings;
+  return { app: { ...app, settings: { DB_POOL_MAX_CONNECTIONS: max, DB_POOL_MIN_CONNECTIONS: min, ...rest } }, issues };
+}

@@ -1,0 +1,113 @@
+/**
+ * The ConfigMap `knhk-config` as the service reads it: the rendered data, fed to the service's
+ * own `loadConfig`, yields the issuers, pool and timing the stack config sets.
+ */
+import fc from "fast-check";
+import { loadConfig } from "../../app/src/config/env";
+import { DEFAULT_AUDIENCES, defaultJwksUri } from "../../app/src/config/oidc";
+import { parseStackConfig } from "../../infra/config";
+import type { OidcIssuerConfig } from "../../infra/config/oidc";
+import { renderAppSettings } from "../../infra/render/app-settings";
+import { PORTS } from "../../infra/render/topology";
+import type { RenderResult } from "../../infra/testing/render";
+import { renderTestStack, testIdpIssuer, testStackConfigFile } from "../support/stack-identifiers";
+import { find } from "./helpers";
+
+const REDIS = { sentinels: ["redis-sentinel-0.redis-sentinel.knhk.svc.cluster.local:26379"], masterName: "knhk" };
+
+/** What the service makes of one configured issuer (its defaults for the optional fields). */
+function asServiceSees(i: OidcIssuerConfig) {
+  return { name: i.name, claimMapping: i.claimMapping, issuer: i.issuer, jwksUri: i.jwksUri ?? defaultJwksUri(i.claimMapping, i.issuer), audiences: i.audiences ?? [...DEFAULT_AUDIENCES] };
+}
+
+describe("the rendered prod ConfigMap, read by the service", () => {
+  const issuers = [
+    { name: "corp-okta", claimMapping: "okta", issuer: "https://corp.okta.com/oauth2/default", audiences: ["knhk-api", "knhk-cli"] },
+    { name: "partners", claimMapping: "azure", issuer: "https://login.microsoftonline.com/7d3f0c8e-2b6a-4d1e-9a57-3c1b2e4f6a80/v2.0" },
+    { name: "ops", claimMapping: "keycloak", issuer: "https://sso.ops.knhk-tests.internal/realms/knhk", jwksUri: "https://sso.ops.knhk-tests.internal/keys" },
+  ];
+  let prod: RenderResult;
+  beforeAll(async () => {
+    prod = await renderTestStack("prod", { overlay: { "knhk:app": { oidc: { issuers, clockToleranceSeconds: 15, maxTokenAgeSeconds: 1800 } } } });
+  }, 120_000);
+
+  test("yields the configured issuers, timing and pool", () => {
+    const data = find(prod, "ConfigMap", "knhk-config").data as Record<string, string>;
+    const config = loadConfig(data);
+    expect(config.oidc).toEqual({
+      issuers: [
+        { name: "corp-okta", claimMapping: "okta", issuer: "https://corp.okta.com/oauth2/default", jwksUri: "https://corp.okta.com/oauth2/default/v1/keys", audiences: ["knhk-api", "knhk-cli"] },
+        { name: "partners", claimMapping: "azure", issuer: "https://login.microsoftonline.com/7d3f0c8e-2b6a-4d1e-9a57-3c1b2e4f6a80/v2.0", jwksUri: "https://login.microsoftonline.com/7d3f0c8e-2b6a-4d1e-9a57-3c1b2e4f6a80/discovery/v2.0/keys", audiences: [...DEFAULT_AUDIENCES] },
+        { name: "ops", claimMapping: "keycloak", issuer: "https://sso.ops.knhk-tests.internal/realms/knhk", jwksUri: "https://sso.ops.knhk-tests.internal/keys", audiences: [...DEFAULT_AUDIENCES] },
+      ],
+      clockToleranceSeconds: 15,
+      maxTokenAgeSeconds: 1800,
+    });
+    expect(config.database).toMatchObject({ poolMax: 8, poolMin: 2 });
+    expect(config.http).toMatchObject({ port: PORTS.appHttp, metricsPort: PORTS.appMetrics });
+    expect(config.redis).toMatchObject({ mode: "sentinel", masterName: "knhk" });
+  });
+
+  test("keeps the keys the component adds (ports, Sentinels); no embedded database with Vault", () => {
+    const data = find(prod, "ConfigMap", "knhk-config").data as Record<string, string>;
+    expect(Object.keys(data)).toEqual(expect.arrayContaining([
+      "DB_POOL_MAX_CONNECTIONS", "DB_POOL_MIN_CONNECTIONS", "KNHK_LOG_LEVEL", "KNHK_METRICS_PORT",
+      "KNHK_OIDC_CLOCK_TOLERANCE_SECONDS", "KNHK_OIDC_ISSUERS", "KNHK_OIDC_MAX_TOKEN_AGE_SECONDS", "KNHK_PORT",
+      "PATTERN_WINDOW_SECONDS", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "VALIDATION_TIMEOUT_MS",
+    ]));
+    expect(data.KNHK_EMBEDDED_DATA_DIR).toBeUndefined();
+  });
+});
+
+describe("renderAppSettings", () => {
+  test("the local stack: no issuer, the embedded database's directory", () => {
+    const cfg = parseStackConfig("local", {});
+    const data = renderAppSettings(cfg.app, { redis: REDIS, embeddedDataDir: "/var/lib/knhk" });
+    expect(data.KNHK_OIDC_ISSUERS).toBeUndefined();
+    expect(data.KNHK_EMBEDDED_DATA_DIR).toBe("/var/lib/knhk");
+    expect(loadConfig(data).oidc.issuers).toEqual([]);
+    expect(loadConfig(data).database.embeddedDir).toBe("/var/lib/knhk");
+  });
+
+  test("each deployed stack's test issuer reaches the service", async () => {
+    for (const stack of ["dev", "staging"]) {
+      const cfg = parseStackConfig(stack, testStackConfigFile(stack));
+      const config = loadConfig(renderAppSettings(cfg.app, { redis: REDIS }));
+      expect(config.oidc.issuers.map((i) => i.issuer)).toEqual([testIdpIssuer(stack)]);
+    }
+  });
+
+  const issuerArb = fc.record(
+    {
+      name: fc.stringMatching(/^[a-z0-9-]{1,20}$/),
+      claimMapping: fc.constantFrom("okta", "azure", "keycloak"),
+      issuer: fc.webUrl({ validSchemes: ["https"], withQueryParameters: true, withFragments: false }),
+      jwksUri: fc.webUrl({ validSchemes: ["https"] }),
+      audiences: fc.uniqueArray(fc.string({ minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 3 }),
+    },
+    { requiredKeys: ["name", "claimMapping", "issuer"] },
+  );
+
+  test("property: whatever the stack schema accepts, the service reads back unchanged", () => {
+    fc.assert(
+      fc.property(fc.array(issuerArb, { maxLength: 4 }), fc.integer({ min: 0, max: 300 }), fc.integer({ min: 60, max: 86_400 }), (issuers, tolerance, maxAge) => {
+        let cfg;
+        try {
+          cfg = parseStackConfig("local", { "knhk:app": { oidc: { issuers, clockToleranceSeconds: tolerance, maxTokenAgeSeconds: maxAge } } });
+        } catch {
+          // Refused by the stack schema (e.g. the same issuer twice): the service must refuse it too.
+          const json = JSON.stringify(issuers.map((i) => ({ name: i.name, claim_mapping: i.claimMapping, issuer: i.issuer, jwks_uri: i.jwksUri, audiences: i.audiences })));
+          const names = issuers.map((i) => i.name);
+          const duplicateName = new Set(names).size !== names.length;
+          if (!duplicateName) expect(() => loadConfig({ KNHK_OIDC_ISSUERS: json })).toThrow();
+          return;
+        }
+        const config = loadConfig(renderAppSettings(cfg.app, { redis: REDIS }));
+        expect(config.oidc.issuers).toEqual(cfg.app.oidc.issuers.map(asServiceSees));
+        expect(config.oidc.clockToleranceSeconds).toBe(tolerance);
+        expect(config.oidc.maxTokenAgeSeconds).toBe(maxAge);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
