@@ -7,13 +7,18 @@
  * Prometheus and traffic switches back automatically above 1% errors.
  * Tokens for the smoke test come from KNHK_SMOKE_TOKEN / KNHK_SMOKE_INGEST_TOKEN; the audit
  * event goes through `npm run knhk -- audit log` (DATABASE_URL of the environment).
- * Exit 0 deployed, 1 aborted or rolled back, 2 bad usage.
+ * For stacks no workflow applies (the local cluster): dev, staging and prod run what their stack
+ * file on main says, so their releases are commits (`npm run release`, the release workflow) and
+ * this script refuses them.
+ * Exit 0 deployed, 1 aborted, rolled back or refused, 2 bad usage.
  */
 import { parseArgs } from "node:util";
-import { versionProblem } from "../infra/config/common";
 import { AuditCli, consoleLogger, HttpSmoke, Kubectl, PrometheusHttp, PulumiCli, smokeOptionsFromEnv } from "./lib/deploy/adapters";
 import { blueGreenDeploy, exitCodeOf } from "./lib/deploy/blue-green";
-import { CLUSTER_OPTIONS, defaultActor, endpointsFrom, numberFlag, pulumiBinary, REPO_ROOT, requiredFlag, runMain, UsageError } from "./lib/deploy/cli";
+import { CLUSTER_OPTIONS, defaultActor, endpointsFrom, numberFlag, pulumiBinary, REPO_ROOT, requiredFlag, runMain } from "./lib/deploy/cli";
+import { RefusedError } from "./lib/deploy/errors";
+import { checkVersion } from "./lib/release/stack-file";
+import { appliedByWorkflow } from "./lib/release/stacks";
 import { systemClock } from "./lib/deploy/ports";
 import { DEFAULT_WATCH } from "./lib/deploy/watch";
 
@@ -34,8 +39,10 @@ async function main(): Promise<number> {
   });
   const stack = requiredFlag("stack", values.stack);
   const version = requiredFlag("version", values.version);
-  const problem = versionProblem(version);
-  if (problem) throw new UsageError(`--version ${JSON.stringify(version)} ${problem}`);
+  checkVersion(version);
+  if (appliedByWorkflow(stack)) {
+    throw new RefusedError(`stack ${stack} runs what Pulumi.${stack}.yaml on main says: release with \`npm run release -- stage --stack ${stack} --version ${version}\` (or the release workflow) and merge the pull request`);
+  }
   const log = consoleLogger;
   const kubectl = new Kubectl({ bin: values.kubectl!, namespace: values.namespace!, context: values["kube-context"], log });
   const outcome = await blueGreenDeploy(

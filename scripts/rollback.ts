@@ -4,13 +4,16 @@
  * Switches `knhk-service` back to the other colour (still running the previous version) through
  * Pulumi (`knhk:app.activeColor`, `pulumi up`) after checking that colour is healthy. On a
  * terminal it asks to type the stack name; `--yes` skips that for automation. Without a terminal
- * and without `--yes` it refuses. Exit 0 rolled back, 1 refused or live Service unhealthy after,
- * 2 bad usage.
+ * and without `--yes` it refuses. For stacks no workflow applies (the local cluster); dev, staging
+ * and prod roll back with a commit (`npm run release -- rollback`, the release workflow).
+ * Exit 0 rolled back, 1 refused or live Service unhealthy after, 2 bad usage.
  */
 import { createInterface } from "node:readline/promises";
 import { parseArgs } from "node:util";
 import { AuditCli, consoleLogger, healthStatus, Kubectl, PulumiCli } from "./lib/deploy/adapters";
 import { CLUSTER_OPTIONS, defaultActor, endpointsFrom, pulumiBinary, REPO_ROOT, requiredFlag, runMain } from "./lib/deploy/cli";
+import { RefusedError } from "./lib/deploy/errors";
+import { appliedByWorkflow } from "./lib/release/stacks";
 import { systemClock } from "./lib/deploy/ports";
 import { rollback, type Confirmer } from "./lib/deploy/rollback";
 
@@ -37,6 +40,9 @@ async function main(): Promise<number> {
     },
   });
   const stack = requiredFlag("stack", values.stack);
+  if (appliedByWorkflow(stack)) {
+    throw new RefusedError(`stack ${stack} runs what Pulumi.${stack}.yaml on main says: roll back with \`npm run release:propose -- rollback --stack ${stack} --pr\` (or the release workflow's rollback) and merge it`);
+  }
   const log = consoleLogger;
   const kubectl = new Kubectl({ bin: values.kubectl!, namespace: values.namespace!, context: values["kube-context"], log });
   const outcome = await rollback(

@@ -5,8 +5,10 @@
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { appSection } from "../../../infra/config/app";
-import { UsageError } from "./errors";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { readAppState, setAppValue, stackFileName } from "../release/stack-file";
+import { requiredEnv } from "./errors";
 import { DEFAULT_SMOKE, runSmokeTest, type SmokeOptions } from "../smoke";
 import type { AppState, AuditEvent, AuditPort, ClusterPort, Color, Endpoint, EndpointPort, Logger, PrometheusPort, PulumiPort, SmokePort } from "./ports";
 
@@ -37,21 +39,31 @@ function lastLines(text: string, n = 10): string {
   return text.trim().split("\n").slice(-n).join("\n");
 }
 
+/**
+ * The Pulumi side of a deploy: `knhk:app` is read from and written to the stack file itself
+ * (scripts/lib/release/stack-file.ts: comments kept, each edit read back through the schema), the
+ * same edit a release commit makes; `up` and the stack's outputs go through the CLI.
+ */
 export class PulumiCli implements PulumiPort {
   constructor(private readonly o: { bin: string; stack: string; cwd: string; policyPack?: string; env?: NodeJS.ProcessEnv; log: Logger }) {}
 
-  async readAppState(): Promise<AppState> {
-    const r = await runCommand(this.o.bin, ["config", "get", "knhk:app", "--stack", this.o.stack], { cwd: this.o.cwd, env: this.o.env });
-    // An unset key means the schema defaults apply.
-    const raw = r.code === 0 ? JSON.parse(r.stdout) : {};
-    const parsed = appSection.safeParse(raw);
-    if (!parsed.success) throw new Error(`stack ${this.o.stack}: knhk:app is invalid: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
-    return { activeColor: parsed.data.activeColor, versions: parsed.data.versions };
+  private get file(): string {
+    return join(this.o.cwd, stackFileName(this.o.stack));
   }
 
-  async setAppConfig(path: string, value: string): Promise<void> {
-    const r = await runCommand(this.o.bin, ["config", "set", "--path", `knhk:app.${path}`, value, "--stack", this.o.stack], { cwd: this.o.cwd, env: this.o.env });
-    if (r.code !== 0) throw new Error(`pulumi config set knhk:app.${path} failed: ${lastLines(r.stderr)}`);
+  async readAppState(): Promise<AppState> {
+    return readAppState(readFileSync(this.file, "utf8"), stackFileName(this.o.stack));
+  }
+
+  async setAppConfig(path: "activeColor" | `versions.${Color}`, value: string): Promise<void> {
+    writeFileSync(this.file, setAppValue(readFileSync(this.file, "utf8"), path, value, stackFileName(this.o.stack)).text);
+  }
+
+  /** `pulumi stack output --json`: what the last update exported ({} before the first). */
+  async outputs(): Promise<Record<string, unknown>> {
+    const r = await runCommand(this.o.bin, ["stack", "output", "--json", "--stack", this.o.stack], { cwd: this.o.cwd, env: this.o.env });
+    if (r.code !== 0) throw new Error(`pulumi stack output --stack ${this.o.stack} failed: ${lastLines(r.stderr || r.stdout, 5)}`);
+    return JSON.parse(r.stdout || "{}") as Record<string, unknown>;
   }
 
   async up(message: string): Promise<void> {
@@ -145,11 +157,16 @@ export class PrometheusHttp implements PrometheusPort {
   }
 }
 
-/** Appends audit events with the service's own CLI (`npm run knhk -- audit log`), against DATABASE_URL. */
+/**
+ * Appends audit events with the service's own CLI (`npm run knhk -- audit log`), against
+ * DATABASE_URL: the audit writer's least-privileged role, which may insert but owns no schema,
+ * so the CLI never migrates (KNHK_MIGRATE_ON_START=false); the migration Job owns the schema.
+ */
 export class AuditCli implements AuditPort {
   constructor(private readonly o: { cwd: string; env?: NodeJS.ProcessEnv }) {}
   async log(event: AuditEvent): Promise<void> {
-    const r = await runCommand("npm", ["run", "--silent", "knhk", "--", "audit", "log", "--actor", event.actor, "--action", event.action, "--target", event.target, "--outcome", event.outcome, "--details", JSON.stringify(event.details)], { cwd: this.o.cwd, env: this.o.env });
+    const env = { ...(this.o.env ?? process.env), KNHK_MIGRATE_ON_START: "false" };
+    const r = await runCommand("npm", ["run", "--silent", "knhk", "--", "audit", "log", "--actor", event.actor, "--action", event.action, "--target", event.target, "--outcome", event.outcome, "--details", JSON.stringify(event.details)], { cwd: this.o.cwd, env });
     if (r.code !== 0) throw new Error(`audit log failed (exit ${r.code}): ${lastLines(r.stderr || r.stdout, 5)}`);
   }
 }
@@ -163,10 +180,8 @@ export class HttpSmoke implements SmokePort {
 
 /** Smoke options from the environment (tokens never on the command line) plus overrides. */
 export function smokeOptionsFromEnv(env: NodeJS.ProcessEnv, overrides: Partial<SmokeOptions> = {}): SmokeOptions {
-  const token = env.KNHK_SMOKE_TOKEN;
-  const ingestToken = env.KNHK_SMOKE_INGEST_TOKEN;
-  if (!token) throw new UsageError("KNHK_SMOKE_TOKEN is not set (a bearer token with read, pattern-detection and receipt-verification permissions)");
-  if (!ingestToken) throw new UsageError("KNHK_SMOKE_INGEST_TOKEN is not set (a bearer token with the ingestor role)");
+  const token = requiredEnv(env, "KNHK_SMOKE_TOKEN", "a bearer token with read, pattern-detection and receipt-verification permissions");
+  const ingestToken = requiredEnv(env, "KNHK_SMOKE_INGEST_TOKEN", "a bearer token with the ingestor role");
   return { ...DEFAULT_SMOKE, token, ingestToken, ...overrides };
 }
 

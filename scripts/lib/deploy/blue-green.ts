@@ -3,6 +3,10 @@
  * out, answer /health and pass the smoke test before `knhk-service` is switched to it. After
  * the switch the error ratio and p95 are watched; above the error threshold traffic goes back
  * to the previous colour automatically. Every outcome is annotated and audit-logged.
+ *
+ * `blueGreenDeploy` runs all steps in one go against a stack no workflow applies (the local
+ * cluster). Stacks the workflows apply release through their stack file instead
+ * (scripts/lib/release), with the same checks: `checkColor` and the watch run in the apply job.
  */
 import { watchColor, type WatchOptions, type WatchVerdict } from "./watch";
 import {
@@ -50,6 +54,34 @@ export function exitCodeOf(outcome: DeployOutcome): number {
   return outcome.status === "deployed" ? 0 : 1;
 }
 
+/** Annotations of a colour's Deployment once it serves a version that passed the watch. */
+export function deployedAnnotations(at: Date, version: string, actor: string, previousColor: Color): Record<string, string> {
+  return { "knhk.io/deployed-at": at.toISOString(), "knhk.io/version": version, "knhk.io/deployed-by": actor, "knhk.io/previous-color": previousColor };
+}
+
+/** Annotations of a colour traffic was taken away from because its watch failed. */
+export function rolledBackAnnotations(at: Date, reason: string): Record<string, string> {
+  return { "knhk.io/rolled-back-at": at.toISOString(), "knhk.io/rollback-reason": reason };
+}
+
+export type ColorCheck = { readonly ok: true } | { readonly ok: false; readonly stage: "rollout" | "smoke-test"; readonly reason: string };
+
+/** A colour is ready for traffic: its Deployment rolled out and the smoke test passes on its own Service. */
+export async function checkColor(deps: Pick<DeployDeps, "cluster" | "endpoints" | "smoke">, color: Color, rolloutTimeoutMs: number): Promise<ColorCheck> {
+  if (!(await deps.cluster.waitForRollout(color, rolloutTimeoutMs))) {
+    return { ok: false, stage: "rollout", reason: `knhk-${color} did not finish rolling out within ${Math.round(rolloutTimeoutMs / 1000)} s` };
+  }
+  const endpoint = await deps.endpoints.open(color);
+  let smoke;
+  try {
+    smoke = await deps.smoke.run(endpoint);
+  } finally {
+    await endpoint.close();
+  }
+  if (!smoke.ok) return { ok: false, stage: "smoke-test", reason: `smoke test failed at check "${smoke.failedCheck}": ${smoke.message ?? ""}`.trim() };
+  return { ok: true };
+}
+
 export async function blueGreenDeploy(deps: DeployDeps, options: DeployOptions): Promise<DeployOutcome> {
   const { pulumi, cluster, log } = deps;
   const state = await pulumi.readAppState();
@@ -90,20 +122,9 @@ export async function blueGreenDeploy(deps: DeployDeps, options: DeployOptions):
     return abort("pulumi-up", `pulumi up failed: ${(error as Error).message}`);
   }
 
-  // 2. Rollout.
-  if (!(await cluster.waitForRollout(idle, options.rolloutTimeoutMs))) {
-    return abort("rollout", `knhk-${idle} did not finish rolling out within ${Math.round(options.rolloutTimeoutMs / 1000)} s`);
-  }
-
-  // 3. Smoke test of the idle colour through its own Service.
-  const endpoint = await deps.endpoints.open(idle);
-  let smoke;
-  try {
-    smoke = await deps.smoke.run(endpoint);
-  } finally {
-    await endpoint.close();
-  }
-  if (!smoke.ok) return abort("smoke-test", `smoke test failed at check "${smoke.failedCheck}": ${smoke.message ?? ""}`.trim());
+  // 2-3. Rollout, then the smoke test of the idle colour through its own Service.
+  const check = await checkColor(deps, idle, options.rolloutTimeoutMs);
+  if (!check.ok) return abort(check.stage, check.reason);
 
   // 4. Switch knhk-service.
   await pulumi.setAppConfig("activeColor", idle);
@@ -116,18 +137,13 @@ export async function blueGreenDeploy(deps: DeployDeps, options: DeployOptions):
     log.warn(`${verdict.reason}: rolling back to ${active}`);
     await pulumi.setAppConfig("activeColor", active);
     await pulumi.up(`automatic rollback to ${active} (${previousVersion}): ${verdict.reason}`);
-    await cluster.annotate(idle, { "knhk.io/rolled-back-at": deps.clock.now().toISOString(), "knhk.io/rollback-reason": verdict.reason });
+    await cluster.annotate(idle, rolledBackAnnotations(deps.clock.now(), verdict.reason));
     await audit("deploy", "rolled-back", idle, { reason: verdict.reason, samples: verdict.samples });
     return { status: "rolled-back", reason: verdict.reason, activeColor: active, failedColor: idle };
   }
 
   // 6. Record the deployment.
-  await cluster.annotate(idle, {
-    "knhk.io/deployed-at": deps.clock.now().toISOString(),
-    "knhk.io/version": options.version,
-    "knhk.io/deployed-by": options.actor,
-    "knhk.io/previous-color": active,
-  });
+  await cluster.annotate(idle, deployedAnnotations(deps.clock.now(), options.version, options.actor, active));
   await audit("deploy", "success", idle, { warnings: verdict.warnings, samples: verdict.samples.length });
   log.info(`deployed ${options.version} on ${idle}; ${active} keeps ${previousVersion} for rollback`);
   return { status: "deployed", color: idle, previousColor: active, warnings: verdict.warnings };
