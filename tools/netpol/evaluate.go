@@ -119,15 +119,14 @@ func toTraffic(namespaces map[string]map[string]string, q Query) (*matcher.Traff
 }
 
 func toPeer(namespaces map[string]map[string]string, p Peer) (*matcher.TrafficPeer, error) {
-	if p.IP != "" {
-		if _, err := netip.ParseAddr(p.IP); err != nil {
-			return nil, fmt.Errorf("ip: %w", err)
-		}
+	// cyclonus matches ipBlock peers against every peer's IP, pods' included.
+	if p.IP == "" {
+		return nil, fmt.Errorf("ip: required (of the pod, or of the address outside the cluster)")
+	}
+	if _, err := netip.ParseAddr(p.IP); err != nil {
+		return nil, fmt.Errorf("ip: %w", err)
 	}
 	if p.Namespace == "" {
-		if p.IP == "" {
-			return nil, fmt.Errorf("needs a namespace (a pod) or an ip (outside the cluster)")
-		}
 		if p.PodLabels != nil {
 			return nil, fmt.Errorf("podLabels given without a namespace")
 		}

@@ -10,8 +10,8 @@
 //	 "queries": [{"from": <peer>, "to": <peer>, "port": 5432, "portName": "", "protocol": "TCP"}]}
 //
 // A peer is a pod, {"namespace": "knhk", "podLabels": {...}, "ip": "10.244.0.10"}
-// (ip optional: ipBlock peers match pods by their IP), or an address outside
-// the cluster, {"ip": "52.219.0.1"}.
+// (its IP too: cyclonus matches ipBlock rules against pods' IPs as well), or an
+// address outside the cluster, {"ip": "52.219.0.1"}.
 //
 // Output on stdout, one result per query, in order:
 //
