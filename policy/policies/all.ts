@@ -11,6 +11,7 @@ import { kubernetesObjectsInComponents } from "./kubernetes-objects-in-component
 import { ledgerObjectLock } from "./ledger-object-lock";
 import { namespaceDefaultDeny } from "./namespace-default-deny";
 import { noPlaintextSecrets } from "./no-plaintext-secrets";
+import { noPlaceholderIdentifiers } from "./no-placeholder-identifiers";
 import { patroniSynchronousReplication } from "./patroni-synchronous-replication";
 import { prodAppHighAvailability } from "./prod-app-high-availability";
 import { s3BucketKmsEncryption } from "./s3-bucket-kms-encryption";
@@ -29,6 +30,7 @@ export const ALL_POLICIES: readonly KnhkPolicy[] = [
   containerDropCapabilities,
   imagePinned,
   noPlaintextSecrets,
+  noPlaceholderIdentifiers,
   statefulSetStorageClass,
   serviceTypeInternal,
   alertSeverityAndRunbook,

@@ -2,6 +2,7 @@
  * A small, hand-built, compliant stack (independent of the real program) that each policy test
  * mutates in one place.
  */
+import { TEST_EKS_ISSUER, TEST_OIDC_PROVIDER_ARN } from "../support/stack-identifiers";
 import { resource, type Built } from "./helpers";
 
 export const NS = "knhk";
@@ -127,7 +128,21 @@ export function cleanStack(stack = "prod"): Built[] {
     }, vault),
     ...bucketSet(stack, archive, "archive-ledger", `knhk-${stack}-ledger`, true),
     ...bucketSet(stack, archive, "archive-data", `knhk-${stack}-data`, false),
+    resource(stack, "aws:iam/role:Role", "archive-service-role", { name: "knhk-service", assumeRolePolicy: irsaTrustPolicy(TEST_OIDC_PROVIDER_ARN, TEST_EKS_ISSUER) }, archive),
   ];
+}
+
+/** An IRSA trust policy as the archive renders it: the provider, and conditions on that provider's issuer. */
+export function irsaTrustPolicy(providerArn: string, issuer: string): string {
+  return JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [{
+      Effect: "Allow",
+      Principal: { Federated: providerArn },
+      Action: "sts:AssumeRoleWithWebIdentity",
+      Condition: { StringEquals: { [`${issuer}:sub`]: "system:serviceaccount:knhk:knhk-service", [`${issuer}:aud`]: "sts.amazonaws.com" } },
+    }],
+  });
 }
 
 /** Returns a copy of `stack` with the resource named `name` replaced by `mutate(copy)`. */

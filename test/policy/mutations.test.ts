@@ -8,9 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { readStackConfigFile, renderStack, type RenderedResource } from "../../infra/testing/render";
+import { renderStack, type RenderedResource } from "../../infra/testing/render";
 import { mandatoryViolations } from "../../policy/lib/harness";
 import { checkStack } from "../../scripts/policy";
+import { renderTestStack, testStackConfigFile } from "../support/stack-identifiers";
 
 const run = promisify(execFile);
 const STACKS = ["local", "dev", "staging", "prod"] as const;
@@ -20,7 +21,7 @@ const rendered = new Map<StackName, RenderedResource[]>();
 let workDir: string;
 
 beforeAll(async () => {
-  for (const stack of STACKS) rendered.set(stack, (await renderStack(stack)).resources);
+  for (const stack of STACKS) rendered.set(stack, (await renderTestStack(stack)).resources);
   workDir = mkdtempSync(join(tmpdir(), "knhk-policy-"));
 }, 240_000);
 
@@ -155,6 +156,12 @@ const MUTATIONS: Mutation[] = [
     resources: (b) => edit(b, "knhk-vault-service-policy", (i) => (i.policy += '\npath "sys/policies/acl/*" {\n  capabilities = ["read", "sudo"]\n}\n')) },
   { policy: "vault-policy-least-privilege", stack: "staging", what: "operator policy on a wildcard root path", expect: 'path "*" is a wildcard root path granting read, list',
     resources: (b) => edit(b, "knhk-vault-operator-policy", (i) => (i.policy += '\npath "*" {\n  capabilities = ["read", "list"]\n}\n')) },
+  { policy: "no-placeholder-identifiers", stack: "prod", what: "IRSA role trusting the former default provider", expect: "aws:iam/role:Role knhk-archive-backup-role: assumeRolePolicy.Statement[0].Principal.Federated: arn:aws:iam::000000000000:oidc-provider/",
+    resources: (b) => edit(b, "knhk-archive-backup-role", (i) => (i.assumeRolePolicy = i.assumeRolePolicy.replace(/arn:aws:iam::\d{12}:/g, "arn:aws:iam::000000000000:"))) },
+  { policy: "no-placeholder-identifiers", stack: "staging", what: "IRSA conditions on a KNHK placeholder issuer", expect: 'condition on issuer oidc.eks.eu-central-1.amazonaws.com/id/KNHK: "KNHK" is a placeholder',
+    resources: (b) => edit(b, "knhk-archive-service-role", (i) => (i.assumeRolePolicy = i.assumeRolePolicy.replace(/\/id\/[A-Z0-9]+:/g, "/id/KNHK:"))) },
+  { policy: "no-placeholder-identifiers", stack: "dev", what: "access logging expects the documentation account", expect: "expectedBucketOwner: account 123456789012 is a placeholder",
+    resources: (b) => edit(b, "knhk-archive-data-logging", (i) => (i.expectedBucketOwner = "123456789012")) },
   { policy: "zero-downtime-rollout", stack: "prod", what: "app rollout may drop a pod (advisory)", expect: "maxUnavailable 1",
     resources: (b) => edit(b, "knhk-blue", (i) => (i.spec.strategy.rollingUpdate.maxUnavailable = 1)) },
 ];
@@ -174,7 +181,7 @@ describe("mutation suite", () => {
   test.each(MUTATIONS.map((m) => [`${m.policy} <- ${m.stack}: ${m.what}`, m] as const))("%s", async (_title, mutation) => {
     let resources: RenderedResource[];
     if (mutation.config) {
-      const config = structuredClone(readStackConfigFile(mutation.stack)) as Record<string, any>;
+      const config = structuredClone(testStackConfigFile(mutation.stack)) as Record<string, any>;
       mutation.config(config);
       resources = (await renderStack(mutation.stack, { config })).resources;
     } else {
