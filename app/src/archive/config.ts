@@ -78,6 +78,17 @@ const schema = z.object({
   AWS_SESSION_TOKEN: text,
 });
 
+/** The variables a deployment sets (infra/render/ledger-jobs.ts renders the archive CronJob's env from these names). */
+export const ARCHIVE_ENV = {
+  ledgerBucket: "KNHK_ARCHIVE_LEDGER_BUCKET",
+  dataBucket: "KNHK_ARCHIVE_DATA_BUCKET",
+  retentionMode: "KNHK_ARCHIVE_RETENTION_MODE",
+  retentionDays: "KNHK_ARCHIVE_RETENTION_DAYS",
+  observationArchiveAfterDays: "KNHK_OBSERVATION_ARCHIVE_AFTER_DAYS",
+  kmsKeyId: "KNHK_ARCHIVE_KMS_KEY_ID",
+  region: "AWS_REGION",
+} as const satisfies Record<string, keyof z.input<typeof schema>>;
+
 export function loadArchiveConfig(env: NodeJS.ProcessEnv): ArchiveConfig {
   const parsed = schema.safeParse(env);
   if (!parsed.success) {

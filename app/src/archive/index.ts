@@ -8,6 +8,7 @@
 export { buildBatch, objectKey, positionsOfKey, retainUntil, type ArchiveRecord, type Batch, type StreamName } from "./batch";
 export { listCheckpoints, loadCheckpoint, type Checkpoint } from "./checkpoints";
 export {
+  ARCHIVE_ENV,
   ArchiveConfigError,
   DEFAULT_OBSERVATION_ARCHIVE_AFTER_DAYS,
   DEFAULT_RETENTION_DAYS,

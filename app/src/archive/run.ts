@@ -7,7 +7,10 @@
  * means an earlier interrupted run uploaded it: skip), PutObject with a SHA-256 checksum, Object
  * Lock retention and SSE-KMS, then advance the checkpoint. A staged batch found at start is
  * repeated exactly (same rows, same key), so reruns and resumed runs upload nothing twice.
- * Nothing is ever deleted from the database.
+ *
+ * Receipts and audit entries are never deleted from the database. Observations are deleted only
+ * with `deleteArchivedObservations` (the scheduled job), and only those the observations
+ * checkpoint has passed: every one of them is in an object the data bucket acknowledged.
  */
 import { HeadObjectCommand, PutObjectCommand, type PutObjectCommandInput } from "@aws-sdk/client-s3";
 import type { Database, Sql } from "../db/types";
@@ -32,6 +35,8 @@ export interface ArchiveRunOptions {
   readonly batchSize?: number;
   /** Audit rows younger than this are left for the next run; default 300. */
   readonly auditSettleSeconds?: number;
+  /** After archiving observations, delete the archived rows from the database (in batches of `batchSize`). */
+  readonly deleteArchivedObservations?: boolean;
   readonly now?: () => Date;
   /** One line per uploaded or skipped object. */
   readonly progress?: (line: string) => void;
@@ -42,6 +47,8 @@ export interface StreamSummary {
   skipped: number;
   records: number;
   last_position: number;
+  /** Rows deleted from the database after archiving (observations with deleteArchivedObservations). */
+  deleted?: number;
 }
 
 export interface ArchiveSummary {
@@ -203,6 +210,27 @@ async function archiveSigningKeys(sql: Sql, options: { s3: S3Sender; config: Arc
   return counts;
 }
 
+/**
+ * Deletes archived observations: positions up to the checkpoint (each in an uploaded object) that
+ * are also past the archive age, so a row is never deleted that the archive could not have
+ * exported. Batches keep each DELETE's locks and WAL short.
+ */
+async function deleteArchivedObservations(sql: Sql, options: { horizon: Horizon; batchSize: number; progress: (line: string) => void; summary: StreamSummary }) {
+  const { summary } = options;
+  const upTo = (await loadCheckpoint(sql, "observations")).lastPosition;
+  summary.deleted = 0;
+  for (;;) {
+    const result = await sql.query(
+      "WITH archived AS (SELECT seq FROM observations WHERE seq <= $1 AND created_at < $2 ORDER BY seq LIMIT $3) " +
+        "DELETE FROM observations o USING archived a WHERE o.seq = a.seq",
+      [upTo, options.horizon.observationsBefore, options.batchSize],
+    );
+    summary.deleted += result.rowCount;
+    if (result.rowCount < options.batchSize) break;
+  }
+  options.progress(`archive: observations ${summary.deleted} archived row(s) up to position ${upTo} deleted from the database`);
+}
+
 const LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext('knhk.archive')) AS locked";
 const UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtext('knhk.archive'))";
 
@@ -231,6 +259,9 @@ export async function archiveRun(options: ArchiveRunOptions): Promise<ArchiveSum
         summary.streams[name] = streamSummary;
         if (name === "receipts") summary.signing_keys = await archiveSigningKeys(sql, { ...options, now, progress });
         await archiveStream(sql, name, { s3: options.s3, config: options.config, batchSize, horizon, now, progress, summary: streamSummary });
+        if (name === "observations" && options.deleteArchivedObservations) {
+          await deleteArchivedObservations(sql, { horizon, batchSize, progress, summary: streamSummary });
+        }
       }
       summary.ok = true;
       return summary;

@@ -11,13 +11,15 @@ import {
   archiveRun,
   createArchiveS3Client,
   loadArchiveConfig,
+  type ArchiveSummary,
   type RestoreStream,
   type StreamName,
 } from "../archive";
+import { recordRun } from "../ledger-jobs";
 import type { CliContext } from "./context";
 
 const USAGE = `usage:
-  knhk archive run [--stream receipts|audit|observations]... [--batch N]
+  knhk archive run [--stream receipts|audit|observations]... [--batch N] [--delete-archived-observations] [--record-run]
   knhk archive restore --from-s3 [--stream receipts|audit]...
 
 archive run
@@ -26,7 +28,10 @@ archive run
   object's last record), and observations older than KNHK_OBSERVATION_ARCHIVE_AFTER_DAYS to the data
   bucket (observations/), as NDJSON objects of up to N records (default 1000) with a SHA-256
   checksum. Resumable and idempotent: progress is checkpointed in the database after every object,
-  and a rerun uploads nothing twice. It NEVER deletes anything from the database.
+  and a rerun uploads nothing twice. Receipts and audit entries are never deleted from the
+  database; with --delete-archived-observations, observations the run (or an earlier one) has
+  archived are deleted from it afterwards (the scheduled job: observations leave PostgreSQL after
+  KNHK_OBSERVATION_ARCHIVE_AFTER_DAYS). --record-run stores the outcome in ledger_job_runs.
   Progress lines go to stderr, a JSON summary (uploaded/skipped per stream) to stdout.
   Exit 0 when done, 1 on a failure (the message names the object key and the S3 error), 2 on bad
   usage or configuration.
@@ -67,7 +72,12 @@ function streamsOf<T extends string>(values: unknown, allowed: readonly T[]): T[
 }
 
 async function runCommand(args: string[], ctx: CliContext): Promise<number> {
-  const { values } = parse(args, { stream: { type: "string", multiple: true }, batch: { type: "string" } });
+  const { values } = parse(args, {
+    stream: { type: "string", multiple: true },
+    batch: { type: "string" },
+    "delete-archived-observations": { type: "boolean", default: false },
+    "record-run": { type: "boolean", default: false },
+  });
   const streams = streamsOf<StreamName>(values.stream, STREAM_NAMES);
   let batchSize: number | undefined;
   if (values.batch !== undefined) {
@@ -77,12 +87,32 @@ async function runCommand(args: string[], ctx: CliContext): Promise<number> {
   }
   const config = loadArchiveConfig(ctx.env);
   const s3 = createArchiveS3Client(config);
+  const startedAt = new Date();
+  const record = async (summary: ArchiveSummary): Promise<void> => {
+    if (values["record-run"] !== true) return;
+    try {
+      await recordRun(ctx.db, { job: "archive", ok: summary.ok, startedAt, summary: { ...summary } });
+    } catch (error) {
+      // The exit code still tells the CronJob (and kube-state-metrics) how the run went.
+      ctx.stderr.write(`archive: could not record the run in ledger_job_runs: ${(error as Error).message}\n`);
+    }
+  };
   try {
-    const summary = await archiveRun({ db: ctx.db, s3, config, streams, batchSize, progress: (line) => ctx.stderr.write(line + "\n") });
+    const summary = await archiveRun({
+      db: ctx.db,
+      s3,
+      config,
+      streams,
+      batchSize,
+      deleteArchivedObservations: values["delete-archived-observations"] === true,
+      progress: (line) => ctx.stderr.write(line + "\n"),
+    });
+    await record(summary);
     ctx.stdout.write(JSON.stringify(summary, null, 2) + "\n");
     return 0;
   } catch (error) {
     if (!(error instanceof ArchiveRunError)) throw error;
+    await record(error.summary);
     ctx.stdout.write(JSON.stringify(error.summary, null, 2) + "\n");
     ctx.stderr.write(`archive: failed: ${error.message}\n`);
     return 1;

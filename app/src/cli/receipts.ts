@@ -1,8 +1,9 @@
 /**
  * `knhk receipts <command>`:
- *   verify-chain [--format text|json] [--limit N] [--incremental] [--workers N]
+ *   verify-chain [--format text|json] [--limit N] [--incremental] [--workers N] [--record-run]
  *       Verifies the stored chain; exit 0 when intact, 1 on any failure, 2 on bad usage.
- *       Progress goes to stderr for long runs.
+ *       Progress goes to stderr for long runs. --record-run (the scheduled jobs) stores the
+ *       outcome in ledger_job_runs, which the service exports for the chain-integrity alert.
  *   register-key --version N (--key-file <pem> | --public-key <base64>)
  *       Registers a signing key's public half (run as the database owner: the service role may
  *       not). The PEM may be the private key (only its public half is stored) or the public key.
@@ -18,11 +19,12 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { rawPublicKey, registerSigningKey, SigningKeyRegistrationError } from "../receipts/keys";
 import { exportReceipts } from "../receipts/store";
 import { verifyChain } from "../receipts/verify";
+import { recordRun, verificationRun } from "../ledger-jobs";
 import type { ChainFailure, VerificationReport } from "../receipts/types";
 import type { CliContext } from "./context";
 
 const USAGE = `usage:
-  knhk receipts verify-chain [--format text|json] [--limit N] [--incremental] [--workers N]
+  knhk receipts verify-chain [--format text|json] [--limit N] [--incremental] [--workers N] [--record-run]
   knhk receipts register-key --version N (--key-file <pem> | --public-key <base64>)
   knhk receipts export --out <dir|-> [--after-seq N]
 `;
@@ -75,11 +77,14 @@ async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
     limit: { type: "string" },
     incremental: { type: "boolean", default: false },
     workers: { type: "string" },
+    "record-run": { type: "boolean", default: false },
   });
   const format = values.format as string;
   if (format !== "text" && format !== "json") throw new UsageError(`--format: must be text or json, got ${JSON.stringify(format)}`);
   const limit = positiveInteger("limit", values.limit as string | undefined);
   const workers = positiveInteger("workers", values.workers as string | undefined, true);
+  const recordIt = values["record-run"] === true;
+  if (recordIt && limit !== undefined) throw new UsageError("--record-run: not with --limit (a partial run is no verification of the chain)");
   let lastPrint = 0;
   const started = Date.now();
   const report = await verifyChain({
@@ -96,6 +101,15 @@ async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
     },
   });
   write(ctx.stdout, format === "json" ? JSON.stringify(report, null, 2) + "\n" : formatReport(report));
+  if (recordIt) {
+    try {
+      await recordRun(ctx.db, verificationRun(report, new Date(started)));
+    } catch (error) {
+      // Unrecorded, the outcome never reaches the alert: fail the run so the CronJob's staleness alert does.
+      write(ctx.stderr, `verify-chain: could not record the run in ledger_job_runs: ${(error as Error).message}\n`);
+      return 1;
+    }
+  }
   return report.ok ? 0 : 1;
 }
 

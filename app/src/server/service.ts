@@ -8,6 +8,7 @@ import type { Database } from "../db/types";
 import { createDomain, type Domain } from "../domain";
 import { createKernel } from "../hotpath";
 import { createLedger, loadSigner, verifyChain, type Ledger } from "../receipts";
+import { addVerificationRunCollector } from "../ledger-jobs";
 import { closeRedis, createRedisClient, probeRedis } from "../redis/connection";
 import { createRateLimiter } from "../redis/rate-limit";
 import { createSnapshotBus, type SnapshotBus } from "../redis/broadcast";
@@ -148,6 +149,8 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
     });
     metrics.addCollector("knhk_dependency_up", async () => void (await health.check()));
     metrics.addCollector("knhk_mape_k_leader", () => metrics.set("knhk_mape_k_leader", {}, domain.mapeK.isLeader() ? 1 : 0));
+    // Outcomes of the scheduled chain verifications (ledger_job_runs): the P0 integrity alert reads them.
+    addVerificationRunCollector(metrics, db, (error) => write("warn", "cannot read ledger_job_runs; verification gauges keep their values", { error: error.message }));
 
     const receipts: ReceiptsPort = {
       list: (options) => ledger.list(options),
