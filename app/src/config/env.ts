@@ -52,11 +52,17 @@ const hostPortList = z
   })
   .optional();
 
+/** The deployment colours of a blue-green stack. */
+export const COLORS = ["blue", "green"] as const;
+export type Color = (typeof COLORS)[number];
+
 /** Every variable the service reads, by its own name, so an issue's path names the variable. */
 const envSchema = z.object({
   DATABASE_URL: optionalText.pipe(
     z.string().regex(/^postgres(ql)?:\/\/[^\s]+$/, "must be a postgres:// or postgresql:// URL").optional(),
   ),
+  /** A file holding the URL (Vault Agent's rendering), re-read while the service runs: see db/credential-file.ts. */
+  DATABASE_URL_FILE: optionalText.pipe(z.string().regex(/^[^\0\r\n]+$/, "must be a file path").optional()),
   /** Owner connection for migrations when the service's own role may not run DDL. */
   DATABASE_MIGRATION_URL: optionalText.pipe(
     z.string().regex(/^postgres(ql)?:\/\/[^\s]+$/, "must be a postgres:// or postgresql:// URL").optional(),
@@ -82,6 +88,9 @@ const envSchema = z.object({
   KNHK_RATE_LIMIT_MAX: int(1, 1_000_000, 600),
   KNHK_RATE_LIMIT_WINDOW_SECONDS: int(1, 3600, 60),
   KNHK_MAPE_K_INTERVAL_SECONDS: int(0, 86_400, 60),
+  /** Blue-green: this pod's colour, and the file naming the active one (only it leads the MAPE-K loop). */
+  KNHK_COLOR: optionalText.pipe(z.enum(COLORS, { error: `must be ${COLORS.join(" or ")}` }).optional()),
+  KNHK_ACTIVE_COLOR_FILE: optionalText.pipe(z.string().regex(/^[^\0\r\n]+$/, "must be a file path").optional()),
   KNHK_SHUTDOWN_TIMEOUT_MS: int(1000, 600_000, 25_000),
   KNHK_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional().transform((v) => v ?? "info"),
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalText.pipe(z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional()),
@@ -100,6 +109,8 @@ export interface RedisConfig {
 export interface Config {
   readonly database: {
     readonly url?: string;
+    /** DATABASE_URL_FILE (instead of url). */
+    readonly urlFile?: string;
     readonly poolMax: number;
     readonly poolMin: number;
     readonly embeddedDir?: string;
@@ -114,6 +125,8 @@ export interface Config {
     readonly maxTokenAgeSeconds: number;
   };
   readonly domain: { readonly patternWindowSeconds: number; readonly validationTimeoutMs: number; readonly mapeKIntervalSeconds: number };
+  /** Blue-green (KNHK_COLOR + KNHK_ACTIVE_COLOR_FILE); absent: a single-colour stack, this replica may always lead. */
+  readonly leadership?: { readonly color: Color; readonly activeColorFile: string };
   readonly http: { readonly host: string; readonly port: number; readonly metricsPort: number; readonly bodyLimitBytes: number };
   readonly rateLimit: { readonly max: number; readonly windowSeconds: number };
   readonly shutdownTimeoutMs: number;
@@ -134,15 +147,21 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   if (e.DB_POOL_MIN_CONNECTIONS > e.DB_POOL_MAX_CONNECTIONS) {
     throw new ConfigError("DB_POOL_MIN_CONNECTIONS", `must not exceed DB_POOL_MAX_CONNECTIONS (${e.DB_POOL_MAX_CONNECTIONS})`);
   }
-  if (e.DATABASE_MIGRATION_URL && !e.DATABASE_URL) {
-    throw new ConfigError("DATABASE_MIGRATION_URL", "set without DATABASE_URL");
+  if (e.DATABASE_URL && e.DATABASE_URL_FILE) {
+    throw new ConfigError("DATABASE_URL_FILE", "set either DATABASE_URL or DATABASE_URL_FILE, not both");
   }
+  if (e.DATABASE_MIGRATION_URL && !e.DATABASE_URL && !e.DATABASE_URL_FILE) {
+    throw new ConfigError("DATABASE_MIGRATION_URL", "set without DATABASE_URL or DATABASE_URL_FILE");
+  }
+  if (e.KNHK_COLOR && !e.KNHK_ACTIVE_COLOR_FILE) throw new ConfigError("KNHK_ACTIVE_COLOR_FILE", "required when KNHK_COLOR is set");
+  if (e.KNHK_ACTIVE_COLOR_FILE && !e.KNHK_COLOR) throw new ConfigError("KNHK_COLOR", "required when KNHK_ACTIVE_COLOR_FILE is set");
   if (e.KNHK_PORT !== 0 && e.KNHK_PORT === e.KNHK_METRICS_PORT) {
     throw new ConfigError("KNHK_METRICS_PORT", "must differ from KNHK_PORT");
   }
   return {
     database: {
       url: e.DATABASE_URL,
+      urlFile: e.DATABASE_URL_FILE,
       poolMax: e.DB_POOL_MAX_CONNECTIONS,
       poolMin: e.DB_POOL_MIN_CONNECTIONS,
       embeddedDir: e.KNHK_EMBEDDED_DATA_DIR,
@@ -160,6 +179,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       validationTimeoutMs: e.VALIDATION_TIMEOUT_MS,
       mapeKIntervalSeconds: e.KNHK_MAPE_K_INTERVAL_SECONDS,
     },
+    leadership: e.KNHK_COLOR && e.KNHK_ACTIVE_COLOR_FILE ? { color: e.KNHK_COLOR, activeColorFile: e.KNHK_ACTIVE_COLOR_FILE } : undefined,
     http: { host: e.KNHK_HOST, port: e.KNHK_PORT, metricsPort: e.KNHK_METRICS_PORT, bodyLimitBytes: e.KNHK_BODY_LIMIT_BYTES },
     rateLimit: { max: e.KNHK_RATE_LIMIT_MAX, windowSeconds: e.KNHK_RATE_LIMIT_WINDOW_SECONDS },
     shutdownTimeoutMs: e.KNHK_SHUTDOWN_TIMEOUT_MS,
@@ -207,7 +227,12 @@ function oidcIssuers(env: Readonly<Record<string, string | undefined>>, audience
 export function describeConfig(config: Config): Record<string, unknown> {
   const redact = (url?: string) => (url ? url.replace(/\/\/[^@/]*@/, "//***@") : undefined);
   return {
-    database: config.database.url ? redact(config.database.url) : `embedded PGlite (${config.database.embeddedDir ?? "in memory"})`,
+    database: config.database.url
+      ? redact(config.database.url)
+      : config.database.urlFile
+        ? `from DATABASE_URL_FILE ${config.database.urlFile}`
+        : `embedded PGlite (${config.database.embeddedDir ?? "in memory"})`,
+    leadership: config.leadership ? `colour ${config.leadership.color}, leads while ${config.leadership.activeColorFile} names it` : "any replica",
     pool: `${config.database.poolMin}-${config.database.poolMax}`,
     redis: config.redis ? (config.redis.mode === "sentinel" ? `sentinel ${config.redis.masterName}` : redact(config.redis.url)) : "none (in-process fallbacks)",
     oidcIssuers: config.oidc.issuers.map((i) => `${i.name}=${i.issuer}`),

@@ -37,7 +37,7 @@ export function isConnectionFailure(error: unknown): boolean {
 }
 
 /** SQLSTATE classes about the server, not the data: insufficient resources, operator intervention, system and internal errors. */
-function isServerCondition(error: unknown): boolean {
+export function isServerCondition(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code;
   return typeof code === "string" && /^(53|57|58|XX)/.test(code);
 }

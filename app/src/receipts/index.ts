@@ -1,7 +1,7 @@
 /**
  * Receipt ledger: signed, hash-chained receipts (DESIGN.md "Receipts").
  *
- *   const signer = await loadSigner({ db, env: process.env });   // KNHK_SIGNING_KEY_FILE + _VERSION, or ephemeral
+ *   const signer = await loadSigner({ db, env: process.env });   // Vault transit, KNHK_SIGNING_KEY_FILE + _VERSION, or ephemeral
  *   const ledger = createLedger({ db, signer, metrics: { onBatch, onAppended } });
  *   const receipt = await ledger.append({ operation: "mape_k.monitor", outcome: "success", evidence: {...}, sector: "default" });
  *   await ledger.close();                                          // flushes queued appends
@@ -41,10 +41,25 @@ export {
   registerSigningKey,
   signerFromPem,
   SigningKeyRegistrationError,
+  SigningUnavailableError,
   type Keyring,
+  type LocalSigner,
   type Signer,
   type SigningKeyRecord,
 } from "./keys";
+export {
+  TRANSIT_ENV,
+  chooseSigningVersion,
+  createTransitSigner,
+  readTransitKeys,
+  TransitClient,
+  TransitConfigError,
+  transitSettingsFromEnv,
+  type TransitKeyInfo,
+  type TransitKeyStatus,
+  type TransitSettings,
+  type TransitSigner,
+} from "./vault-transit";
 export { LedgerClosedError, createLedger, type Ledger, type LedgerOptions } from "./ledger";
 export { type ReceiptLink, type ReceiptLinkTable, type StagedReceipt, type StagingStatement } from "./outbox";
 export { checkChainHead, checkCheckpoints, untrustedKeys } from "./anchors";

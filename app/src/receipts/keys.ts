@@ -1,36 +1,47 @@
 /**
- * Receipt signing keys. Private keys never touch the database: a signer comes from a PEM
- * (KNHK_SIGNING_KEY_FILE, rendered by Vault in production, or KNHK_SIGNING_KEY_PEM) with its
- * KNHK_SIGNING_KEY_VERSION, or, with no key configured, from a fresh ephemeral key registered as a
- * new version. Public keys live in `receipt_signing_keys` forever, so receipts signed before a
- * rotation stay verifiable.
+ * Receipt signing keys. Private keys never touch the database: a signer is a Vault transit key
+ * (KNHK_SIGNING_VAULT_ADDR + KNHK_SIGNING_TRANSIT_KEY, production: vault-transit.ts), or a PEM
+ * (KNHK_SIGNING_KEY_FILE or KNHK_SIGNING_KEY_PEM) with its KNHK_SIGNING_KEY_VERSION, or, with no
+ * key configured, a fresh ephemeral key registered as a new version (development only). Public
+ * keys live in `receipt_signing_keys` forever, so receipts signed before a rotation stay verifiable.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { openDatabase } from "../db/open";
 import type { Database, Sql } from "../db/types";
+import { SigningKeyRegistrationError, SigningUnavailableError } from "./signing-errors";
 import { SigningPool } from "./signing-pool";
+import { createTransitSigner, TransitClient, TRANSIT_ENV, transitSettingsFromEnv, type TransitKeyStatus } from "./vault-transit";
+
+export { loadKeyring, type Keyring } from "./keyring";
+export { SigningKeyRegistrationError, SigningUnavailableError } from "./signing-errors";
 
 export interface Signer {
+  /** The version new receipts are signed with (a transit signer moves to a newly registered one). */
   readonly keyVersion: number;
-  /** Raw 32-byte ed25519 public key, base64. */
+  /** Raw 32-byte ed25519 public key of `keyVersion`, base64. */
   readonly publicKey: string;
   /** True for a key generated at start because none was configured. */
   readonly ephemeral: boolean;
+  /**
+   * ed25519 signatures (base64) over the 32 raw bytes of each hex hash, in order. `keyVersion`
+   * (default: the current one) is the version the hashes were computed with: the signer signs
+   * with exactly that version or throws. Large batches are spread over threads or requests.
+   */
+  signMany(hashes: string[], keyVersion?: number): Promise<string[]>;
+  /** Stops the signing threads / timers (optional: they never keep the process alive). */
+  close(): Promise<void>;
+}
+
+/** A signer holding its private key in this process. */
+export interface LocalSigner extends Signer {
   /** ed25519 signature (base64) over the 32 raw bytes of the hex `hash`. */
   sign(hash: string): string;
-  /** Signatures for many hashes, in order; large batches are spread over one thread per core. */
-  signMany(hashes: string[]): Promise<string[]>;
-  /** Stops the signing threads (they are unref'd while idle, so this is optional). */
-  close(): Promise<void>;
 }
 
 /** Batches smaller than this are signed in the calling thread (a thread hop costs more). */
 const PARALLEL_SIGNING_MIN = 16;
-
-/** key_version -> raw ed25519 public key (base64). */
-export type Keyring = ReadonlyMap<number, string>;
 
 export const SIGNING_KEY_ENV = {
   file: "KNHK_SIGNING_KEY_FILE",
@@ -58,7 +69,7 @@ export function signerFromPrivateKey(
   keyVersion: number,
   ephemeral = false,
   threads = availableParallelism(),
-): Signer {
+): LocalSigner {
   if (privateKey.asymmetricKeyType !== "ed25519") {
     throw new Error(`signing key must be ed25519, got ${privateKey.asymmetricKeyType ?? privateKey.type}`);
   }
@@ -73,7 +84,8 @@ export function signerFromPrivateKey(
     publicKey,
     ephemeral,
     sign: signOne,
-    async signMany(hashes) {
+    async signMany(hashes, version = keyVersion) {
+      if (version !== keyVersion) throw new SigningUnavailableError(`asked to sign as key_version ${version}, but this key is version ${keyVersion}`);
       if (!pool || hashes.length < PARALLEL_SIGNING_MIN) return hashes.map(signOne);
       return pool.signMany(hashes);
     },
@@ -81,7 +93,7 @@ export function signerFromPrivateKey(
   };
 }
 
-export function signerFromPem(pem: string, keyVersion: number): Signer {
+export function signerFromPem(pem: string, keyVersion: number): LocalSigner {
   let key: KeyObject;
   try {
     key = createPrivateKey(pem);
@@ -116,13 +128,6 @@ export async function mayRegisterKeys(db: Sql): Promise<{ role: string; trusted:
   const role = (await db.query<{ role: string }>("SELECT current_user::text AS role")).rows[0].role;
   const trusted = (await db.query<{ trusted: boolean }>(TRUSTED_REGISTRAR_SQL, [role])).rows[0].trusted;
   return { role, trusted };
-}
-
-export class SigningKeyRegistrationError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "SigningKeyRegistrationError";
-  }
 }
 
 const REGISTER_HINT =
@@ -192,8 +197,10 @@ export async function registerEphemeralSigner(db: Database): Promise<Signer> {
 export interface LoadSignerOptions {
   readonly db: Database;
   readonly env: NodeJS.ProcessEnv;
-  /** Where the "ephemeral key" notice goes; defaults to stderr. */
+  /** Where the "ephemeral key" and transit notices go; defaults to stderr. */
   readonly log?: (line: string) => void;
+  /** After each transit key check: the signing version and how many newer versions are unregistered. */
+  readonly onTransitStatus?: (status: TransitKeyStatus) => void;
   /**
    * The identity that registers keys (the owner). Default: `db` itself when it may register
    * (owner, embedded PGlite), else DATABASE_MIGRATION_URL when set, else none (an unregistered
@@ -217,6 +224,9 @@ async function withRegistrar<T>(options: LoadSignerOptions, fn: (registrar: Data
 
 /**
  * The process's signer from the environment:
+ * - KNHK_SIGNING_VAULT_ADDR with KNHK_SIGNING_TRANSIT_KEY (and KNHK_SIGNING_TRANSIT_MOUNT,
+ *   KNHK_SIGNING_VAULT_TOKEN_FILE, KNHK_SIGNING_VAULT_CA_FILE): Vault transit signs; the newest
+ *   transit version the owner registered is used (never registered here: see vault-transit.ts);
  * - KNHK_SIGNING_KEY_FILE (path to a PKCS#8 PEM ed25519 private key) or KNHK_SIGNING_KEY_PEM
  *   (the PEM itself), with KNHK_SIGNING_KEY_VERSION (positive integer, required with a key);
  * - neither: an ephemeral key, registered as a new version (logged; not for production).
@@ -229,6 +239,12 @@ export async function loadSigner(options: LoadSignerOptions): Promise<Signer> {
   const file = env[SIGNING_KEY_ENV.file];
   const inline = env[SIGNING_KEY_ENV.pem];
   const versionText = env[SIGNING_KEY_ENV.version];
+  const transit = transitSettingsFromEnv(env);
+  if (transit) {
+    const local = [SIGNING_KEY_ENV.file, SIGNING_KEY_ENV.pem, SIGNING_KEY_ENV.version].filter((name) => env[name]);
+    if (local.length) throw new Error(`${TRANSIT_ENV.addr} and ${local.join(", ")} are both set; sign either through Vault transit or with a key file, not both`);
+    return createTransitSigner({ client: new TransitClient(transit), db: options.db, log, onStatus: options.onTransitStatus });
+  }
   if (file && inline) {
     throw new Error(`${SIGNING_KEY_ENV.file} and ${SIGNING_KEY_ENV.pem} are both set; set only one`);
   }
@@ -268,13 +284,6 @@ export async function loadSigner(options: LoadSignerOptions): Promise<Signer> {
     throw error;
   }
   return signer;
-}
-
-export async function loadKeyring(db: Sql): Promise<Keyring> {
-  const result = await db.query<{ key_version: number; public_key: string }>(
-    "SELECT key_version, public_key FROM receipt_signing_keys ORDER BY key_version",
-  );
-  return new Map(result.rows.map((r) => [Number(r.key_version), r.public_key]));
 }
 
 export interface SigningKeyRecord {

@@ -15,7 +15,7 @@
  * outside the chain-head lock, so batches stay as short as before (one more CTE, no round trip).
  */
 import { randomUUID } from "node:crypto";
-import { createGroupCommit } from "../db/group-commit";
+import { createGroupCommit, isConnectionFailure, isServerCondition } from "../db/group-commit";
 import type { Database, Sql } from "../db/types";
 import {
   canonicalReceiptText,
@@ -26,6 +26,7 @@ import {
   type ValidatedInput,
 } from "./canonical";
 import type { Signer } from "./keys";
+import { SigningUnavailableError } from "./signing-errors";
 import {
   OWNER_LOCK_KEY,
   RECEIPT_LINK_TABLES,
@@ -157,6 +158,8 @@ export function createLedger(options: LedgerOptions): Ledger {
     // A child is never older than its parent, even if this process's clock lags another's.
     const createdMs = Math.max(clock(), Number(head.created_ms));
     const createdAt = isoMillis(createdMs);
+    // One version per batch: a transit signer may move to a newer version between batches.
+    const keyVersion = signer.keyVersion;
     let seq = Number(head.seq);
     let parent = head.hash;
     const seqs: number[] = [];
@@ -165,14 +168,15 @@ export function createLedger(options: LedgerOptions): Ledger {
     for (const input of taken) {
       seq += 1;
       const hash = sha256Hex(
-        canonicalReceiptText({ ...input, seq, created_at: createdAt, parent_hash: parent, key_version: signer.keyVersion }),
+        canonicalReceiptText({ ...input, seq, created_at: createdAt, parent_hash: parent, key_version: keyVersion }),
       );
       seqs.push(seq);
       parents.push(parent);
       hashes.push(hash);
       parent = hash;
     }
-    const signatures = await signer.signMany(hashes);
+    const signatures = await signer.signMany(hashes, keyVersion);
+    if (signatures.length !== hashes.length) throw new SigningUnavailableError(`signer returned ${signatures.length} signatures for ${hashes.length} receipts`);
     const receipts = taken.map(
       (input, i): Receipt => ({
         id: receiptIdFromHash(hashes[i]),
@@ -183,7 +187,7 @@ export function createLedger(options: LedgerOptions): Ledger {
         sector: input.sector,
         created_at: createdAt,
         parent_hash: parents[i],
-        key_version: signer.keyVersion,
+        key_version: keyVersion,
         hash: hashes[i],
         signature: signatures[i],
       }),
@@ -197,7 +201,7 @@ export function createLedger(options: LedgerOptions): Ledger {
       taken.map((p) => p.sector),
       receipts.map(() => createdAt),
       parents,
-      receipts.map(() => signer.keyVersion),
+      receipts.map(() => keyVersion),
       hashes,
       signatures,
       seq,
@@ -236,12 +240,17 @@ export function createLedger(options: LedgerOptions): Ledger {
     }
   }
 
-  const batches = createGroupCommit<BatchItem, Receipt>(maxBatch, async (take) => {
-    const receipts = await db.transaction((tx) => writeBatch(tx, take));
-    metrics?.onBatch?.(receipts.length);
-    metrics?.onAppended?.(receipts.length);
-    return receipts;
-  });
+  const batches = createGroupCommit<BatchItem, Receipt>(
+    maxBatch,
+    async (take) => {
+      const receipts = await db.transaction((tx) => writeBatch(tx, take));
+      metrics?.onBatch?.(receipts.length);
+      metrics?.onAppended?.(receipts.length);
+      return receipts;
+    },
+    // A signer that cannot sign fails the whole batch: splitting it would only repeat the wait.
+    { isolate: (error) => !(error instanceof SigningUnavailableError) && !isConnectionFailure(error) && !isServerCondition(error) },
+  );
 
   async function prepareStaging(input: ReceiptInput, firstParam: number, link?: ReceiptLink): Promise<StagingStatement> {
     if (closed) throw new LedgerClosedError();

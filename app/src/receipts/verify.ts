@@ -9,14 +9,17 @@
  * failure stores a new checkpoint at the last receipt it verified.
  *
  * Every run also holds the receipts to their anchors (anchors.ts): the chain head, every stored
- * checkpoint, and the registrar of each signing key.
+ * checkpoint, and the registrar of each signing key. With `trustedKeys` (published outside this
+ * database: Vault transit, or a keys file exported from it), every receipt's key_version must be
+ * there with the same public key as receipt_signing_keys, and signatures are checked with the
+ * trusted key: a key row swapped inside the database is caught.
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { Database, Sql } from "../db/types";
 import { checkChainHead, checkCheckpoints, untrustedKeys } from "./anchors";
 import { GENESIS_PARENT_HASH } from "./canonical";
-import { loadKeyring, type Keyring } from "./keys";
+import { loadKeyring, type Keyring } from "./keyring";
 import {
   VERIFY_WORKER_SOURCE,
   makeInlineVerifier,
@@ -30,6 +33,13 @@ export interface VerifyOptions {
   readonly db: Database;
   /** Public keys by version; loaded from receipt_signing_keys when absent. */
   readonly keyring?: Keyring;
+  /**
+   * Public keys from a source outside the database (Vault transit, an exported keys file). Each
+   * receipt's key_version must be in it with the key receipt_signing_keys holds.
+   */
+  readonly trustedKeys?: Keyring;
+  /** Names the trusted source in failure details, e.g. "Vault transit transit/knhk-receipts". */
+  readonly trustedSource?: string;
   /** Incremental: start after the latest stored checkpoint (from genesis when there is none). */
   readonly fromCheckpoint?: boolean;
   /** Verify at most this many receipts. */
@@ -145,7 +155,12 @@ export async function verifyChain(options: VerifyOptions): Promise<VerificationR
   if (!Number.isInteger(workerCount) || workerCount < 0 || workerCount > 256) {
     throw new RangeError(`workers: must be an integer from 0 to 256, got ${workerCount}`);
   }
-  const keyring = [...(options.keyring ?? (await loadKeyring(db))).entries()];
+  const stored = options.keyring ?? (await loadKeyring(db));
+  const trusted = options.trustedKeys;
+  const trustedSource = options.trustedSource ?? "the trusted key source";
+  // Signatures are checked with the trusted key where there is one (a version missing from the
+  // trusted source is reported once below, and checked with the stored key meanwhile).
+  const keyring = [...new Map([...stored, ...(trusted ?? new Map<number, string>())]).entries()];
 
   const signatureFailures: ChainFailure[] = [];
   const chainBreaks: ChainFailure[] = [];
@@ -236,6 +251,20 @@ export async function verifyChain(options: VerifyOptions): Promise<VerificationR
             kind: "retrocausation",
             detail: `created_at ${row.created_at} is older than its parent's ${previousCreatedAt}`,
           });
+        }
+        if (trusted) {
+          const version = Number(row.key_version);
+          const trustedKey = trusted.get(version);
+          if (trustedKey === undefined) {
+            record({ id: row.id, seq, kind: "signature_invalid", detail: `key_version ${version} is not in ${trustedSource}` });
+          } else if (stored.get(version) !== trustedKey) {
+            record({
+              id: row.id,
+              seq,
+              kind: "signature_invalid",
+              detail: `key_version ${version}: receipt_signing_keys holds a different public key than ${trustedSource} (the key row was replaced)`,
+            });
+          }
         }
         const registrar = untrusted.get(Number(row.key_version));
         if (registrar !== undefined) {

@@ -25,6 +25,14 @@ export interface HealthDeps {
   readonly startedAt?: number;
   /** Receives each probe's result (knhk_dependency_up). */
   readonly onProbe?: (dependency: "database" | "redis", up: boolean) => void;
+  /** Where the database credentials come from (DATABASE_URL_FILE): added to /ready's reason. */
+  readonly describeCredentials?: () => string;
+}
+
+/** A probe's error for /ready's reason: driver and server messages name no password; kept short. */
+function brief(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.length > 300 ? `${text.slice(0, 300)}...` : text;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -40,12 +48,15 @@ export function createHealthService(deps: HealthDeps): HealthService {
   const timeoutMs = deps.probeTimeoutMs ?? 2000;
   let shuttingDown = false;
 
+  let lastDatabaseError = "";
+
   async function database(): Promise<DependencyState> {
     try {
       await withTimeout(deps.db.query("SELECT 1"), timeoutMs, "database probe");
       deps.onProbe?.("database", true);
       return "healthy";
-    } catch {
+    } catch (error) {
+      lastDatabaseError = brief(error);
       deps.onProbe?.("database", false);
       return "down";
     }
@@ -70,7 +81,9 @@ export function createHealthService(deps: HealthDeps): HealthService {
     },
     async ready() {
       if (shuttingDown) return { ready: false, reason: "shutting down" };
-      return (await database()) === "healthy" ? { ready: true } : { ready: false, reason: "database unreachable" };
+      if ((await database()) === "healthy") return { ready: true };
+      const source = deps.describeCredentials?.();
+      return { ready: false, reason: `database unreachable: ${lastDatabaseError}${source ? ` (${source})` : ""}` };
     },
     markShuttingDown() {
       shuttingDown = true;

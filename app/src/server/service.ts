@@ -82,7 +82,10 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
     cleanups.push(["tracing", () => tracing.shutdown()]);
 
     const metrics = new ServiceMetrics();
-    const db = await openDatabase(config.database);
+    const db = await openDatabase(config.database, {
+      log: write,
+      onCredentialReload: (outcome) => metrics.inc("knhk_db_credential_reloads_total", { outcome }),
+    });
     cleanups.push(["database pool", () => db.close()]);
     if (config.database.migrateOnStart) {
       const applied = await migrateWith(config, db);
@@ -146,6 +149,7 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
       db,
       redis: () => probeRedis(redis),
       onProbe: (dependency, up) => metrics.set("knhk_dependency_up", { dependency }, up ? 1 : 0),
+      describeCredentials: db.describeCredentials,
     });
     metrics.addCollector("knhk_dependency_up", async () => void (await health.check()));
     metrics.addCollector("knhk_mape_k_leader", () => metrics.set("knhk_mape_k_leader", {}, domain.mapeK.isLeader() ? 1 : 0));

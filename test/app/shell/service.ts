@@ -41,18 +41,32 @@ export async function grantServiceRole(pg: TestPostgres, database: string): Prom
   );
 }
 
-export async function startTestService(pg: TestPostgres, env: Record<string, string> = {}): Promise<ServiceUnderTest> {
+/** A new database migrated by the owner (which creates the knhk_service role). */
+export async function createMigratedDatabase(pg: TestPostgres): Promise<string> {
   const database = await createServiceDatabase(pg);
-  // Migrations create the knhk_service role; the login role is granted it afterwards, so the
-  // first start migrates as the owner only, then the service runs as knhk_app.
-  const ownerEnv = { DATABASE_URL: pg.url(database), ...TEST_SERVICE_SETTINGS, DB_POOL_MAX_CONNECTIONS: "10" };
-  const owner = await openDatabase({ url: ownerEnv.DATABASE_URL, poolMax: 1, poolMin: 0 });
+  const owner = await openDatabase({ url: pg.url(database), poolMax: 1, poolMin: 0 });
   await migrate(owner);
   await owner.close();
+  return database;
+}
+
+export async function startTestService(pg: TestPostgres, env: Record<string, string> = {}): Promise<ServiceUnderTest> {
+  // Migrations create the knhk_service role; the login role is granted it afterwards, so the
+  // first start migrates as the owner only, then the service runs as knhk_app.
+  const database = await createMigratedDatabase(pg);
   await grantServiceRole(pg, database);
+  return startServiceOn(pg, database, { DATABASE_URL: pg.url(database, "knhk_app"), ...env });
+}
+
+/**
+ * The service on a migrated `database` with TEST_SERVICE_SETTINGS, the owner as
+ * DATABASE_MIGRATION_URL (it registers the signing key) and `env` (which names the login:
+ * DATABASE_URL or DATABASE_URL_FILE).
+ */
+export async function startServiceOn(pg: TestPostgres, database: string, env: Record<string, string>): Promise<ServiceUnderTest> {
   const logs: string[] = [];
   const service = await startService(
-    { ...ownerEnv, DATABASE_URL: pg.url(database, "knhk_app"), DATABASE_MIGRATION_URL: pg.url(database), ...env },
+    { ...TEST_SERVICE_SETTINGS, DB_POOL_MAX_CONNECTIONS: "10", DATABASE_MIGRATION_URL: pg.url(database), ...env },
     (level, message, extra) => logs.push(`${level} ${message} ${extra ? JSON.stringify(extra) : ""}`),
   );
   return {
