@@ -29,6 +29,8 @@ export interface TestPostgres {
   readonly host: string;
   readonly port: number;
   readonly dataDir: string;
+  /** Directory of the Unix socket (psql and createdb connect through it, so a TLS-only pg_hba still admits them). */
+  readonly socketDir: string;
   /** Superuser connection URL (user postgres, trust auth on loopback). */
   url(database?: string, user?: string): string;
   createDatabase(name: string): Promise<void>;
@@ -73,12 +75,13 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Test
     host,
     port,
     dataDir,
+    socketDir: root,
     url: (database = "postgres", user = "postgres") => `postgres://${user}@${host}:${port}/${database}`,
     async createDatabase(name) {
-      await runAs(join(PG_BIN, "createdb"), ["-h", host, "-p", String(port), "-U", "postgres", name]);
+      await runAs(join(PG_BIN, "createdb"), ["-h", root, "-p", String(port), "-U", "postgres", name]);
     },
     psql: (sql, database = "postgres") =>
-      runAs("psql", ["-h", host, "-p", String(port), "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql]),
+      runAs("psql", ["-h", root, "-p", String(port), "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql]),
     async start() {
       await runAs(join(PG_BIN, "pg_ctl"), ["-D", dataDir, "-o", serverOptions, "-l", join(root, "server.log"), "-w", "-t", "60", "start"]);
     },

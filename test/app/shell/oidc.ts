@@ -7,6 +7,7 @@
  *   keycloak http://127.0.0.1:P/realms/knhk      EdDSA   realm_access.roles / groups
  */
 import { createServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from "jose";
 import { ROLE_GROUPS, type Role } from "../../../app/src/auth/roles";
 
@@ -41,8 +42,8 @@ export interface TestOidc {
   /** Per-provider environment: KNHK_OIDC_<PROVIDER>_ISSUER for all three. */
   env(): Record<string, string>;
   token(provider: Provider, options?: TokenOptions): Promise<string>;
-  /** An Okta token whose groups grant exactly `role`. */
-  roleToken(role: Role, subject?: string): Promise<string>;
+  /** A token whose groups grant exactly `role` (Okta's by default). */
+  roleToken(role: Role, subject?: string, provider?: Provider): Promise<string>;
   /**
    * A token whose payload is exactly `payloadJson` (text JSON.stringify cannot produce, e.g.
    * `"exp":1e309`), signed by the provider's published key; `header` is merged into the protected header.
@@ -72,7 +73,8 @@ async function keysFor(provider: Provider): Promise<IssuerKeys> {
   return { alg, kid, privateKey, jwk, path, jwksPath };
 }
 
-export async function startOidc(): Promise<TestOidc> {
+/** `tls`: serve the JWKS over https with this certificate (issuers become https://...). */
+export async function startOidc(options: { tls?: { cert: string; key: string } } = {}): Promise<TestOidc> {
   const keys = {
     okta: await keysFor("okta"),
     azure: await keysFor("azure"),
@@ -83,17 +85,18 @@ export async function startOidc(): Promise<TestOidc> {
     azure: await keysFor("azure"),
     keycloak: await keysFor("keycloak"),
   };
-  const server: Server = createServer((request, response) => {
+  const handler = (request: import("node:http").IncomingMessage, response: import("node:http").ServerResponse) => {
     const entry = Object.values(keys).find((k) => k.jwksPath === request.url);
     if (!entry) {
       response.writeHead(404).end();
       return;
     }
     response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ keys: [entry.jwk] }));
-  });
+  };
+  const server: Server = options.tls ? createHttpsServer(options.tls, handler) : createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
-  const baseUrl = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+  const baseUrl = `${options.tls ? "https" : "http"}://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
   const issuer = (provider: Provider) => `${baseUrl}${LAYOUT[provider].path}`;
 
   const oidc: TestOidc = {
@@ -116,8 +119,8 @@ export async function startOidc(): Promise<TestOidc> {
       if (options.notBeforeIn !== undefined) jwt.setNotBefore(now + options.notBeforeIn);
       return jwt.sign(key.privateKey);
     },
-    roleToken(role, subject = `${role}-user`) {
-      return oidc.token("okta", { claims: { sub: subject, groups: [ROLE_GROUPS[role][0]] } });
+    roleToken(role, subject = `${role}-user`, provider = "okta") {
+      return oidc.token(provider, { claims: { sub: subject, groups: [ROLE_GROUPS[role][0]] } });
     },
     async signRaw(provider, payloadJson, header = {}) {
       // Signed with WebCrypto, not jose: jose refuses to sign headers a verifier must reject (e.g. unknown `crit`).
