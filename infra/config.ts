@@ -10,6 +10,7 @@ import { appSection } from "./config/app";
 import { awsSection } from "./config/aws";
 import { grafanaSection } from "./config/grafana";
 import { kubernetesSection } from "./config/kubernetes";
+import { ledgerJobsSection } from "./config/ledger-jobs";
 import { monitoringSection } from "./config/monitoring";
 import { namespaceSection } from "./config/namespace";
 import { patroniSection } from "./config/patroni";
@@ -31,6 +32,7 @@ export const SECTIONS = {
   grafana: grafanaSection,
   vault: vaultSection,
   aws: awsSection,
+  ledgerJobs: ledgerJobsSection,
 } as const;
 export type SectionName = keyof typeof SECTIONS;
 

@@ -9,6 +9,7 @@ import { StackConfig } from "./config";
 import { ComplianceArchive } from "./components/compliance-archive";
 import { Dashboards } from "./components/dashboards";
 import { KnhkService } from "./components/knhk-service";
+import { LedgerJobs } from "./components/ledger-jobs";
 import { Monitoring } from "./components/monitoring";
 import { Namespace } from "./components/namespace";
 import { PatroniCluster } from "./components/patroni-cluster";
@@ -16,6 +17,8 @@ import { RedisCluster } from "./components/redis-cluster";
 import { SchemaMigration } from "./components/schema-migration";
 import { CREDENTIAL_KEYS } from "./components/patroni-cluster";
 import { VAULT_NAMES, VaultAccess } from "./components/vault-access";
+import { retentionDays } from "./render/archive";
+import { deployedLedgerJobs, LEDGER_JOBS, ledgerJobNetworkAllows } from "./render/ledger-jobs";
 import { monitoringInput } from "./render/monitoring-bundle";
 import { APP, BACKUP, PORTS, POSTGRES, REDIS } from "./render/topology";
 import { loadStackConfig } from "./stack-config";
@@ -24,6 +27,9 @@ import { imageRef } from "./config/common";
 export async function knhkProgram(config: StackConfig = loadStackConfig()): Promise<Record<string, unknown>> {
   const provider = kubernetesProvider(config);
   const k8sOpts = { provider };
+  // The scheduled ledger jobs this stack runs, and the flows they need.
+  const ledgerJobKinds = deployedLedgerJobs(config);
+  const ledgerFlows = ledgerJobNetworkAllows(ledgerJobKinds, config.vault.server);
 
   const namespace = new Namespace(
     "knhk",
@@ -43,14 +49,18 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
         { name: "sentinel-to-redis", from: REDIS.sentinelSelector, to: REDIS.selector, ports: [PORTS.redis] },
         { name: "sentinel-to-sentinel", from: REDIS.sentinelSelector, to: REDIS.sentinelSelector, ports: [PORTS.sentinel] },
         { name: "redis-to-sentinel", from: REDIS.selector, to: REDIS.sentinelSelector, ports: [PORTS.sentinel] },
+        // The ledger CronJobs to PostgreSQL (archive, chain verification).
+        ...ledgerFlows.allows,
       ],
       externalEgress: [
         // Patroni keeps its DCS in the Kubernetes API; pgBackRest pushes WAL/backups to S3.
         { name: "postgres-external", from: POSTGRES.selector, ports: [443, 6443] },
         { name: "backup-external", from: BACKUP.selector, ports: [443] },
         { name: "restore-test-external", from: BACKUP.restoreTestSelector, ports: [443] },
+        // The archive CronJob to S3 and STS (IRSA).
+        ...ledgerFlows.externalEgress,
       ],
-      peerAllows: config.vault.enabled ? vaultFlows(config) : [],
+      peerAllows: [...(config.vault.enabled ? vaultFlows(config) : []), ...ledgerFlows.peerAllows],
     },
     k8sOpts,
   );
@@ -64,6 +74,7 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
         config: config.aws,
         namespace: ns,
         serviceServiceAccount: APP.serviceAccount,
+        archiveServiceAccounts: ledgerJobKinds.includes("archive") ? [LEDGER_JOBS.archive.serviceAccount] : [],
         backupServiceAccounts: [POSTGRES.serviceAccount, BACKUP.serviceAccount],
         tags: { "knhk/stack": config.stack },
       })
@@ -105,6 +116,7 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
           images,
           vaultRole: VAULT_NAMES.migrationAuthRole,
           ownerCredsPath: vaultAccess.ownerCredsPath,
+          transit: { mount: config.vault.mounts.transit, key: VAULT_NAMES.signingKey },
           database: { host: postgres.primaryHost, port: PORTS.postgres, name: POSTGRES.database },
           caSecretName: config.patroni.tlsSecretName,
         },
@@ -133,6 +145,38 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
     },
     { ...inNamespace, dependsOn: [namespace, postgres, redis] },
   );
+
+  // Scheduled archive run and chain verification: CronJobs on the active colour's image, each as its
+  // own least-privileged database role (Vault), after the schema they read is migrated.
+  const ledgerJobs =
+    ledgerJobKinds.length > 0
+      ? new LedgerJobs(
+          "knhk-ledger-jobs",
+          {
+            namespace: ns,
+            config: config.ledgerJobs,
+            jobs: ledgerJobKinds,
+            image: app.images[app.activeColor],
+            version: config.app.versions[app.activeColor],
+            databaseMount: config.vault.mounts.database,
+            database: { host: postgres.primaryHost, port: PORTS.postgres, name: POSTGRES.database },
+            caSecretName: config.patroni.tlsSecretName,
+            archive:
+              archive && config.aws.enabled
+                ? {
+                    ledgerBucket: archive.ledgerBucket,
+                    dataBucket: archive.dataBucket,
+                    kmsKeyArn: archive.kmsKeyArn,
+                    region: new pulumi.Config("aws").require("region"),
+                    retentionMode: config.aws.ledgerRetention.mode,
+                    retentionDays: retentionDays(config.aws.ledgerRetention),
+                    roleArn: archive.serviceRoleArn,
+                  }
+                : undefined,
+          },
+          { ...inNamespace, dependsOn: [namespace, postgres, ...(vaultAccess ? [vaultAccess] : []), ...(migration ? [migration] : [])] },
+        )
+      : undefined;
 
   const monitoring = config.monitoring.enabled
     ? new Monitoring(
@@ -172,6 +216,7 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
     prometheusRules: monitoring?.prometheusRuleNames ?? [],
     alertRules: monitoring?.alertCount ?? 0,
     dashboards: dashboards?.uids ?? [],
+    ledgerCronJobs: ledgerJobs?.cronJobNames ?? [],
     // Only the components this stack has: an undefined output is dropped with a warning.
     ...(vaultAccess ? { vaultAuthRole: vaultAccess.authRoleName } : {}),
     ...(archive

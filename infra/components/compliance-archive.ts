@@ -20,6 +20,8 @@ export interface ComplianceArchiveArgs {
   /** Kubernetes namespace and service accounts that assume the IRSA roles. */
   readonly namespace: string;
   readonly serviceServiceAccount: string;
+  /** Service accounts of the scheduled archive run (`knhk archive run`), which writes with the service's archive role. Default: none. */
+  readonly archiveServiceAccounts?: readonly string[];
   /** Service accounts running pgBackRest (the Patroni pods' archive-push and the backup Jobs). */
   readonly backupServiceAccounts: readonly string[];
   readonly tags?: Readonly<Record<string, string>>;
@@ -154,7 +156,7 @@ export class ComplianceArchive extends pulumi.ComponentResource {
       `${name}-service-role`,
       {
         description: "KNHK service: writes receipts, audit entries and data exports (IRSA)",
-        assumeRolePolicy: JSON.stringify(irsaTrustPolicy(cfg.oidcProviderArn, cfg.oidcIssuer, args.namespace, [args.serviceServiceAccount])),
+        assumeRolePolicy: JSON.stringify(irsaTrustPolicy(cfg.oidcProviderArn, cfg.oidcIssuer, args.namespace, [args.serviceServiceAccount, ...(args.archiveServiceAccounts ?? [])])),
         tags,
       },
       child,

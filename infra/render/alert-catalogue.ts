@@ -5,7 +5,8 @@
  *
  * Severity: P0 page + escalate after 30 min, P1 page + escalate after 1 h, P2 chat (4 h), P3 ticket (24 h).
  */
-import type { AlertDefinition, Duration, RecordingDefinition, RuleArea } from "./alert-rules";
+import type { AlertDefinition, Duration, RecordingDefinition, RuleArea, Severity } from "./alert-rules";
+import type { LedgerJobAlerting, LedgerJobKind } from "./ledger-jobs";
 import { jobMatcher } from "./scrape-targets";
 
 export interface CatalogueOptions {
@@ -17,6 +18,8 @@ export interface CatalogueOptions {
   readonly sentinelQuorum: number;
   /** Patroni's `maximum_lag_on_failover` in bytes: a replica further behind cannot take over. */
   readonly maximumLagOnFailoverBytes: number;
+  /** The scheduled ledger jobs the stack runs (ledgerJobAlerting): one staleness alert each. Default: none. */
+  readonly ledgerJobs?: readonly LedgerJobAlerting[];
 }
 
 /** Availability objective: 99.9% of the time every service instance answers. */
@@ -197,7 +200,11 @@ function integrityArea(): RuleArea {
     alerts: [
       {
         alert: "KnhkReceiptChainBroken",
-        expr: `sum by (kind) (knhk_receipt_chain_breaks_total{${SERVICE}}) > 0`,
+        // A verification in a service process (POST /receipts/verify, the deploy's) counts into the
+        // counter; a scheduled one (knhk-verify-chain CronJobs) is exported from ledger_job_runs.
+        expr:
+          `(sum by (kind) (knhk_receipt_chain_breaks_total{${SERVICE}}) > 0)` +
+          ` or (max by (kind) (knhk_receipt_chain_verification_failures{${SERVICE}}) > 0)`,
         for: "1m",
         severity: "P0",
         summary: "KNHK receipt chain integrity failure ({{ $labels.kind }})",
@@ -387,6 +394,58 @@ function workloadArea(o: CatalogueOptions): RuleArea {
   };
 }
 
+/** `4h`, `13h`, `8d`: a whole number of the largest unit that divides the seconds. */
+export function durationText(seconds: number): string {
+  for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60]] as const) if (seconds % size === 0) return `${seconds / size}${unit}`;
+  return `${seconds}s`;
+}
+
+const LEDGER_JOB_ALERTS: Readonly<Record<LedgerJobKind, { alert: string; severity: Severity; what: string; impact: string }>> = {
+  archive: {
+    alert: "KnhkArchiveStale",
+    severity: "P2",
+    what: "archive run",
+    impact: "new receipts and audit entries are not in the Object Lock bucket and observations pile up in PostgreSQL",
+  },
+  verifyChain: {
+    alert: "KnhkChainVerificationStale",
+    severity: "P2",
+    what: "incremental chain verification",
+    impact: "a break in the newest receipts would go unnoticed (KnhkReceiptChainBroken cannot fire)",
+  },
+  fullVerification: {
+    alert: "KnhkChainFullVerificationStale",
+    severity: "P3",
+    what: "full chain verification",
+    impact: "a receipt rewritten below the last checkpoint would go unnoticed",
+  },
+};
+
+/**
+ * Staleness of the scheduled ledger jobs from kube-state-metrics: the CronJob's last successful
+ * completion (or its creation, before the first success) is older than the job's alert age. A
+ * failing, suspended, unschedulable or never-started job all look alike here: no success.
+ */
+function ledgerJobsArea(o: CatalogueOptions): RuleArea | undefined {
+  if (!o.ledgerJobs?.length) return undefined;
+  return {
+    name: "ledger-jobs",
+    alerts: o.ledgerJobs.map((job) => {
+      const def = LEDGER_JOB_ALERTS[job.kind];
+      const sel = `namespace="${o.namespace}",cronjob="${job.cronJob}"`;
+      return {
+        alert: def.alert,
+        expr: `time() - max by (cronjob) (kube_cronjob_status_last_successful_time{${sel}} or kube_cronjob_created{${sel}}) > ${job.alertAfterSeconds}`,
+        for: "10m",
+        severity: def.severity,
+        summary: `The scheduled ${def.what} (CronJob ${job.cronJob}) has not succeeded for more than ${durationText(job.alertAfterSeconds)}`,
+        description: `The last successful run of CronJob {{ $labels.cronjob }} finished {{ $value | humanizeDuration }} ago (or it never succeeded since it was created): ${def.impact}.`,
+        runbook: "ledger-jobs",
+      };
+    }),
+  };
+}
+
 /** Time-based escalation: a P0 still firing after 30 min (P1: 1 h) pages the escalation receiver. */
 function escalationArea(o: CatalogueOptions): RuleArea {
   const escalation = (severity: "P0" | "P1", after: Duration, afterText: string): AlertDefinition => ({
@@ -406,5 +465,17 @@ function escalationArea(o: CatalogueOptions): RuleArea {
 
 /** All areas, in the order their PrometheusRules are created. */
 export function knhkRuleAreas(o: CatalogueOptions): RuleArea[] {
-  return [sloArea(), latencyArea(), databasePoolArea(), integrityArea(), patroniArea(o), backupArea(), redisArea(o), workloadArea(o), escalationArea(o)];
+  const ledgerJobs = ledgerJobsArea(o);
+  return [
+    sloArea(),
+    latencyArea(),
+    databasePoolArea(),
+    integrityArea(),
+    ...(ledgerJobs ? [ledgerJobs] : []),
+    patroniArea(o),
+    backupArea(),
+    redisArea(o),
+    workloadArea(o),
+    escalationArea(o),
+  ];
 }

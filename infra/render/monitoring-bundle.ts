@@ -10,6 +10,7 @@ import type { StackConfig } from "../config";
 import { knhkRuleAreas } from "./alert-catalogue";
 import { renderRuleGroups, ruleFile, type RenderedRuleGroup } from "./alert-rules";
 import { alertmanagerConfigSpec, alertmanagerYaml, type AlertRoutingConfig } from "./alertmanager";
+import { ledgerJobAlerting, type LedgerJobAlerting } from "./ledger-jobs";
 
 export interface MonitoringInput {
   readonly namespace: string;
@@ -18,6 +19,8 @@ export interface MonitoringInput {
   readonly sentinelQuorum: number;
   readonly maximumLagOnFailoverBytes: number;
   readonly routing: AlertRoutingConfig;
+  /** The scheduled ledger jobs the stack deploys (their staleness alerts). Default: none. */
+  readonly ledgerJobs?: readonly LedgerJobAlerting[];
 }
 
 /** Where the Alertmanager pod mounts the receiver Secrets in the plain alertmanager.yml. */
@@ -48,6 +51,7 @@ export function monitoringInput(config: StackConfig): MonitoringInput {
     runbookBaseUrl: m.runbookBaseUrl,
     sentinelQuorum: config.redis.quorum,
     maximumLagOnFailoverBytes: config.patroni.maximumLagOnFailover,
+    ledgerJobs: ledgerJobAlerting(config),
     routing: {
       pagerRoutingKey: { name: secret, key: RECEIVER_SECRET_KEYS.pagerRoutingKey },
       escalationRoutingKey: { name: secret, key: RECEIVER_SECRET_KEYS.escalationRoutingKey },
@@ -66,6 +70,7 @@ export function monitoringDocuments(input: MonitoringInput, secretDir = ALERTMAN
     cluster: input.cluster,
     sentinelQuorum: input.sentinelQuorum,
     maximumLagOnFailoverBytes: input.maximumLagOnFailoverBytes,
+    ledgerJobs: input.ledgerJobs,
   });
   return {
     ruleGroups: renderRuleGroups(areas, { cluster: input.cluster, namespace: input.namespace, runbookBaseUrl: input.runbookBaseUrl }),

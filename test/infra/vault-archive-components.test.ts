@@ -98,12 +98,12 @@ describe("ComplianceArchive and VaultAccess per stack", () => {
     expect(key.inputs.enableKeyRotation).toBe(true);
   });
 
-  it("IRSA roles trust exactly the service's and pgBackRest's service accounts", () => {
+  it("IRSA roles trust exactly the service's (and its scheduled archive run's) and pgBackRest's service accounts", () => {
     const roles = ofType(results.prod, "aws:iam/role:Role");
     const trust = (suffix: string) => JSON.parse(String(roles.find((x) => x.name.endsWith(suffix))!.inputs.assumeRolePolicy));
     const subject = (doc: { Statement: { Condition: { StringEquals: Record<string, string | string[]> } }[] }) =>
       Object.entries(doc.Statement[0].Condition.StringEquals).find(([k]) => k.endsWith(":sub"))![1];
-    expect(subject(trust("-service-role"))).toBe("system:serviceaccount:knhk:knhk-service");
+    expect(subject(trust("-service-role"))).toEqual(["system:serviceaccount:knhk:knhk-service", "system:serviceaccount:knhk:knhk-archive"]);
     expect(subject(trust("-backup-role"))).toEqual(["system:serviceaccount:knhk:postgres", "system:serviceaccount:knhk:pgbackrest"]);
     const postgresSa = results.prod.k8sObjects.find((o) => o.kind === "ServiceAccount" && o.metadata.name === "postgres")!;
     expect((postgresSa.metadata.annotations as Record<string, string>)["eks.amazonaws.com/role-arn"]).toBe(

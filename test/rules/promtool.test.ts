@@ -9,6 +9,7 @@ import { parseStackConfig } from "../../infra/config";
 import { isAlertRule, type RenderedAlertRule, type RenderedRuleGroup } from "../../infra/render/alert-rules";
 import { monitoringFiles, monitoringInput } from "../../infra/render/monitoring-bundle";
 import { listStacks, readStackConfigFile } from "../../infra/testing/render";
+import { gauge } from "./series";
 import { ALERT_SCENARIOS, type AlertScenario } from "./scenarios";
 import { expandTemplate, minutes, run, tempDir, testRuleGroups, writeRuleFile, writeYaml, removeTempDirs } from "./tools";
 
@@ -89,6 +90,27 @@ describe("promtool test rules: every alert", () => {
 
   test.each(alerts.map((a) => [a.alert, a] as const))("%s fires at its threshold after its for, not just below", (_name, rule) => {
     const result = promtoolTest(rule);
+    if (result.status !== 0) throw new Error(result.output);
+    expect(result.output).toMatch(/SUCCESS/);
+  });
+
+  test("KnhkReceiptChainBroken fires from a scheduled verification's recorded failures alone (no in-process verification)", () => {
+    const rule = alerts.find((a) => a.alert === "KnhkReceiptChainBroken");
+    if (!rule) throw new Error("KnhkReceiptChainBroken missing");
+    const svc = { job: "knhk-service", instance: "a" };
+    const scheduled = (mode: string, kind: string, n: number) => gauge("knhk_receipt_chain_verification_failures", { ...svc, kind, mode }, n);
+    const noCounter = gauge("knhk_receipt_chain_breaks_total", { ...svc, kind: "parent_mismatch" }, 0);
+    const scenario: AlertScenario = {
+      severity: "P0",
+      start: 0,
+      // The weekly full run found 2 parent mismatches; the later incremental runs are clean.
+      fire: [noCounter, scheduled("full", "parent_mismatch", 2), scheduled("incremental", "parent_mismatch", 0)],
+      calm: [noCounter, scheduled("full", "parent_mismatch", 0), scheduled("incremental", "parent_mismatch", 0)],
+      labels: { kind: "parent_mismatch" },
+      value: "2",
+    };
+    const testPath = writeYaml(join(dir, "KnhkReceiptChainBroken-scheduled.test.yaml"), unitTests(rule, scenario, rulesPath));
+    const result = run("promtool", ["test", "rules", testPath]);
     if (result.status !== 0) throw new Error(result.output);
     expect(result.output).toMatch(/SUCCESS/);
   });

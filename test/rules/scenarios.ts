@@ -61,6 +61,13 @@ const crashLoop = (value: number) => [
   // Another namespace's crash loop is not ours.
   gauge("kube_pod_container_status_waiting_reason", { ...KSM, namespace: "other", pod: "x-1", container: "x", reason: "CrashLoopBackOff" }, 1),
 ];
+/** A CronJob created at time 0; `lastSuccess` (seconds) when it ever succeeded. */
+const cronJob = (name: string, lastSuccess?: number, namespace = "knhk") => [
+  gauge("kube_cronjob_created", { ...KSM, namespace, cronjob: name }, 0),
+  ...(lastSuccess === undefined ? [] : [gauge("kube_cronjob_status_last_successful_time", { ...KSM, namespace, cronjob: name }, lastSuccess)]),
+];
+/** Stale CronJobs that are not the alert's: another namespace's, and another job of ours. */
+const otherCronJobs = (name: string) => [...cronJob(name, undefined, "other"), ...cronJob("pgbackrest-full")];
 const hpa = (current: number, max: number) => [
   gauge("kube_horizontalpodautoscaler_status_current_replicas", { ...KSM, horizontalpodautoscaler: "knhk-blue" }, current),
   gauge("kube_horizontalpodautoscaler_spec_max_replicas", { ...KSM, horizontalpodautoscaler: "knhk-blue" }, max),
@@ -132,6 +139,33 @@ export const ALERT_SCENARIOS: Readonly<Record<string, AlertScenario>> = {
     calm: [gauge("knhk_receipt_chain_breaks_total", { ...SVC, kind: "hash_mismatch" }, 0)],
     labels: { kind: "hash_mismatch" },
     value: "1",
+  },
+  // Alert ages of TEST_INPUT.ledgerJobs: 2 h, 3 h, 5 h. Fire: created at 0 and never succeeded
+  // (the `or kube_cronjob_created` side); calm: it succeeded at 1800 s, younger than the age at
+  // every check (the last success wins over the creation time).
+  KnhkArchiveStale: {
+    severity: "P2",
+    start: 121,
+    fire: [...cronJob("knhk-archive"), ...otherCronJobs("knhk-archive")],
+    calm: [...cronJob("knhk-archive", 1800), ...otherCronJobs("knhk-archive")],
+    labels: { cronjob: "knhk-archive" },
+    value: "2h 11m 0s",
+  },
+  KnhkChainVerificationStale: {
+    severity: "P2",
+    start: 181,
+    fire: [...cronJob("knhk-verify-chain", 0), ...otherCronJobs("knhk-verify-chain")],
+    calm: [...cronJob("knhk-verify-chain", 1800), ...otherCronJobs("knhk-verify-chain")],
+    labels: { cronjob: "knhk-verify-chain" },
+    value: "3h 11m 0s",
+  },
+  KnhkChainFullVerificationStale: {
+    severity: "P3",
+    start: 301,
+    fire: [...cronJob("knhk-verify-chain-full")],
+    calm: [...cronJob("knhk-verify-chain-full", 1800)],
+    labels: { cronjob: "knhk-verify-chain-full" },
+    value: "5h 11m 0s",
   },
   KnhkTelemetrySchemaViolations: {
     severity: "P2",

@@ -24,6 +24,12 @@ export const TEST_INPUT: MonitoringInput = {
   sentinelQuorum: 2,
   maximumLagOnFailoverBytes: 1_048_576,
   routing: TEST_ROUTING,
+  // Shorter than the defaults (4 h, 13 h, 8 d): promtool evaluates every rule each test minute.
+  ledgerJobs: [
+    { kind: "archive", cronJob: "knhk-archive", alertAfterSeconds: 2 * 3600 },
+    { kind: "verifyChain", cronJob: "knhk-verify-chain", alertAfterSeconds: 3 * 3600 },
+    { kind: "fullVerification", cronJob: "knhk-verify-chain-full", alertAfterSeconds: 5 * 3600 },
+  ],
 };
 
 export function testRuleGroups(): RenderedRuleGroup[] {
