@@ -4,6 +4,7 @@
  * memory, unsealed, on a free loopback port, with a random root token.
  *
  *   const bao = await startOpenBao();                 // { tls: true }: HTTPS, bao.caFile is its CA
+ *                                                     // { audit: true }: every request in bao.auditLog (JSON lines)
  *   await bao.enableMount("transit", "transit");
  *   await bao.root("POST", "transit/keys/knhk-receipts", { type: "ed25519" });
  *   await bao.writePolicy("knhk-service", hcl);
@@ -87,6 +88,8 @@ export interface TestOpenBao {
   readonly rootToken: string;
   /** PEM of the CA the TLS listener's certificate chains to (tls mode only). */
   readonly caFile: string | undefined;
+  /** The file audit device's log (audit mode only): one JSON object per request and response. */
+  readonly auditLog: string | undefined;
   /** A call with any token (or none). */
   request(method: string, path: string, body?: unknown, token?: string): Promise<BaoResponse>;
   /** A call as root; throws on a status >= 400 naming the path and Vault's errors. */
@@ -134,7 +137,7 @@ async function started(proc: TrackedProcess, what: string, ready: () => Promise<
   }
 }
 
-export async function startOpenBao(options: { tls?: boolean } = {}): Promise<TestOpenBao> {
+export async function startOpenBao(options: { tls?: boolean; audit?: boolean } = {}): Promise<TestOpenBao> {
   const binary = openbaoBinary();
   const dir = mkdtempSync(join(tmpdir(), "knhk-openbao-"));
   const port = await freePort();
@@ -143,6 +146,13 @@ export async function startOpenBao(options: { tls?: boolean } = {}): Promise<Tes
   const addr = `${tls ? "https" : "http"}://127.0.0.1:${port}`;
   const args = ["server", "-dev", "-dev-no-store-token", `-dev-listen-address=127.0.0.1:${port}`];
   if (tls) args.push("-dev-tls", `-dev-tls-cert-dir=${dir}`);
+  // OpenBao enables audit devices from its configuration only (not through the API).
+  const auditLog = options.audit ? join(dir, "audit.log") : undefined;
+  if (auditLog) {
+    const config = join(dir, "audit.hcl");
+    writeFileSync(config, `audit "file" "file" {\n  options {\n    file_path = "${auditLog}"\n  }\n}\n`);
+    args.push(`-config=${config}`);
+  }
   const server = spawnTracked(binary, args, {
     stdio: ["ignore", "pipe", "pipe"],
     env: baoEnv(dir, { BAO_DEV_ROOT_TOKEN_ID: rootToken }),
@@ -158,7 +168,12 @@ export async function startOpenBao(options: { tls?: boolean } = {}): Promise<Tes
     return (await baoRequest(addr, "GET", "sys/health", { ca })).status === 200;
   };
   await started(server, `bao server on ${port}`, health, output);
-  const unsealKey = /Unseal Key: (\S+)/.exec(output())?.[1];
+  // Printed once the server is up (possibly after it first answers).
+  const unsealKey = async () => {
+    let key: string | undefined;
+    await waitFor("bao server -dev to print its unseal key", async () => (key = /Unseal Key: (\S+)/.exec(output())?.[1]) !== undefined, 10_000, 50);
+    return key as string;
+  };
 
   const request = (method: string, path: string, body?: unknown, token?: string) => baoRequest(addr, method, path, { body, token, ca });
   const root = async (method: string, path: string, body?: unknown) => {
@@ -171,6 +186,7 @@ export async function startOpenBao(options: { tls?: boolean } = {}): Promise<Tes
     port,
     rootToken,
     caFile,
+    auditLog,
     request,
     root,
     async enableMount(path, type, mountOptions = {}) {
@@ -187,8 +203,7 @@ export async function startOpenBao(options: { tls?: boolean } = {}): Promise<Tes
       await root("PUT", "sys/seal");
     },
     async unseal() {
-      if (!unsealKey) throw new Error("bao server -dev printed no unseal key");
-      const response = await request("PUT", "sys/unseal", { key: unsealKey });
+      const response = await request("PUT", "sys/unseal", { key: await unsealKey() });
       if (response.status !== 200 || response.body.sealed !== false) throw new Error(`OpenBao unseal: HTTP ${response.status}`);
       await waitFor("OpenBao active after unseal", async () => (await request("GET", "sys/health")).status === 200, 30_000, 100);
     },

@@ -4,9 +4,18 @@
  *       Verifies the stored chain; exit 0 when intact, 1 on any failure, 2 on bad usage.
  *       Progress goes to stderr for long runs. --record-run (the scheduled jobs) stores the
  *       outcome in ledger_job_runs, which the service exports for the chain-integrity alert.
+ *       --trusted-keys <file> and/or --trusted-keys-from-vault: a key source outside the database
+ *       (a keys file written by export-transit-keys; Vault transit through the KNHK_SIGNING_*
+ *       variables): every receipt's key_version must be there with the key the database holds.
  *   register-key --version N (--key-file <pem> | --public-key <base64>)
  *       Registers a signing key's public half (run as the database owner: the service role may
  *       not). The PEM may be the private key (only its public half is stored) or the public key.
+ *   register-transit-keys
+ *       Registers every version of the Vault transit signing key (KNHK_SIGNING_VAULT_ADDR,
+ *       KNHK_SIGNING_TRANSIT_MOUNT, KNHK_SIGNING_TRANSIT_KEY...) not registered yet, as the
+ *       database owner (DATABASE_URL). The migration Job runs it after the migrations.
+ *   export-transit-keys
+ *       Prints the transit key's public keys as a keys file (JSON) for --trusted-keys.
  *   export --out <dir|-> [--after-seq N]
  *       Writes receipts (seq > N) as NDJSON, one receipt per line, to stdout (-) or to
  *       <dir>/receipts-<first>-<last>.ndjson.
@@ -16,7 +25,9 @@ import { createWriteStream, mkdirSync, readFileSync, renameSync } from "node:fs"
 import { join } from "node:path";
 import { once } from "node:events";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { rawPublicKey, registerSigningKey, SigningKeyRegistrationError } from "../receipts/keys";
+import { loadKeyring, rawPublicKey, registerSigningKey, SigningKeyRegistrationError, SigningUnavailableError } from "../receipts/keys";
+import { exportTrustedKeys, mergeTrustedKeys, parseTrustedKeys, transitSource, TrustedKeysError } from "../receipts/trusted-keys";
+import { readTransitKeys, TRANSIT_ENV, TransitConfigError, transitSettingsFromEnv, type TransitSettings } from "../receipts/vault-transit";
 import { exportReceipts } from "../receipts/store";
 import { verifyChain } from "../receipts/verify";
 import { recordRun, verificationRun } from "../ledger-jobs";
@@ -25,7 +36,10 @@ import type { CliContext } from "./context";
 
 const USAGE = `usage:
   knhk receipts verify-chain [--format text|json] [--limit N] [--incremental] [--workers N] [--record-run]
+                             [--trusted-keys <file>] [--trusted-keys-from-vault]
   knhk receipts register-key --version N (--key-file <pem> | --public-key <base64>)
+  knhk receipts register-transit-keys      (KNHK_SIGNING_VAULT_ADDR, KNHK_SIGNING_TRANSIT_KEY, ...)
+  knhk receipts export-transit-keys        (prints a keys file for --trusted-keys)
   knhk receipts export --out <dir|-> [--after-seq N]
 `;
 
@@ -71,6 +85,34 @@ export function formatReport(report: VerificationReport): string {
   return lines.join("\n") + "\n";
 }
 
+/** The transit settings from the environment; a command that needs them fails with exit 2 without. */
+function transitSettings(ctx: CliContext, command: string): TransitSettings {
+  const settings = transitSettingsFromEnv(ctx.env);
+  if (!settings) throw new UsageError(`${command}: ${TRANSIT_ENV.addr} and ${TRANSIT_ENV.key} must name the Vault transit signing key`);
+  return settings;
+}
+
+/** The keys of --trusted-keys and/or --trusted-keys-from-vault, merged (they must agree). */
+async function trustedKeys(file: string | undefined, fromVault: boolean, ctx: CliContext): Promise<{ keys: ReadonlyMap<number, string>; source: string } | undefined> {
+  const sources: { keys: ReadonlyMap<number, string>; source: string }[] = [];
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (error) {
+      throw new UsageError(`--trusted-keys: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    const parsed = parseTrustedKeys(text, file);
+    sources.push({ keys: parsed.keys, source: `keys file ${file} (${parsed.source})` });
+  }
+  if (fromVault) {
+    const settings = transitSettings(ctx, "--trusted-keys-from-vault");
+    sources.push({ keys: (await readTransitKeys(settings)).keys, source: `Vault transit ${settings.mount}/${settings.key}` });
+  }
+  if (sources.length === 0) return undefined;
+  return { keys: mergeTrustedKeys(sources), source: sources.map((s) => s.source).join(" and ") };
+}
+
 async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
   const { values } = parse(args, {
     format: { type: "string", default: "text" },
@@ -78,6 +120,8 @@ async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
     incremental: { type: "boolean", default: false },
     workers: { type: "string" },
     "record-run": { type: "boolean", default: false },
+    "trusted-keys": { type: "string" },
+    "trusted-keys-from-vault": { type: "boolean", default: false },
   });
   const format = values.format as string;
   if (format !== "text" && format !== "json") throw new UsageError(`--format: must be text or json, got ${JSON.stringify(format)}`);
@@ -85,6 +129,8 @@ async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
   const workers = positiveInteger("workers", values.workers as string | undefined, true);
   const recordIt = values["record-run"] === true;
   if (recordIt && limit !== undefined) throw new UsageError("--record-run: not with --limit (a partial run is no verification of the chain)");
+  const trusted = await trustedKeys(values["trusted-keys"] as string | undefined, values["trusted-keys-from-vault"] === true, ctx);
+  if (trusted) write(ctx.stderr, `verify-chain: trusting the public keys of ${trusted.source} (versions ${[...trusted.keys.keys()].join(", ")})\n`);
   let lastPrint = 0;
   const started = Date.now();
   const report = await verifyChain({
@@ -92,6 +138,8 @@ async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
     limit,
     workers,
     fromCheckpoint: values.incremental === true,
+    trustedKeys: trusted?.keys,
+    trustedSource: trusted?.source,
     onProgress: ({ verified, total, seq }) => {
       const now = Date.now();
       if (total < 20_000 || (now - lastPrint < 1000 && verified < total)) return;
@@ -149,6 +197,38 @@ async function registerKeyCommand(args: string[], ctx: CliContext): Promise<numb
   return 0;
 }
 
+async function registerTransitKeysCommand(args: string[], ctx: CliContext): Promise<number> {
+  parse(args, {});
+  const settings = transitSettings(ctx, "register-transit-keys");
+  const transit = await readTransitKeys(settings);
+  const registered = await loadKeyring(ctx.db);
+  let failed = false;
+  for (const [version, publicKey] of [...transit.keys].sort(([a], [b]) => a - b)) {
+    if (registered.get(version) === publicKey) {
+      write(ctx.stdout, `transit ${settings.mount}/${settings.key} version ${version}: already registered\n`);
+      continue;
+    }
+    try {
+      await registerSigningKey(ctx.db, { keyVersion: version, publicKey, ephemeral: false });
+      write(ctx.stdout, `transit ${settings.mount}/${settings.key} version ${version}: registered (${publicKey})\n`);
+    } catch (error) {
+      if (!(error instanceof SigningKeyRegistrationError) && !/registered with a different public key/.test((error as Error).message)) throw error;
+      const reason =
+        error instanceof SigningKeyRegistrationError ? error.message : `key_version ${version} is registered with another public key than transit's; it never signs`;
+      write(ctx.stderr, `receipts register-transit-keys: version ${version}: ${reason}\n`);
+      failed = true;
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+async function exportTransitKeysCommand(args: string[], ctx: CliContext): Promise<number> {
+  parse(args, {});
+  const settings = transitSettings(ctx, "export-transit-keys");
+  write(ctx.stdout, exportTrustedKeys(await readTransitKeys(settings), transitSource(settings)));
+  return 0;
+}
+
 async function exportCommand(args: string[], ctx: CliContext): Promise<number> {
   const { values } = parse(args, { out: { type: "string" }, "after-seq": { type: "string" } });
   const out = values.out as string | undefined;
@@ -197,6 +277,10 @@ export async function run(args: string[], ctx: CliContext): Promise<number> {
         return await exportCommand(rest, ctx);
       case "register-key":
         return await registerKeyCommand(rest, ctx);
+      case "register-transit-keys":
+        return await registerTransitKeysCommand(rest, ctx);
+      case "export-transit-keys":
+        return await exportTransitKeysCommand(rest, ctx);
       case undefined:
       case "help":
       case "--help":
@@ -206,9 +290,13 @@ export async function run(args: string[], ctx: CliContext): Promise<number> {
         throw new UsageError(`unknown receipts command ${JSON.stringify(command)}`);
     }
   } catch (error) {
-    if (error instanceof UsageError) {
-      write(ctx.stderr, `receipts: ${error.message}\n${USAGE}`);
+    if (error instanceof UsageError || error instanceof TransitConfigError || error instanceof TrustedKeysError) {
+      write(ctx.stderr, `receipts: ${error.message}\n${error instanceof UsageError ? USAGE : ""}`);
       return 2;
+    }
+    if (error instanceof SigningUnavailableError) {
+      write(ctx.stderr, `receipts: ${error.message}\n`);
+      return 1;
     }
     throw error;
   }
