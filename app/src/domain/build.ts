@@ -37,7 +37,7 @@ export function buildDomain(deps: DomainDeps): Domain {
   const patterns = createPatternService(ctx, snapshots);
   const proposalCore = createProposalCore(ctx);
   const validation = createValidationService(ctx);
-  const mapeK = createMapeK(ctx, { snapshots, patterns, proposals: proposalCore, validation });
+  const mapeK = createMapeK(ctx, { snapshots, patterns, proposals: proposalCore, validation }, s.leadership);
   let initialised: Promise<void> | undefined;
   return {
     observations: createObservationService(ctx, snapshots),

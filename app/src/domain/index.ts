@@ -39,6 +39,18 @@ export { systemClock } from "./ports";
 export type { HotPathKernel } from "./hotpath-port";
 export { contentHash, GENESIS_CONTENT } from "./knowledge";
 
+export type LeadershipState = { readonly eligible: true } | { readonly eligible: false; readonly reason: string };
+
+/**
+ * Whether this replica may run the MAPE-K loop (blue-green: only the active colour may). Without
+ * a gate every replica may.
+ */
+export interface LeadershipGate {
+  state(): LeadershipState;
+  /** Called on every change of eligibility; returns the unsubscribe. */
+  onChange(listener: (eligible: boolean) => void): () => void;
+}
+
 export interface DomainSettings {
   /** PATTERN_WINDOW_SECONDS: the detection window. */
   readonly patternWindowSeconds: number;
@@ -52,6 +64,12 @@ export interface DomainSettings {
   readonly replicaId?: string;
   /** Content of the genesis snapshot created by init() on an empty database (default GENESIS_CONTENT). */
   readonly genesisContent?: KnowledgeContent;
+  /**
+   * Who may run the loop: an ineligible replica never competes for the leader lock, a leader that
+   * becomes ineligible steps down after its current cycle, and an on-demand execute() on it is
+   * refused (ConflictError). Default: always eligible.
+   */
+  readonly leadership?: LeadershipGate;
 }
 
 export interface DomainDeps {
@@ -108,10 +126,10 @@ export interface SnapshotService {
 }
 
 export interface MapeKService {
-  /** Runs one Monitor-Analyze-Plan-Execute-Knowledge cycle now. */
+  /** Runs one Monitor-Analyze-Plan-Execute-Knowledge cycle now; ConflictError on a replica the leadership gate excludes. */
   execute(options?: { readonly trigger?: MapeKTrigger }): Promise<MapeKCycle>;
   getCycle(id: string): Promise<MapeKCycle>;
-  /** Competes for leadership (pg advisory lock on a dedicated session); the leader runs cycles every mapeKIntervalMs. */
+  /** Competes for leadership (pg advisory lock on a dedicated session) while eligible; the leader runs cycles every mapeKIntervalMs. */
   startScheduler(): void;
   /** Stops the scheduler, waits for a running cycle, releases the lock. */
   stopScheduler(): Promise<void>;

@@ -2,12 +2,16 @@
  * The MAPE-K loop: Monitor (observations in the window), Analyze (pattern rules), Plan
  * (proposals), Execute (validate, promote when allowed), Knowledge (record the outcome). Each
  * phase appends a receipt. With several replicas only the holder of a PostgreSQL advisory lock,
- * taken on a dedicated session, runs the scheduled loop.
+ * taken on a dedicated session, runs the scheduled loop. A leadership gate (blue-green: the
+ * active colour) decides which replicas may compete at all; on-demand cycles obey it too, since an
+ * idle colour is reached only on purpose (its own Service) and may run a version that has not
+ * passed its smoke test, which must not promote snapshots.
  */
 import { randomUUID } from "node:crypto";
+import type { Sql } from "../db/types";
 import { iso, isUuid, receipt, type DomainContext } from "./context";
 import { ConflictError, NotFoundError } from "./errors";
-import type { MapeKService } from "./index";
+import type { LeadershipGate, LeadershipState, MapeKService } from "./index";
 import { windowEndingAt } from "./detectors";
 import { EVIDENCE_LIST_LIMIT, type PatternInternals } from "./patterns";
 import { MAX_GENERATE, type createProposalCore } from "./proposals";
@@ -38,21 +42,29 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Resolves after ms, or at once when signal aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/** Resolves after ms, or at once when any signal aborts. */
+function sleep(ms: number, ...signals: AbortSignal[]): Promise<void> {
   return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
+    if (signals.some((s) => s.aborted)) return resolve();
     const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
+    for (const s of signals) s.addEventListener("abort", done, { once: true });
     function done() {
       clearTimeout(timer);
-      signal.removeEventListener("abort", done);
+      for (const s of signals) s.removeEventListener("abort", done);
       resolve();
     }
   });
 }
 
-export function createMapeK(ctx: DomainContext, services: Services): MapeKService {
+const ALWAYS: LeadershipState = { eligible: true };
+
+/** Refusal of a cycle on a replica the leadership gate excludes (HTTP 409). */
+function ineligible(state: LeadershipState & { eligible: false }): ConflictError {
+  return new ConflictError(`MAPE-K cycles run only on the active colour: ${state.reason}`, "inactive_color");
+}
+
+export function createMapeK(ctx: DomainContext, services: Services, gate?: LeadershipGate): MapeKService {
+  const eligibility = (): LeadershipState => gate?.state() ?? ALWAYS;
   let queue: Promise<unknown> = Promise.resolve();
   let leader = false;
   let stopper: AbortController | undefined;
@@ -202,10 +214,15 @@ export function createMapeK(ctx: DomainContext, services: Services): MapeKServic
    * advisory lock held for the cycle (the cycle's own queries use other pool connections).
    */
   function execute(options: { readonly trigger?: MapeKTrigger } = {}): Promise<MapeKCycle> {
+    const before = eligibility();
+    if (!before.eligible) return Promise.reject(ineligible(before));
     const next = queue.then(() =>
       ctx.db.session(async (session) => {
         await session.query("SELECT pg_advisory_lock(hashtext($1))", [CYCLE_LOCK]);
         try {
+          // Eligibility may have changed while this cycle waited for another's.
+          const now = eligibility();
+          if (!now.eligible) throw ineligible(now);
           return await cycle(options.trigger ?? "on_demand");
         } finally {
           await session.query("SELECT pg_advisory_unlock(hashtext($1))", [CYCLE_LOCK]).catch(() => undefined);
@@ -231,30 +248,48 @@ export function createMapeK(ctx: DomainContext, services: Services): MapeKServic
     ctx.metrics.set("knhk_mape_k_leader", {}, value ? 1 : 0);
   }
 
+  /** Aborts when the gate turns ineligible (step down) and, separately, when it turns eligible (wake up). */
+  function watchGate(): { readonly lost: AbortSignal; readonly gained: AbortSignal; stop(): void } {
+    const lost = new AbortController();
+    const gained = new AbortController();
+    const stop = gate?.onChange((eligible) => (eligible ? gained : lost).abort()) ?? (() => undefined);
+    return { lost: lost.signal, gained: gained.signal, stop };
+  }
+
+  /** Holds the leader lock on `session` and runs cycles until stopped, the session is lost or the gate says step down. */
+  async function lead(session: Sql, signal: AbortSignal): Promise<void> {
+    const { rows } = await session.query<{ ok: boolean }>("SELECT pg_try_advisory_lock(hashtext($1)) AS ok", [LEADER_LOCK]);
+    if (!rows[0]?.ok) return;
+    const gateWatch = watchGate();
+    try {
+      if (!eligibility().eligible) return;
+      setLeader(true);
+      while (!signal.aborted && !gateWatch.lost.aborted && eligibility().eligible) {
+        // A session-level lock lives exactly as long as its session: while this query
+        // succeeds the lock is still ours. A lost session throws here and we compete again.
+        await session.query("SELECT 1");
+        await execute({ trigger: "scheduled" }).catch(() => undefined); // the cycle records its own failure
+        await sleep(ctx.mapeKIntervalMs, signal, gateWatch.lost);
+      }
+    } finally {
+      gateWatch.stop();
+      setLeader(false);
+      await session.query("SELECT pg_advisory_unlock(hashtext($1))", [LEADER_LOCK]).catch(() => undefined);
+    }
+  }
+
   async function schedulerLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
+      const gateWatch = watchGate();
       try {
-        await ctx.db.session(async (session) => {
-          const { rows } = await session.query<{ ok: boolean }>("SELECT pg_try_advisory_lock(hashtext($1)) AS ok", [LEADER_LOCK]);
-          if (!rows[0]?.ok) return;
-          setLeader(true);
-          try {
-            while (!signal.aborted) {
-              // A session-level lock lives exactly as long as its session: while this query
-              // succeeds the lock is still ours. A lost session throws here and we compete again.
-              await session.query("SELECT 1");
-              await execute({ trigger: "scheduled" }).catch(() => undefined); // the cycle records its own failure
-              await sleep(ctx.mapeKIntervalMs, signal);
-            }
-          } finally {
-            setLeader(false);
-            await session.query("SELECT pg_advisory_unlock(hashtext($1))", [LEADER_LOCK]).catch(() => undefined);
-          }
-        });
+        if (eligibility().eligible) await ctx.db.session((session) => lead(session, signal));
       } catch {
         setLeader(false);
+      } finally {
+        gateWatch.stop();
       }
-      await sleep(ctx.mapeKIntervalMs, signal);
+      // An ineligible replica wakes as soon as the gate lets it compete.
+      await sleep(ctx.mapeKIntervalMs, signal, gateWatch.gained);
     }
   }
 

@@ -19,6 +19,7 @@ import { startTracing, type Tracing } from "../telemetry/tracing";
 import { buildApp } from "./app";
 import { createAuditWriter } from "../audit";
 import { auditLogSink } from "./audit";
+import { watchActiveColor } from "./active-color";
 import { createHealthService, type HealthService } from "./health";
 import { buildMetricsServer } from "./metrics-server";
 import type { ReceiptsPort } from "./routes/receipts";
@@ -120,6 +121,11 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
     cleanups.push(["snapshot bus", () => bus.close()]);
     const snapshotCache = createCurrentSnapshotCache(redis);
 
+    const leadership = config.leadership
+      ? watchActiveColor({ color: config.leadership.color, file: config.leadership.activeColorFile, log: write })
+      : undefined;
+    if (leadership) cleanups.push(["active colour watch", async () => leadership.close()]);
+
     const domain = createDomain({
       db,
       ledger,
@@ -130,6 +136,7 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
         validationTimeoutMs: config.domain.validationTimeoutMs,
         mapeKIntervalMs: Math.max(1, config.domain.mapeKIntervalSeconds) * 1000,
         replicaId,
+        leadership,
       },
       broadcaster: {
         async publish(event) {
