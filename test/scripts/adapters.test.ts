@@ -32,7 +32,7 @@ describe("PulumiCli on a real Pulumi CLI", () => {
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  test("reads knhk:app and sets nested keys with --path", async () => {
+  test("reads and edits knhk:app in the stack file; the engine reads the edit back", async () => {
     const cli = new PulumiCli({ bin, stack: "prod", cwd: dir, env, log: quiet });
     expect(await cli.readAppState()).toEqual({ activeColor: "blue", versions: { blue: "1.4.0", green: "1.3.0" } });
     await cli.setAppConfig("versions.green", "1.5.0");
@@ -40,8 +40,12 @@ describe("PulumiCli on a real Pulumi CLI", () => {
     expect(await cli.readAppState()).toEqual({ activeColor: "green", versions: { blue: "1.4.0", green: "1.5.0" } });
     // The stack file keeps the structured value the program's schema reads.
     expect(parse(readFileSync(join(dir, "Pulumi.prod.yaml"), "utf8")).config["knhk:app"]).toEqual({ activeColor: "green", versions: { blue: "1.4.0", green: "1.5.0" } });
-    await cli.setAppConfig("activeColor", "purple");
-    await expect(cli.readAppState()).rejects.toThrow(/knhk:app is invalid: activeColor/);
+    // The engine reads what the stack file edit wrote, including versions YAML 1.1 would misread.
+    await cli.setAppConfig("versions.blue", "1_000");
+    const got = await runCommand(bin, ["config", "get", "knhk:app", "--stack", "prod"], { cwd: dir, env });
+    expect(JSON.parse(got.stdout)).toEqual({ activeColor: "green", versions: { blue: "1_000", green: "1.5.0" } });
+    await expect(cli.setAppConfig("activeColor", "purple")).rejects.toThrow("knhk:app.activeColor must be blue or green, not \"purple\"");
+    await expect(cli.readAppState()).resolves.toEqual({ activeColor: "green", versions: { blue: "1_000", green: "1.5.0" } });
   }, 120_000);
 });
 
@@ -52,8 +56,13 @@ describe("AuditCli on the service's own CLI", () => {
   });
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-  test("appends a deploy event to the audit log (embedded PGlite), and fails loudly on bad input", async () => {
+  test("appends a deploy event to the audit log (embedded PGlite) without migrating, and fails loudly on bad input", async () => {
     const env = { ...process.env, DATABASE_URL: "", KNHK_EMBEDDED_DATA_DIR: dataDir };
+    // The audit writer never migrates (KNHK_MIGRATE_ON_START=false): the schema is the migration's.
+    const unmigrated = new AuditCli({ cwd: REPO_ROOT, env });
+    await expect(unmigrated.log({ actor: "ci@example", action: "deploy", target: "knhk-green", outcome: "success", details: {} })).rejects.toThrow(/audit log failed/);
+    const migrated = await runCommand("npm", ["run", "--silent", "knhk", "--", "schema", "migrate"], { cwd: REPO_ROOT, env });
+    expect({ code: migrated.code, stderr: migrated.stderr }).toEqual({ code: 0, stderr: "" });
     const audit = new AuditCli({ cwd: REPO_ROOT, env });
     await audit.log({ actor: "ci@example", action: "deploy", target: "knhk-green", outcome: "success", details: { version: "1.5.0", stack: "prod" } });
     expect(existsSync(dataDir)).toBe(true);

@@ -77,7 +77,12 @@ function edit(text: string, file: string, path: readonly string[], value: string
   const doc = parse(text, file);
   const key = [APP_KEY, ...path].join(".");
   const from = path[0] === "activeColor" ? before.activeColor : before.versions[path[1] as Color];
-  setApp(doc, path, value);
+  // No versions mapping yet (schema defaults in force): write both colours, or the other one would be missing.
+  if (path[0] === "versions" && doc.getIn(["config", APP_KEY, "versions"]) === undefined) {
+    for (const c of ["blue", "green"] as const) setApp(doc, ["versions", c], c === path[1] ? value : before.versions[c]);
+  } else {
+    setApp(doc, path, value);
+  }
   const out = doc.toString();
   const after = readAppState(out, file);
   const read = path[0] === "activeColor" ? after.activeColor : after.versions[path[1] as Color];
