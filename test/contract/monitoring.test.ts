@@ -10,13 +10,13 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DASHBOARDS, dashboardQueries } from "../../dashboards";
-import { parseStackConfig } from "../../infra/config";
 import { isAlertRule, type RenderedRuleGroup } from "../../infra/render/alert-rules";
 import { monitoringDocuments, monitoringInput } from "../../infra/render/monitoring-bundle";
 import { SCRAPE_JOBS } from "../../infra/render/scrape-targets";
-import { listStacks, readStackConfigFile, renderStack } from "../../infra/testing/render";
+import { listStacks } from "../../infra/testing/render";
 import { loadRegistry, queryableMetricNames } from "../../registry";
 import { parsePromql, type SelectorUse } from "./promql";
+import { renderTestStack, testStackConfig } from "../support/stack-identifiers";
 
 const REPO = join(__dirname, "..", "..");
 const registry = loadRegistry();
@@ -27,7 +27,7 @@ const TARGET_LABELS = new Set(["job", "instance", "pod", "namespace", "container
 const PROMETHEUS_SERIES = new Set(["ALERTS"]);
 
 const stacks = listStacks().map((stack) => {
-  const config = parseStackConfig(stack, readStackConfigFile(stack));
+  const config = testStackConfig(stack);
   return { stack, config, groups: monitoringDocuments(monitoringInput(config)).ruleGroups };
 });
 
@@ -147,7 +147,7 @@ describe("runbooks", () => {
   });
 
   test("the Kubernetes objects and containers the runbooks name exist in the rendered prod stack", async () => {
-    const prod = await renderStack("prod");
+    const prod = await renderTestStack("prod");
     const names = (kind: string) => new Set(prod.k8sObjects.filter((o) => o.kind === kind).map((o) => o.metadata.name));
     const text = readdirSync(runbookDir).map((f) => readFileSync(join(runbookDir, f), "utf8")).join("\n");
     const missing: string[] = [];

@@ -4,7 +4,8 @@
  * @pulumiverse/grafana, and/or the same JSON as sidecar ConfigMaps, switched per stack.
  */
 import { DASHBOARDS } from "../../dashboards";
-import { readStackConfigFile, renderStack, type RenderResult } from "../../infra/testing/render";
+import type { RenderResult } from "../../infra/testing/render";
+import { renderTestStack, testStackConfigFile } from "../support/stack-identifiers";
 
 jest.setTimeout(120_000);
 
@@ -16,8 +17,8 @@ const ofType = (r: RenderResult, type: string) => r.resources.filter((x) => x.ty
 const sidecarMaps = (r: RenderResult) => r.k8sObjects.filter((o) => o.kind === "ConfigMap" && (o.metadata.labels as Record<string, string> | undefined)?.grafana_dashboard === "1");
 
 async function render(stack: string, grafana?: Record<string, unknown>): Promise<RenderResult> {
-  if (!grafana) return renderStack(stack);
-  return renderStack(stack, { config: { ...readStackConfigFile(stack), "knhk:grafana": grafana } });
+  if (!grafana) return renderTestStack(stack);
+  return renderTestStack(stack, { config: { ...testStackConfigFile(stack), "knhk:grafana": grafana } });
 }
 
 describe("Dashboards", () => {

@@ -4,15 +4,16 @@
  */
 import { parse } from "yaml";
 import { writeRecoverySeconds } from "../../infra/render/patroni";
-import { RenderResult, renderStack, readStackConfigFile } from "../../infra/testing/render";
+import type { RenderResult } from "../../infra/testing/render";
 import { all, confLines, find, iniSection, Obj, patroniYaml, podSpec, podTemplate, workloads } from "./helpers";
+import { renderTestStack, testStackConfigFile } from "../support/stack-identifiers";
 
 const STACKS = ["local", "dev", "staging", "prod"] as const;
 type Stack = (typeof STACKS)[number];
 const r = {} as Record<Stack, RenderResult>;
 
 beforeAll(async () => {
-  for (const stack of STACKS) r[stack] = await renderStack(stack);
+  for (const stack of STACKS) r[stack] = await renderTestStack(stack);
 }, 180_000);
 
 describe("Namespace", () => {
@@ -79,9 +80,9 @@ describe("PatroniCluster", () => {
   });
 
   it("etcd DCS is selectable by config: no Role, etcd3 hosts in patroni.yml", async () => {
-    const config = readStackConfigFile("prod");
+    const config = testStackConfigFile("prod");
     const patroni = { ...(config["knhk:patroni"] as object), dcs: { type: "etcd", hosts: ["etcd-0.etcd:2379", "etcd-1.etcd:2379"] } };
-    const etcd = await renderStack("prod", { config: { ...config, "knhk:patroni": patroni } });
+    const etcd = await renderTestStack("prod", { config: { ...config, "knhk:patroni": patroni } });
     expect(all(etcd, "Role").filter((x) => x.metadata.name === "postgres")).toHaveLength(0);
     expect(patroniYaml(etcd).etcd3).toEqual({ hosts: ["etcd-0.etcd:2379", "etcd-1.etcd:2379"] });
     expect(patroniYaml(etcd).kubernetes).toBeUndefined();
@@ -244,9 +245,9 @@ describe("RedisCluster", () => {
   });
 
   it("maxmemory and the policy follow the stack config", async () => {
-    const config = readStackConfigFile("prod");
+    const config = testStackConfigFile("prod");
     const redis = { ...(config["knhk:redis"] as object), maxmemory: "1gb", maxmemoryPolicy: "volatile-lfu" };
-    const out = await renderStack("prod", { config: { ...config, "knhk:redis": redis } });
+    const out = await renderTestStack("prod", { config: { ...config, "knhk:redis": redis } });
     expect(confLines(find(out, "ConfigMap", "redis").data["redis.conf"])).toMatchObject({ maxmemory: "1gb", "maxmemory-policy": "volatile-lfu" });
   }, 60_000);
 });
@@ -263,10 +264,10 @@ describe("KnhkService", () => {
     expect(find(r[stack], "Service", "knhk-service").spec.ports.map((p: Obj) => p.port)).toEqual([8080, 9090]);
   });
 
-  it("ConfigMap knhk-config: seed values, overridable per stack", () => {
+  it("ConfigMap knhk-config: seed values, overridable per stack; prod's pool from the connection budget", () => {
     expect(find(r.prod, "ConfigMap", "knhk-config").data).toMatchObject({
-      DB_POOL_MAX_CONNECTIONS: "50",
-      DB_POOL_MIN_CONNECTIONS: "10",
+      DB_POOL_MAX_CONNECTIONS: "8",
+      DB_POOL_MIN_CONNECTIONS: "2",
       PATTERN_WINDOW_SECONDS: "60",
       VALIDATION_TIMEOUT_MS: "100",
     });
@@ -275,9 +276,9 @@ describe("KnhkService", () => {
   });
 
   it("image version per colour, Service knhk-service selecting knhk:app.activeColor", async () => {
-    const config = readStackConfigFile("prod");
+    const config = testStackConfigFile("prod");
     const app = { ...(config["knhk:app"] as object), versions: { blue: "1.3.0", green: `sha256:${"b".repeat(64)}` }, activeColor: "green" };
-    const out = await renderStack("prod", { config: { ...config, "knhk:app": app } });
+    const out = await renderTestStack("prod", { config: { ...config, "knhk:app": app } });
     expect(podSpec(find(out, "Deployment", "knhk-blue")).containers[0].image).toBe("ghcr.io/knhk/knhk:1.3.0");
     expect(podSpec(find(out, "Deployment", "knhk-green")).containers[0].image).toBe(`ghcr.io/knhk/knhk@sha256:${"b".repeat(64)}`);
     expect(find(out, "Service", "knhk-service").spec.selector["app.kubernetes.io/color"]).toBe("green");

@@ -14,22 +14,21 @@ import { hasBuiltInSchema, validateK8sObject } from "../../infra/testing/k8s-sch
 import {
   K8sObject,
   manifestFileName,
-  readStackConfigFile,
   redactSecrets,
   RenderedResource,
   RenderResult,
-  renderStack,
   REPO_ROOT,
   SECRET_PLACEHOLDER,
   writeRender,
 } from "../../infra/testing/render";
+import { renderTestStack, testStackConfigFile, writeTestIdentifiers } from "../support/stack-identifiers";
 
 const run = promisify(execFile);
 const STACKS = ["local", "dev", "staging", "prod"];
 
 describe("every rendered Kubernetes object validates against the Kubernetes schema", () => {
   it.each(STACKS)("%s", async (stack) => {
-    const { k8sObjects } = await renderStack(stack);
+    const { k8sObjects } = await renderTestStack(stack);
     const builtIn = k8sObjects.filter(hasBuiltInSchema);
     expect(builtIn.length).toBeGreaterThan(50);
     expect(builtIn.flatMap(validateK8sObject)).toEqual([]);
@@ -53,9 +52,9 @@ describe("bad stack config", () => {
     ["knhk:app", { versions: { blue: "latest", green: "1.0.0" } }, /knhk:app\.versions\.blue = "latest": must be pinned/],
     ["knhk:app", { replicass: 3 }, /knhk:app\.replicass: unknown key/],
   ])("%s %j stops the program before any resource is declared", async (key, value, message) => {
-    const config = { ...readStackConfigFile("prod"), [key]: value };
+    const config = { ...testStackConfigFile("prod"), [key]: value };
     const declared: RenderedResource[] = [];
-    const rendering = renderStack("prod", { config, collect: declared });
+    const rendering = renderTestStack("prod", { config, collect: declared });
     await expect(rendering).rejects.toBeInstanceOf(StackConfigError);
     await expect(rendering).rejects.toThrow(message);
     expect(declared.map((d) => d.type)).toEqual(["pulumi:pulumi:Stack"]);
@@ -67,7 +66,7 @@ describe("render output", () => {
   let out: string;
 
   beforeAll(async () => {
-    result = await renderStack("prod");
+    result = await renderTestStack("prod");
     out = mkdtempSync(join(tmpdir(), "knhk-render-"));
     writeRender(result, out);
   }, 60_000);
@@ -112,7 +111,8 @@ describe("npm run render (the CLI)", () => {
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 
   it("prod: writes resources.json and the manifests the acceptance criteria list", async () => {
-    const { stdout } = await run("npm", ["run", "--silent", "render", "--", "--stack", "prod", "--out", out], { cwd: REPO_ROOT, timeout: 120_000 });
+    const overlay = writeTestIdentifiers(out, "prod");
+    const { stdout } = await run("npm", ["run", "--silent", "render", "--", "--stack", "prod", "--out", out, "--overlay", overlay], { cwd: REPO_ROOT, timeout: 120_000 });
     expect(stdout).toMatch(/stack prod: \d+ resources/);
     expect(existsSync(join(out, "resources.json"))).toBe(true);
     const load = (f: string) => parse(readFileSync(join(out, "k8s", f), "utf8"));
@@ -126,6 +126,12 @@ describe("npm run render (the CLI)", () => {
     const files = readdirSync(join(out, "k8s"));
     expect(files.filter((f) => f.startsWith("poddisruptionbudget-")).length).toBeGreaterThanOrEqual(4);
     expect(files.filter((f) => f.startsWith("networkpolicy-")).length).toBeGreaterThanOrEqual(2);
+  }, 150_000);
+
+  it("prod without the identifiers stops naming every missing key", async () => {
+    await expect(run("npm", ["run", "--silent", "render", "--", "--stack", "prod", "--out", out], { cwd: REPO_ROOT, timeout: 120_000 })).rejects.toMatchObject({
+      stderr: expect.stringMatching(/knhk:aws\.oidcProviderArn = \(missing\)[\s\S]*knhk:aws\.oidcIssuer = \(missing\)[\s\S]*knhk:app\.oidc\.issuers = \[\]/),
+    });
   }, 150_000);
 
   it("an unknown stack fails with the list of stacks", async () => {

@@ -1,9 +1,10 @@
-import { renderStack, type RenderResult, type RenderedResource } from "../../infra/testing/render";
+import type { RenderResult, RenderedResource } from "../../infra/testing/render";
 import { operatorPolicyRules, renderPolicyHcl, servicePolicyRules, vaultLayout } from "../../infra/render/vault-policies";
+import { renderTestStack, TEST_AWS_ACCOUNT } from "../support/stack-identifiers";
 
 const results: Record<string, RenderResult> = {};
 beforeAll(async () => {
-  for (const stack of ["local", "dev", "staging", "prod"]) results[stack] = await renderStack(stack);
+  for (const stack of ["local", "dev", "staging", "prod"]) results[stack] = await renderTestStack(stack);
 }, 240_000);
 
 const ofType = (r: RenderResult, type: string) => r.resources.filter((x) => x.type === type);
@@ -107,14 +108,14 @@ describe("ComplianceArchive and VaultAccess per stack", () => {
     expect(subject(trust("-backup-role"))).toEqual(["system:serviceaccount:knhk:postgres", "system:serviceaccount:knhk:pgbackrest"]);
     const postgresSa = results.prod.k8sObjects.find((o) => o.kind === "ServiceAccount" && o.metadata.name === "postgres")!;
     expect((postgresSa.metadata.annotations as Record<string, string>)["eks.amazonaws.com/role-arn"]).toBe(
-      "arn:aws:iam::000000000000:knhk-archive-backup-role",
+      `arn:aws:iam::${TEST_AWS_ACCOUNT}:knhk-archive-backup-role`,
     );
   });
 
   it("IRSA: ServiceAccount knhk-service carries the service role where AWS is on, no annotation in local", () => {
     const serviceSa = (stack: string) => results[stack].k8sObjects.find((o) => o.kind === "ServiceAccount" && o.metadata.name === "knhk-service")!;
     expect((serviceSa("prod").metadata.annotations as Record<string, string>)["eks.amazonaws.com/role-arn"]).toBe(
-      "arn:aws:iam::000000000000:knhk-archive-service-role",
+      `arn:aws:iam::${TEST_AWS_ACCOUNT}:knhk-archive-service-role`,
     );
     expect((serviceSa("local").metadata.annotations as Record<string, string> | undefined)?.["eks.amazonaws.com/role-arn"]).toBeUndefined();
   });
@@ -124,7 +125,7 @@ describe("ComplianceArchive and VaultAccess per stack", () => {
       expect(results.local.outputs).not.toHaveProperty(key);
       expect(results.prod.outputs).toHaveProperty(key);
     }
-    expect(results.prod.outputs.archiveServiceRoleArn).toBe("arn:aws:iam::000000000000:knhk-archive-service-role");
+    expect(results.prod.outputs.archiveServiceRoleArn).toBe(`arn:aws:iam::${TEST_AWS_ACCOUNT}:knhk-archive-service-role`);
   });
 
   it("Vault: policies are the rendered documents; the service's is least privilege", () => {

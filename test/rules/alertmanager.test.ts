@@ -7,13 +7,13 @@
 import { writeFileSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { AlertmanagerConfig } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1alpha1/AlertmanagerConfig";
-import { parseStackConfig } from "../../infra/config";
 import { alertmanagerConfigSpec, alertmanagerYaml, secretFile, type AlertRoutingConfig } from "../../infra/render/alertmanager";
 import { monitoringDocuments, monitoringInput } from "../../infra/render/monitoring-bundle";
-import { listStacks, readStackConfigFile } from "../../infra/testing/render";
+import { listStacks } from "../../infra/testing/render";
 import { waitFor } from "../support/ports";
 import { startAlertmanager, startSink, type RunningServer, type Sink } from "./servers";
 import { run, tempDir, TEST_ROUTING, writeYaml, removeTempDirs } from "./tools";
+import { testStackConfig } from "../support/stack-identifiers";
 
 afterAll(removeTempDirs);
 
@@ -29,7 +29,7 @@ function routeOf(labels: Record<string, string>): string {
 
 describe("amtool", () => {
   test.each(listStacks())("the %s stack's alertmanager.yml passes amtool check-config", (stack) => {
-    const docs = monitoringDocuments(monitoringInput(parseStackConfig(stack, readStackConfigFile(stack))));
+    const docs = monitoringDocuments(monitoringInput(testStackConfig(stack)));
     const file = writeYaml(join(tempDir(`am-${stack}`), "alertmanager.yml"), docs.alertmanagerYaml);
     const r = run("amtool", ["check-config", file]);
     expect(r.output).toMatch(/SUCCESS/);

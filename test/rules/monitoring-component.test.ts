@@ -9,7 +9,8 @@ import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitorin
 import { parseStackConfig } from "../../infra/config";
 import { monitoringDocuments, monitoringInput } from "../../infra/render/monitoring-bundle";
 import { SCRAPE_JOBS } from "../../infra/render/scrape-targets";
-import { readStackConfigFile, renderStack, type K8sObject, type RenderResult } from "../../infra/testing/render";
+import type { K8sObject, RenderResult } from "../../infra/testing/render";
+import { renderTestStack, testStackConfig, testStackConfigFile } from "../support/stack-identifiers";
 
 jest.setTimeout(120_000);
 
@@ -18,7 +19,7 @@ const ofKind = (r: RenderResult, kind: string) => r.k8sObjects.filter((o) => o.k
 describe("Monitoring in the prod stack", () => {
   let prod: RenderResult;
   beforeAll(async () => {
-    prod = await renderStack("prod");
+    prod = await renderTestStack("prod");
   });
 
   test("is one knhk:monitoring:Monitoring component owning its objects", () => {
@@ -63,7 +64,7 @@ describe("Monitoring in the prod stack", () => {
 
   test("a PrometheusRule per area, with exactly the rule groups promtool checks", () => {
     const rules = ofKind(prod, "PrometheusRule").sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
-    const expected = monitoringDocuments(monitoringInput(parseStackConfig("prod", readStackConfigFile("prod")))).ruleGroups.sort((a, b) => a.name.localeCompare(b.name));
+    const expected = monitoringDocuments(monitoringInput(testStackConfig("prod"))).ruleGroups.sort((a, b) => a.name.localeCompare(b.name));
     expect(rules.map((r) => r.metadata.name)).toEqual(expected.map((g) => g.name));
     for (const r of rules) expect(() => new PrometheusRule(r as never).validate()).not.toThrow();
     expect(rules.map((r) => (r.spec as { groups: unknown[] }).groups[0])).toEqual(JSON.parse(JSON.stringify(expected)));
@@ -118,14 +119,14 @@ describe("Monitoring in the prod stack", () => {
 
 describe("Monitoring per stack", () => {
   test("monitoring.enabled=false declares no prometheus-operator object", async () => {
-    const config = { ...readStackConfigFile("local"), "knhk:monitoring": { enabled: false } };
-    const local = await renderStack("local", { config });
+    const config = { ...testStackConfigFile("local"), "knhk:monitoring": { enabled: false } };
+    const local = await renderTestStack("local", { config });
     expect(local.resources.filter((r) => r.type === "knhk:monitoring:Monitoring")).toEqual([]);
     expect(local.k8sObjects.filter((o) => o.apiVersion.startsWith("monitoring.coreos.com"))).toEqual([]);
   });
 
   test("a bad monitoring value stops the program naming the key", () => {
-    expect(() => parseStackConfig("prod", { ...readStackConfigFile("prod"), "knhk:monitoring": { enabled: true, runbookBaseUrl: "runbooks" } })).toThrow(
+    expect(() => parseStackConfig("prod", { ...testStackConfigFile("prod"), "knhk:monitoring": { enabled: true, runbookBaseUrl: "runbooks" } })).toThrow(
       /knhk:monitoring\.runbookBaseUrl = "runbooks": must be an http\(s\) URL/,
     );
   });

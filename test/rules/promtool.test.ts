@@ -5,13 +5,13 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseStackConfig } from "../../infra/config";
 import { isAlertRule, type RenderedAlertRule, type RenderedRuleGroup } from "../../infra/render/alert-rules";
 import { monitoringFiles, monitoringInput } from "../../infra/render/monitoring-bundle";
-import { listStacks, readStackConfigFile } from "../../infra/testing/render";
-import { gauge } from "./series";
+import { listStacks } from "../../infra/testing/render";
 import { ALERT_SCENARIOS, type AlertScenario } from "./scenarios";
+import { gauge } from "./series";
 import { expandTemplate, minutes, run, tempDir, testRuleGroups, writeRuleFile, writeYaml, removeTempDirs } from "./tools";
+import { testStackConfig } from "../support/stack-identifiers";
 
 afterAll(removeTempDirs);
 
@@ -66,7 +66,7 @@ function promtoolTest(rule: RenderedAlertRule, ruleFilePath = rulesPath) {
 
 describe("promtool check rules", () => {
   test.each(listStacks())("the %s stack's rendered rules pass promtool check rules", (stack) => {
-    const config = parseStackConfig(stack, readStackConfigFile(stack));
+    const config = testStackConfig(stack);
     const stackDir = tempDir(`rules-${stack}`);
     const path = join(stackDir, "rules.yaml");
     writeFileSync(path, monitoringFiles(monitoringInput(config))["prometheus/rules.yaml"]);

@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
+import { writeTestIdentifiers } from "../support/stack-identifiers";
 import { run, tempDir, removeTempDirs } from "./tools";
 
 afterAll(removeTempDirs);
@@ -18,7 +19,8 @@ let out: string;
 
 beforeAll(() => {
   out = tempDir("render-prod");
-  const r = spawnSync("npm", ["run", "-s", "render", "--", "--stack", "prod", "--out", out], { cwd: REPO, encoding: "utf8", timeout: 170_000 });
+  const overlay = writeTestIdentifiers(tempDir("render-prod-identifiers"), "prod");
+  const r = spawnSync("npm", ["run", "-s", "render", "--", "--stack", "prod", "--out", out, "--overlay", overlay], { cwd: REPO, encoding: "utf8", timeout: 170_000 });
   if (r.status !== 0) throw new Error(`npm run render failed:\n${r.stdout}${r.stderr}`);
   expect(r.stdout).toMatch(/5 monitoring files/);
 });

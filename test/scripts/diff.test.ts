@@ -8,6 +8,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { diffStacks, diffValues, lineDiff, MASK, toMarkdown, type DiffResource } from "../../scripts/lib/diff";
+import { addTestIdentifiersToStackFile } from "../support/stack-identifiers";
 
 const REPO = join(__dirname, "..", "..");
 
@@ -89,6 +90,7 @@ describe("npm run diff on a real git change", () => {
     const skip = new Set(["node_modules", ".git", ".tools", ".out", ".pulumi", "coverage"]);
     cpSync(REPO, dir, { recursive: true, filter: (src) => !relative(REPO, src).split("/").some((part) => skip.has(part)) });
     symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"), "dir");
+    addTestIdentifiersToStackFile(dir, "prod");
     git("init", "-q");
     git("add", "-A");
     git("-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-q", "-m", "base");

@@ -6,6 +6,9 @@
  * cluster id, an identity provider under `knhk-tests.internal`) and pass the placeholder rules
  * (infra/config/identifiers.ts), so the policy pack judges the rest of the render.
  */
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse, stringify } from "yaml";
 import { parseStackConfig, type StackConfig } from "../../infra/config";
 import { LOCAL_STACK } from "../../infra/config/stack-rules";
 import { mergeConfig, readStackConfigFile, renderStack, type RenderOptions, type RenderResult } from "../../infra/testing/render";
@@ -41,4 +44,18 @@ export function testStackConfig(stack: string): StackConfig {
 /** renderStack with the test identifiers merged over the stack file (or over `options.config`). */
 export function renderTestStack(stack: string, options: RenderOptions = {}): Promise<RenderResult> {
   return renderStack(stack, { ...options, overlay: mergeConfig(testIdentifiers(stack), options.overlay ?? {}) });
+}
+
+/** Writes the test identifiers of `stack` to `<dir>/identifiers-<stack>.yaml` for `npm run render -- --overlay <file>`. */
+export function writeTestIdentifiers(dir: string, stack: string): string {
+  const file = join(dir, `identifiers-${stack}.yaml`);
+  writeFileSync(file, stringify(testIdentifiers(stack)));
+  return file;
+}
+
+/** Adds the test identifiers to `<projectDir>/Pulumi.<stack>.yaml` (a copy of the project; comments are not kept). */
+export function addTestIdentifiersToStackFile(projectDir: string, stack: string): void {
+  const file = join(projectDir, `Pulumi.${stack}.yaml`);
+  const doc = parse(readFileSync(file, "utf8")) as { config?: Record<string, unknown> };
+  writeFileSync(file, stringify({ ...doc, config: mergeConfig(doc.config ?? {}, testIdentifiers(stack)) }));
 }

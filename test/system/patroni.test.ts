@@ -15,11 +15,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { parse } from "yaml";
-import { parseStackConfig } from "../../infra/config";
-import { readStackConfigFile, renderStack } from "../../infra/testing/render";
 import { PINNED_PATRONI, PINNED_PATRONI_PACKAGE, startEtcd, startPatroniCluster, TestEtcd, TestPatroniCluster } from "../support/patroni";
 import { waitFor } from "../support/ports";
 import { PG_BIN } from "../support/postgres";
+import { renderTestStack, testStackConfig } from "../support/stack-identifiers";
 
 const run = promisify(execFile);
 const DEBIAN_PATRONI = "/usr/bin/patroni";
@@ -64,7 +63,7 @@ describe("patroni --validate-config on the rendered ConfigMap", () => {
 
   beforeAll(async () => {
     for (const stack of ["local", "prod"]) {
-      const { k8sObjects } = await renderStack(stack);
+      const { k8sObjects } = await renderTestStack(stack);
       const cm = k8sObjects.find((o) => o.kind === "ConfigMap" && o.metadata.name === "postgres-patroni");
       yamls[stack] = (cm as unknown as { data: Record<string, string> }).data["patroni.yml"];
     }
@@ -112,12 +111,12 @@ describe("a real Patroni cluster from the builder's output (etcd DCS, 2 members)
   let oldLeader: string;
   let newLeader: string;
   const timing = (() => {
-    const p = parseStackConfig("prod", readStackConfigFile("prod")).patroni;
+    const p = testStackConfig("prod").patroni;
     return { ttl: p.ttl, loopWait: p.loopWait, retryTimeout: p.retryTimeout, primaryStartTimeout: p.primaryStartTimeout, maximumLagOnFailover: p.maximumLagOnFailover };
   })();
 
   beforeAll(async () => {
-    const { k8sObjects } = await renderStack("prod");
+    const { k8sObjects } = await renderTestStack("prod");
     const sts = k8sObjects.find((o) => o.kind === "StatefulSet" && o.metadata.name === "postgres") as unknown as {
       spec: { template: { spec: { containers: Array<{ name: string; readinessProbe: { httpGet: { path: string } } }> } } };
     };

@@ -15,13 +15,12 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import Redis from "ioredis";
 import { redisInitScript, RedisTopology, renderRedisConf, renderSentinelConf, sentinelInitScript } from "../../infra/render/redis";
-import { parseStackConfig } from "../../infra/config";
-import { readStackConfigFile } from "../../infra/testing/render";
 import { freePort, waitFor } from "../support/ports";
 import { spawnTracked, type TrackedProcess } from "../support/processes";
+import { testStackConfig } from "../support/stack-identifiers";
 
 const run = promisify(execFile);
-const cfg = parseStackConfig("prod", readStackConfigFile("prod")).redis;
+const cfg = testStackConfig("prod").redis;
 const MASTER = "knhk";
 
 describe("redis.conf and sentinel.conf with real redis-server / redis-sentinel", () => {
