@@ -5,18 +5,27 @@
 -- scheduled verification found a break.
 
 -- NOLOGIN group roles like knhk_service: Vault's dynamic users of the jobs are members of one.
--- A migration identity without CREATEROLE (the schema owner) finds them created by the database
--- bootstrap, as it finds knhk_service.
+-- The schema owner (the migration identity) may not create roles: the database bootstrap creates
+-- them beside knhk_service (infra/render/ledger-jobs.ts ledgerJobBootstrapStatements); a superuser
+-- (tests, the embedded database) creates them here.
 DO $$
+DECLARE
+  r text;
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'knhk_archiver') THEN
-    CREATE ROLE knhk_archiver NOLOGIN;
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'knhk_verifier') THEN
-    CREATE ROLE knhk_verifier NOLOGIN;
-  END IF;
+  FOREACH r IN ARRAY ARRAY['knhk_archiver', 'knhk_verifier'] LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = current_user AND (rolsuper OR rolcreaterole)) THEN
+        RAISE EXCEPTION 'role % does not exist, and % may not create it', r, current_user
+          USING HINT = 'the database bootstrap creates the ledger jobs'' NOLOGIN roles knhk_archiver and knhk_verifier, as it creates knhk_service';
+      END IF;
+      EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+    END IF;
+  END LOOP;
 END
 $$;
+
+-- The bootstrap revokes the public schema from PUBLIC; its owner (who runs this) lets the jobs in.
+GRANT USAGE ON SCHEMA public TO knhk_archiver, knhk_verifier;
 
 -- One row per finished run; append-only like the ledger it reports on.
 CREATE TABLE ledger_job_runs (
@@ -41,9 +50,14 @@ CREATE TRIGGER ledger_job_runs_no_truncate BEFORE TRUNCATE ON ledger_job_runs
 
 REVOKE ALL ON ledger_job_runs FROM PUBLIC;
 -- The service only reads the outcomes (it exports them); it cannot record a passing verification.
+-- Each job records only its own kind of run: the archiver cannot record a clean verification either.
 GRANT SELECT ON ledger_job_runs TO knhk_service;
 GRANT INSERT ON ledger_job_runs TO knhk_archiver, knhk_verifier;
 GRANT USAGE ON SEQUENCE ledger_job_runs_id_seq TO knhk_archiver, knhk_verifier;
+ALTER TABLE ledger_job_runs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY ledger_job_runs_read ON ledger_job_runs FOR SELECT TO knhk_service USING (true);
+CREATE POLICY ledger_job_runs_archive ON ledger_job_runs FOR INSERT TO knhk_archiver WITH CHECK (job = 'archive');
+CREATE POLICY ledger_job_runs_verify ON ledger_job_runs FOR INSERT TO knhk_verifier WITH CHECK (job IN ('verify-incremental', 'verify-full'));
 
 -- knhk archive run --delete-archived-observations: reads the three streams, keeps its checkpoints,
 -- and deletes observations once they are in the data bucket. No INSERT into any ledger table.

@@ -19,6 +19,8 @@ import { emptyDirVolume, labels, restrictedContainerSecurityContext, restrictedP
 import { postgresCaVolume } from "./schema-migration";
 import { APP, APP_FILES, PORTS, POSTGRES } from "./topology";
 import { databaseUrlTemplate, vaultAgentAnnotations, type DatabaseTarget } from "./vault-agent";
+import { dynamicUserCreationStatements, dynamicUserRevocationStatements } from "./vault-database";
+import type { PolicyRule } from "./vault-policies";
 
 export type LedgerJobKind = "archive" | "verifyChain" | "fullVerification";
 export const LEDGER_JOB_KINDS: readonly LedgerJobKind[] = ["archive", "verifyChain", "fullVerification"];
@@ -268,4 +270,59 @@ export interface LedgerJobAlerting {
 
 export function ledgerJobAlerting(config: Pick<StackConfig, "vault" | "aws" | "ledgerJobs">): LedgerJobAlerting[] {
   return deployedLedgerJobs(config).map((kind) => ({ kind, cronJob: LEDGER_JOBS[kind].cronJob, alertAfterSeconds: config.ledgerJobs[kind].alertAfterSeconds }));
+}
+
+/**
+ * SQL the database bootstrap runs (as the superuser, beside creating knhk_service): the jobs'
+ * NOLOGIN roles, which the schema owner may not create, administered by Vault's login so it can
+ * create the jobs' dynamic users IN ROLE them. Migration 0007 grants them their privileges.
+ */
+export function ledgerJobBootstrapStatements(vaultAdmin: string): string[] {
+  if (!/^[a-z_][a-z0-9_]*$/.test(vaultAdmin)) throw new Error(`vaultAdmin "${vaultAdmin}" must be a plain lower-case SQL identifier`);
+  const roles = [...new Set(Object.values(LEDGER_JOBS).map((j) => j.dbRole))];
+  return roles.flatMap((role) => [`CREATE ROLE ${role} NOLOGIN;`, `GRANT ${role} TO ${vaultAdmin} WITH ADMIN OPTION;`]);
+}
+
+/** One Vault identity of the jobs: Kubernetes auth role, its policy, and the database role it reads. */
+export interface LedgerJobVaultRole {
+  /** Kubernetes auth role (`vault.hashicorp.com/role` of the pods) and the policy of the same name. */
+  readonly authRole: string;
+  readonly serviceAccount: string;
+  readonly policyRules: readonly PolicyRule[];
+  /** Database secrets engine role; its users are created IN ROLE `dbRole`. */
+  readonly databaseRole: string;
+  readonly dbRole: string;
+  readonly creationStatements: string[];
+  readonly revocationStatements: string[];
+  /** default_ttl = max_ttl: the agent renders once and never renews (knhk:ledgerJobs.credentialTtlSeconds). */
+  readonly ttlSeconds: number;
+}
+
+/**
+ * What VaultAccess creates for the jobs: per identity a policy that reads its own credentials
+ * only, a Kubernetes auth role bound to its ServiceAccount, and a database role (added to the
+ * connection's allowed roles) whose users are members of its NOLOGIN role only.
+ */
+export function ledgerJobVaultRoles(databaseMount: string, ttlSeconds: number): LedgerJobVaultRole[] {
+  const seen = new Set<string>();
+  const out: LedgerJobVaultRole[] = [];
+  for (const kind of LEDGER_JOB_KINDS) {
+    const id = LEDGER_JOBS[kind];
+    if (seen.has(id.vaultAuthRole)) continue;
+    seen.add(id.vaultAuthRole);
+    out.push({
+      authRole: id.vaultAuthRole,
+      serviceAccount: id.serviceAccount,
+      policyRules: [
+        { path: ledgerJobCredsPath(kind, databaseMount), capabilities: ["read"] },
+        { path: "auth/token/lookup-self", capabilities: ["read"] },
+      ],
+      databaseRole: id.vaultDatabaseRole,
+      dbRole: id.dbRole,
+      creationStatements: dynamicUserCreationStatements(id.dbRole),
+      revocationStatements: dynamicUserRevocationStatements(id.dbRole),
+      ttlSeconds,
+    });
+  }
+  return out;
 }

@@ -8,7 +8,8 @@ import fc from "fast-check";
 import { parseStackConfig, StackConfigError } from "../../infra/config";
 import { ledgerJobsSection } from "../../infra/config/ledger-jobs";
 import { retentionDays } from "../../infra/render/archive";
-import { deployedLedgerJobs, LEDGER_JOBS, ledgerCronJob, ledgerJobNetworkAllows } from "../../infra/render/ledger-jobs";
+import { deployedLedgerJobs, LEDGER_JOBS, ledgerCronJob, ledgerJobBootstrapStatements, ledgerJobNetworkAllows, ledgerJobVaultRoles } from "../../infra/render/ledger-jobs";
+import { policyAllows, renderPolicyHcl } from "../../infra/render/vault-policies";
 import { monitoringDocuments, monitoringInput } from "../../infra/render/monitoring-bundle";
 import { isAlertRule } from "../../infra/render/alert-rules";
 import { APP, APP_FILES, POSTGRES } from "../../infra/render/topology";
@@ -301,5 +302,43 @@ describe("ledgerCronJob (pure)", () => {
       expect(id.serviceAccount).not.toBe(APP.serviceAccount);
       expect(id.dbRole).not.toBe(POSTGRES.serviceDbRole);
     }
+  });
+});
+
+describe("what Vault and the database bootstrap need for the jobs (pure, for VaultAccess and Patroni's bootstrap)", () => {
+  const roles = ledgerJobVaultRoles("database", 3600);
+
+  test("two identities; each policy reads its own credentials and nothing else", () => {
+    expect(roles.map((r) => [r.authRole, r.serviceAccount, r.databaseRole, r.dbRole])).toEqual([
+      ["knhk-archive", "knhk-archive", "knhk-archiver", "knhk_archiver"],
+      ["knhk-verify-chain", "knhk-verify-chain", "knhk-verifier", "knhk_verifier"],
+    ]);
+    const [archiver, verifier] = roles;
+    expect(policyAllows(archiver.policyRules, "database/creds/knhk-archiver", "read")).toBe(true);
+    expect(policyAllows(archiver.policyRules, "database/creds/knhk-verifier", "read")).toBe(false);
+    expect(policyAllows(archiver.policyRules, "database/creds/knhk-app", "read")).toBe(false);
+    expect(policyAllows(archiver.policyRules, "database/static-creds/knhk-owner", "read")).toBe(false);
+    expect(policyAllows(verifier.policyRules, "database/creds/knhk-verifier", "read")).toBe(true);
+    expect(policyAllows(verifier.policyRules, "transit/sign/knhk-receipts", "update")).toBe(false);
+    for (const r of roles) expect(renderPolicyHcl(r.policyRules)).toContain(`path "database/creds/${r.databaseRole}"`);
+  });
+
+  test("the database roles create logins that are members of the job's NOLOGIN role only, leased for the configured TTL", () => {
+    expect(roles[0].creationStatements.join("\n")).toMatch(/IN ROLE knhk_archiver;$/);
+    expect(roles[1].revocationStatements.join("\n")).toContain("REVOKE knhk_verifier FROM");
+    expect(roles.every((r) => r.ttlSeconds === 3600)).toBe(true);
+    // The pods read exactly these paths.
+    const prod = results.prod;
+    expect(podTemplate(find(prod, "CronJob", "knhk-archive")).metadata.annotations["vault.hashicorp.com/agent-inject-secret-database-url"]).toBe(`database/creds/${roles[0].databaseRole}`);
+  });
+
+  test("the bootstrap creates the roles and lets Vault's login administer them; refuses a bad identifier", () => {
+    expect(ledgerJobBootstrapStatements("vault_admin")).toEqual([
+      "CREATE ROLE knhk_archiver NOLOGIN;",
+      "GRANT knhk_archiver TO vault_admin WITH ADMIN OPTION;",
+      "CREATE ROLE knhk_verifier NOLOGIN;",
+      "GRANT knhk_verifier TO vault_admin WITH ADMIN OPTION;",
+    ]);
+    expect(() => ledgerJobBootstrapStatements("vault_admin; DROP TABLE receipts")).toThrow(/plain lower-case SQL identifier/);
   });
 });
