@@ -1,8 +1,8 @@
 /**
  * Issue 17, defect 8: only the active colour leads the MAPE-K loop. The gate's reading of the
  * active-colour file (exact colours only, anything else fail safe, a kubelet-style `..data`
- * symlink swap picked up by the re-read); then blue and green service processes (two of each,
- * real PostgreSQL, the least-privileged role) sharing one active-colour file: while it says blue a
+ * symlink swap picked up by the re-read); then a blue and two green service processes (real
+ * PostgreSQL, the least-privileged role) sharing one active-colour file: while it says blue a
  * blue pod leads and no green pod ever does, on-demand cycles on green get 409; flipped to green,
  * leadership moves to green and blue reports 0; a garbled file leaves nobody leading.
  */
@@ -140,6 +140,7 @@ describe("blue and green service processes on one PostgreSQL", () => {
         }
       });
       void proc.exited.then(({ code, signal }) => reject(new Error(`${color} pod exited (${code ?? signal}) before listening:\n${stderr}`)));
+      setTimeout(() => reject(new Error(`${color} pod not listening after 90 s:\n${stderr}`)), 90_000).unref();
     });
   }
 
@@ -173,8 +174,8 @@ describe("blue and green service processes on one PostgreSQL", () => {
     dir = mkdtempSync(join(tmpdir(), "knhk-active-color-volume-"));
     volume = configMapVolume(dir);
     volume.init("blue");
-    for (const color of ["blue", "green", "blue", "green"] as const) await startPod(color);
-  }, 240_000);
+    await Promise.all((["blue", "green", "green"] as const).map(startPod));
+  }, 280_000);
 
   afterAll(async () => {
     for (const pod of pods) await pod.process.stop().catch(() => undefined);
@@ -213,7 +214,7 @@ describe("blue and green service processes on one PostgreSQL", () => {
     expect(ran.status).toBe(200);
   });
 
-  test("flipped to green: leadership moves to a green pod, every blue pod reports 0, and on demand only green runs", async () => {
+  test("flipped to green: leadership moves to one green pod, the blue pod reports 0, and on demand only green runs", async () => {
     volume.write("green\n");
     await waitFor("one green leader and no blue one", async () => {
       const now = await leaders();
@@ -236,7 +237,9 @@ describe("blue and green service processes on one PostgreSQL", () => {
       const now = await leaders();
       return now.green === 0 && now.blue === 0;
     }, 60_000, 100);
-    for (const pod of pods) expect(pod.stderr()).toContain("holds no colour (expected blue or green): not leading (fail safe)");
+    // Followers report 0 whatever the file says: wait until every pod has read it and said why.
+    await waitFor("every pod to log the refusal", async () => pods.every((p) => p.stderr().includes("holds no colour (expected blue or green): not leading (fail safe)")), 30_000, 100);
+    expect(await leaders()).toEqual({ blue: 0, green: 0 });
     volume.write("blue");
     await waitFor("blue to lead again", async () => {
       const now = await leaders();
