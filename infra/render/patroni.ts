@@ -4,6 +4,7 @@
  * passwords) come from PATRONI_* environment variables, which Patroni merges over the file.
  */
 import * as YAML from "yaml";
+import { ledgerJobBootstrapStatements } from "./ledger-jobs";
 
 /** Patroni >= 4.0 writes these values into the role label; the Services select them. */
 export interface RoleLabels {
@@ -286,6 +287,8 @@ export function buildPostBootstrapScript(args: PostBootstrapInput): string {
     `CREATE ROLE ${vaultAdmin} LOGIN CREATEROLE PASSWORD :'vault_admin_password';`,
     `GRANT ${service} TO ${vaultAdmin} WITH ADMIN OPTION;`,
     `GRANT pg_signal_backend TO ${vaultAdmin};`,
+    // The scheduled ledger jobs' NOLOGIN roles (knhk_archiver, knhk_verifier), administered by Vault's login.
+    ...ledgerJobBootstrapStatements(vaultAdmin),
     // From PostgreSQL 16 CREATEROLE covers only roles one administers: the owner's password too.
     `SELECT current_setting('server_version_num')::int >= 160000 AS pg16 \\gset`,
     `\\if :pg16`,

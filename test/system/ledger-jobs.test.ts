@@ -28,7 +28,7 @@ import { openDatabase } from "../../app/src/db/open";
 import type { Database } from "../../app/src/db/types";
 import { createLedger, loadSigner } from "../../app/src/receipts";
 import { objectLockConfiguration } from "../../infra/render/archive";
-import { LEDGER_JOBS, ledgerJobBootstrapStatements, ledgerJobVaultRoles, type LedgerJobKind } from "../../infra/render/ledger-jobs";
+import { LEDGER_JOBS, ledgerJobVaultRoles, type LedgerJobKind } from "../../infra/render/ledger-jobs";
 import { APP, APP_FILES, PORTS, POSTGRES } from "../../infra/render/topology";
 import { dynamicUserCreationStatements, fillVaultTemplate } from "../../infra/render/vault-database";
 import type { K8sObject, RenderResult } from "../../infra/testing/render";
@@ -287,8 +287,8 @@ dns.lookup = function (host, options, callback) {
     startMoto(),
   ]);
 
-  // The rendered bootstrap, as Patroni runs it (the superuser over the socket), then the jobs'
-  // roles where the rendered script does not create them yet (ledgerJobBootstrapStatements).
+  // The rendered bootstrap, as Patroni runs it (the superuser over the socket): it creates the
+  // jobs' NOLOGIN roles, which the owner running the migrations may not create.
   const postBootstrap = render.k8sObjects.map((o) => (o as { data?: Record<string, string> }).data?.["post-bootstrap.sh"]).find((y) => typeof y === "string");
   if (!postBootstrap) throw new Error("the prod render has no post-bootstrap.sh");
   const script = join(root, "post-bootstrap.sh");
@@ -298,8 +298,8 @@ dns.lookup = function (host, options, callback) {
   if (process.getuid?.() === 0) await run("runuser", ["-u", "postgres", "--", "env", ...Object.entries(bootstrapEnv).map(([k, v]) => `${k}=${v}`), "sh", script, superuserUrl], { timeout: 60_000 });
   else await run("sh", [script, superuserUrl], { env: { ...process.env, ...bootstrapEnv }, timeout: 60_000 });
   const jobRoles = [...new Set(Object.values(LEDGER_JOBS).map((j) => j.dbRole))];
-  const existing = (await pg.psql(`SELECT count(*) FROM pg_roles WHERE rolname IN (${jobRoles.map((r) => `'${r}'`).join(", ")})`)).trim();
-  if (existing === "0") await pg.psql(ledgerJobBootstrapStatements(POSTGRES.vaultAdminDbUser).join("\n"));
+  const created = (await pg.psql(`SELECT string_agg(rolname || ':' || rolcanlogin, ',' ORDER BY rolname) FROM pg_roles WHERE rolname IN (${jobRoles.map((r) => `'${r}'`).join(", ")})`)).trim();
+  expect(created).toBe(jobRoles.sort().map((r) => `${r}:false`).join(","));
 
   // Vault's static role gives the owner its password; the migrations run as the owner.
   await pg.psql(`ALTER ROLE ${POSTGRES.ownerDbUser} PASSWORD '${OWNER_PASSWORD}';`);
