@@ -10,14 +10,9 @@
  * With the defaults (max_connections 200, 3 members, HPA max 10): reserve 35, 165 left for
  * 20 pods -> 8 connections per pod.
  */
+import { CLI_POOL_MAX_CONNECTIONS, DB_POOL_DEFAULTS } from "../../app/src/config/env";
+import { LEDGER_JOB_KINDS } from "../render/ledger-jobs";
 import { VAULT_MAX_OPEN_CONNECTIONS } from "../render/vault-database";
-
-/** A `knhk` CLI run opens at most this many connections (app/src/cli/index.ts caps its pool so). */
-export const CLI_MAX_CONNECTIONS = 4;
-
-/** The service's own pool defaults (app/src/config/env.ts), the upper bound of the derived defaults. */
-export const SERVICE_POOL_MAX_DEFAULT = 50;
-export const SERVICE_POOL_MIN_DEFAULT = 10;
 
 /**
  * Connections other clients hold on the primary at worst. WAL senders (replicas streaming,
@@ -34,11 +29,11 @@ export const RESERVED_CONNECTIONS = {
   /** Vault's database secrets engine: its admin connection pool (SecretBackendConnection maxOpenConnections). */
   vaultAdmin: VAULT_MAX_OPEN_CONNECTIONS,
   /** The pre-deploy migration Job (one `knhk` CLI run). */
-  migrationJob: CLI_MAX_CONNECTIONS,
-  /** The ledger CronJobs knhk-archive, knhk-verify-chain, knhk-verify-chain-full (one `knhk` CLI run each, may overlap). */
-  ledgerCronJobs: 3 * CLI_MAX_CONNECTIONS,
+  migrationJob: CLI_POOL_MAX_CONNECTIONS,
+  /** The ledger CronJobs (archive, incremental and full chain verification): one `knhk` CLI run each, they may overlap. */
+  ledgerCronJobs: LEDGER_JOB_KINDS.length * CLI_POOL_MAX_CONNECTIONS,
   /** The deploy script's audit event or one operator command (`npm run knhk -- ...`). */
-  operatorCli: CLI_MAX_CONNECTIONS,
+  operatorCli: CLI_POOL_MAX_CONNECTIONS,
 } as const;
 
 export interface BudgetInput {
@@ -82,8 +77,8 @@ export function largestPoolThatFits(input: BudgetInput): number {
 
 /** Pool defaults for a stack that does not set them. */
 export function derivedPool(input: BudgetInput): { max: number; min: number } {
-  const max = Math.min(SERVICE_POOL_MAX_DEFAULT, largestPoolThatFits(input));
-  return { max, min: Math.min(SERVICE_POOL_MIN_DEFAULT, max) };
+  const max = Math.min(DB_POOL_DEFAULTS.max, largestPoolThatFits(input));
+  return { max, min: Math.min(DB_POOL_DEFAULTS.min, max) };
 }
 
 /** The arithmetic in one line, e.g. for an error message. */

@@ -11,9 +11,10 @@
  * in KNHK_EMBEDDED_DATA_DIR when unset) and hands it to the group's module (`run(args, ctx)`).
  */
 import { join } from "node:path";
+import { CLI_POOL_MAX_CONNECTIONS } from "../config/env";
 import { ConfigError, loadConfig } from "../config";
 import { migrate } from "../db/migrate";
-import { openDatabase } from "../db/open";
+import { databaseKind, openDatabase } from "../db/open";
 import type { Database } from "../db/types";
 import type { CliContext, CliRun } from "./context";
 
@@ -77,8 +78,8 @@ export async function dispatch(argv: readonly string[], io: DispatchIo): Promise
     throw error;
   }
   // A CLI needs one or two connections, not the service's pool; `--help` needs none at all.
-  const settings = { ...config.database, poolMin: 0, poolMax: Math.min(config.database.poolMax, 4) };
-  const db = lazyDatabase(settings.url ? "postgres" : "pglite", async () => {
+  const settings = { ...config.database, poolMin: 0, poolMax: Math.min(config.database.poolMax, CLI_POOL_MAX_CONNECTIONS) };
+  const db = lazyDatabase(databaseKind(settings), async () => {
     const opened = await openDatabase(settings);
     // KNHK_MIGRATE_ON_START=false: a least-privileged identity (no DDL) runs commands on a migrated schema.
     // `schema` migrates (or only reads) explicitly.

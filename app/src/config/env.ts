@@ -56,6 +56,11 @@ const hostPortList = z
 export const COLORS = ["blue", "green"] as const;
 export type Color = (typeof COLORS)[number];
 
+/** The service's pool sizes when DB_POOL_MAX/MIN_CONNECTIONS are unset (the stack's connection budget derives from them). */
+export const DB_POOL_DEFAULTS = { max: 50, min: 10 } as const;
+/** A `knhk` CLI run needs one or two connections, never the service's pool: it opens at most this many. */
+export const CLI_POOL_MAX_CONNECTIONS = 4;
+
 /** Every variable the service reads, by its own name, so an issue's path names the variable. */
 const envSchema = z.object({
   DATABASE_URL: optionalText.pipe(
@@ -68,8 +73,8 @@ const envSchema = z.object({
     z.string().regex(/^postgres(ql)?:\/\/[^\s]+$/, "must be a postgres:// or postgresql:// URL").optional(),
   ),
   KNHK_MIGRATE_ON_START: z.enum(["true", "false"], { error: "must be true or false" }).optional().transform((v) => v !== "false"),
-  DB_POOL_MAX_CONNECTIONS: int(1, 10_000, 50),
-  DB_POOL_MIN_CONNECTIONS: int(0, 10_000, 10),
+  DB_POOL_MAX_CONNECTIONS: int(1, 10_000, DB_POOL_DEFAULTS.max),
+  DB_POOL_MIN_CONNECTIONS: int(0, 10_000, DB_POOL_DEFAULTS.min),
   KNHK_EMBEDDED_DATA_DIR: optionalText,
   REDIS_URL: optionalText.pipe(z.string().regex(/^rediss?:\/\/[^\s]+$/, "must be a redis:// or rediss:// URL").optional()),
   REDIS_SENTINELS: hostPortList,
