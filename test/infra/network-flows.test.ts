@@ -10,6 +10,7 @@
  */
 import fc from "fast-check";
 import type { StackConfig } from "../../infra/config";
+import { deployedLedgerJobs, LEDGER_JOB_KINDS, LEDGER_JOBS, type LedgerJobKind } from "../../infra/render/ledger-jobs";
 import { APP, BACKUP, PORTS, POSTGRES, REDIS } from "../../infra/render/topology";
 import type { K8sObject } from "../../infra/testing/render";
 import { evaluateFlows, runNetpol, type FlowPeer, type FlowQuery, type FlowVerdict } from "../support/netpol";
@@ -132,9 +133,11 @@ class Model {
     return found;
   }
 
-  /** Like select, for workloads that may not be rendered yet. */
-  selectIfAny(selector: Labels): Pod[] {
-    return this.pods.filter((p) => matches(p.labels, selector));
+  /** The pods of one rendered workload (`kind/name`). */
+  workload(kind: string, name: string): Pod[] {
+    const found = this.pods.filter((p) => p.name.startsWith(`${kind}/${name}-`));
+    if (found.length === 0) throw new Error(`the render has no ${kind} ${name}`);
+    return found;
   }
 
   networkPolicies(): K8sObject[] {
@@ -271,6 +274,12 @@ describe("network flows of the prod render, judged by cyclonus", () => {
   let backup: Pod[];
   let restoreTest: Pod[];
   let allStackPods: Pod[];
+  let ledgerJobs: LedgerJobKind[];
+  /** The pods of the deployed ledger CronJobs of `kinds`, checked to carry the job's selector. */
+  const ledgerPods = (...kinds: LedgerJobKind[]): Pod[] =>
+    ledgerJobs
+      .filter((k) => kinds.includes(k))
+      .flatMap((k) => model.workload("CronJob", LEDGER_JOBS[k].cronJob).filter((p) => matches(p.labels, LEDGER_JOBS[k].selector)));
 
   beforeAll(async () => {
     const config = testStackConfig("prod");
@@ -292,15 +301,19 @@ describe("network flows of the prod render, judged by cyclonus", () => {
     sentinels = model.select(REDIS.sentinelSelector);
     backup = model.select(BACKUP.selector);
     restoreTest = model.select(BACKUP.restoreTestSelector);
+    ledgerJobs = deployedLedgerJobs(config);
   });
 
-  it("models both colours and every data-plane workload from the render", () => {
+  it("models both colours, every data-plane workload, the migration Job and the ledger CronJobs from the render", () => {
     const names = model.pods.map((p) => p.name);
     for (const color of ["blue", "green"] as const) expect(names).toContain(`Deployment/${APP.deployment(color)}-0`);
     expect(postgres.map((p) => p.labels[POSTGRES.roleLabel]).sort()).toEqual([POSTGRES.primaryRole, POSTGRES.replicaRole].sort());
     expect(redis.length).toBeGreaterThan(0);
     expect(sentinels.length).toBeGreaterThan(0);
     expect(model.select(APP.migrateSelector).length).toBeGreaterThan(0);
+    // prod runs the archive and both verifications on a schedule (issue 17, defect 11)
+    expect([...ledgerJobs].sort()).toEqual([...LEDGER_JOB_KINDS].sort());
+    for (const kind of ledgerJobs) expect(ledgerPods(kind).length).toBeGreaterThan(0);
   });
 
   it("allows the service to reach PostgreSQL, Redis and Sentinel", async () => {
@@ -356,8 +369,8 @@ describe("network flows of the prod render, judged by cyclonus", () => {
   });
 
   it("allows the migration Job and the ledger CronJobs to reach PostgreSQL, and the archive run S3", async () => {
-    const archive = model.selectIfAny(APP.archiveSelector);
-    const verify = model.selectIfAny(APP.verifyChainSelector);
+    const archive = ledgerPods("archive");
+    const verify = ledgerPods("verifyChain", "fullVerification");
     const flows = [
       ...needs("schema migration", model.select(APP.migrateSelector), postgres, [PORTS.postgres]),
       ...needs("archive run", archive, postgres, [PORTS.postgres]),
@@ -397,6 +410,9 @@ describe("network flows of the prod render, judged by cyclonus", () => {
       ...refuses("Redis to PostgreSQL", redis, postgres, [PORTS.postgres]),
       ...refuses("Sentinel to PostgreSQL", sentinels, postgres, [PORTS.postgres]),
       ...refuses("backup job to SQL", backup, postgres, [PORTS.postgres]),
+      ...refuses("chain verification to S3", ledgerPods("verifyChain", "fullVerification"), [OUTSIDE.s3], [HTTPS]),
+      ...refuses("jobs to Redis", [...model.select(APP.migrateSelector), ...ledgerPods(...LEDGER_JOB_KINDS)], redis, [PORTS.redis]),
+      ...refuses("jobs to the Patroni API", [...model.select(APP.migrateSelector), ...ledgerPods(...LEDGER_JOB_KINDS)], postgres, [PORTS.patroniApi]),
       ...refuses("another namespace", [unrelated], postgres, [PORTS.postgres]),
       ...refuses("another namespace", [unrelated], redis, [PORTS.redis]),
       ...refuses("another namespace", [unrelated], app, [PORTS.appHttp]),
