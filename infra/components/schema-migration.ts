@@ -13,6 +13,8 @@ export interface SchemaMigrationArgs {
   readonly vaultRole: string;
   /** Vault path of the schema owner's static credential. */
   readonly ownerCredsPath: string;
+  /** Transit mount and key of receipt signing (their public versions are registered by the Job). */
+  readonly transit: { readonly mount: string; readonly key: string };
   /** The PostgreSQL primary (the name on its certificate). */
   readonly database: { readonly host: string; readonly port: number; readonly name: string };
   /** Secret with `ca.crt` (the Patroni TLS Secret). */
@@ -53,6 +55,7 @@ export class SchemaMigration extends pulumi.ComponentResource {
         image,
         vaultRole: args.vaultRole,
         ownerCredsPath: args.ownerCredsPath,
+        transit: args.transit,
         database: args.database,
         caSecretName: args.caSecretName,
         resources: args.resources ?? DEFAULT_RESOURCES,

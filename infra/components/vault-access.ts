@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as vault from "@pulumi/vault";
 import type { VaultConfig } from "../config";
-import { dynamicUserCreationStatements, dynamicUserRevocationStatements, ROOT_ROTATION_STATEMENTS, VAULT_MAX_OPEN_CONNECTIONS } from "../render/vault-database";
+import { dynamicUserCreationStatements, dynamicUserRevocationStatements, ROOT_ROTATION_STATEMENTS, VAULT_MAX_OPEN_CONNECTIONS, VAULT_PASSWORD_AUTHENTICATION, vaultConnectionUrl } from "../render/vault-database";
 import { migrationPolicyRules, operatorPolicyRules, renderPolicyHcl, servicePolicyRules, VAULT_OBJECT_NAMES, vaultLayout } from "../render/vault-policies";
 
 export interface VaultAccessArgs {
@@ -138,14 +138,14 @@ export class VaultAccess extends pulumi.ComponentResource {
         rotationSchedule: cfg.database.rootRotationSchedule,
         rootRotationStatements: ROOT_ROTATION_STATEMENTS,
         postgresql: {
-          connectionUrl: pulumi.interpolate`postgresql://{{username}}:{{password}}@${args.database.host}:${args.database.port}/${args.database.name}?sslmode=verify-full`,
+          connectionUrl: pulumi.output(args.database.host).apply((host) => vaultConnectionUrl({ ...args.database, host })),
           username: args.adminDbUser,
           // Write-only: the first password reaches Vault and never the state; Vault rotates it.
           passwordWo: pulumi.secret(args.adminPassword),
           passwordWoVersion: 1,
           tlsCa: args.databaseCa,
           maxOpenConnections: VAULT_MAX_OPEN_CONNECTIONS,
-          passwordAuthentication: "scram-sha-256",
+          passwordAuthentication: VAULT_PASSWORD_AUTHENTICATION,
         },
       },
       { parent: this, additionalSecretOutputs: ["postgresql"] },

@@ -8,6 +8,7 @@ import { dirname } from "node:path";
 import type { ContainerResources } from "../config/common";
 import { emptyDirVolume, labels, restrictedContainerSecurityContext, restrictedPodSecurityContext } from "./k8s";
 import { APP, APP_FILES } from "./topology";
+import { TRUSTED_KEYS_FORMAT } from "../../app/src/receipts/trusted-keys";
 import { databaseUrlTemplate, vaultAgentAnnotations, type DatabaseTarget } from "./vault-agent";
 
 export interface MigrationJobInput {
@@ -18,6 +19,8 @@ export interface MigrationJobInput {
   readonly vaultRole: string;
   /** Vault path of the owner's static credential, e.g. `database/static-creds/knhk-owner`. */
   readonly ownerCredsPath: string;
+  /** Transit mount and key whose public versions the owner registers as receipt signing keys. */
+  readonly transit: { readonly mount: string; readonly key: string };
   /** The primary as the Job reaches it; `caFile` is where the CA is mounted. */
   readonly database: Omit<DatabaseTarget, "caFile">;
   /** Secret holding `ca.crt`, the CA the PostgreSQL server certificate chains to. */
@@ -34,9 +37,40 @@ export function migrationJobName(image: string): string {
   return `knhk-migrate-${createHash("sha256").update(image).digest("hex").slice(0, 10)}`;
 }
 
-/** The container's argv: the CLI's `schema migrate` (applies what is missing, exits 1 if anything is still missing). */
+/**
+ * What the Job runs, in order (each an argv of the image's CLI): apply the migrations, then register
+ * the transit key's public versions (only the owner may), so the service can sign with them.
+ */
+export function migrationSteps(): string[][] {
+  return [
+    [...APP.cliCommand, "schema", "migrate"],
+    [...APP.cliCommand, "receipts", "register-transit-keys", "--keys-file", APP_FILES.transitKeys],
+  ];
+}
+
+/** The container's command: the steps in one shell, stopping at the first that fails. */
 export function migrationCommand(): string[] {
-  return [...APP.cliCommand, "schema", "migrate"];
+  const quote = (arg: string) => (/^[A-Za-z0-9_./:=-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
+  return ["/bin/sh", "-c", migrationSteps().map((step) => step.map(quote).join(" ")).join(" && ")];
+}
+
+/**
+ * Consul-template text rendering the transit key's public versions as a receipt keys file
+ * (the format `knhk receipts register-transit-keys --keys-file` and `verify-chain --trusted-keys` read).
+ */
+export function transitKeysTemplate(transit: { readonly mount: string; readonly key: string }): string {
+  for (const [field, value] of Object.entries(transit)) {
+    if (!/^[a-z0-9][a-z0-9_-]*$/.test(value)) throw new Error(`transit.${field} "${value}" must be a Vault path segment`);
+  }
+  const source = `vault-transit:${transit.mount}/${transit.key}`;
+  return [
+    `{{- with secret "${transit.mount}/keys/${transit.key}" -}}`,
+    `{"format":"${TRUSTED_KEYS_FORMAT}","source":"${source}","keys":[`,
+    `{{- $first := true -}}{{- range $version, $key := .Data.keys -}}{{- if not $first }},{{ end -}}{{- $first = false -}}`,
+    `{"key_version":{{ $version }},"public_key":"{{ $key.public_key }}"}`,
+    "{{- end -}}]}",
+    "{{- end }}",
+  ].join("");
 }
 
 export function migrationJob(input: MigrationJobInput) {
@@ -44,7 +78,10 @@ export function migrationJob(input: MigrationJobInput) {
   const podLabels = { ...labels(APP.migrateSelector["app.kubernetes.io/name"], APP.migrateSelector["app.kubernetes.io/component"]) };
   const annotations = vaultAgentAnnotations({
     role: input.vaultRole,
-    files: { [APP_FILES.ownerDatabaseUrl]: databaseUrlTemplate(input.ownerCredsPath, { ...input.database, caFile }) },
+    files: {
+      [APP_FILES.ownerDatabaseUrl]: databaseUrlTemplate(input.ownerCredsPath, { ...input.database, caFile }),
+      [APP_FILES.transitKeys]: transitKeysTemplate(input.transit),
+    },
     initOnly: true,
   });
   return {

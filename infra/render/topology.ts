@@ -49,6 +49,8 @@ export const APP_FILES = {
   databaseUrl: "/vault/secrets/database-url",
   /** Schema owner's connection URL (Vault static role), rendered in the migration Job only. */
   ownerDatabaseUrl: "/vault/secrets/owner-database-url",
+  /** The transit key's public versions as a keys file, rendered in the migration Job for the owner to register. */
+  transitKeys: "/vault/secrets/transit-keys.json",
 } as const;
 
 export const POSTGRES = {

@@ -43,3 +43,10 @@ export function fillVaultTemplate(statement: string, values: { name: string; pas
     .replaceAll("{{password}}", values.password)
     .replaceAll("{{expiration}}", values.expiration ?? new Date(Date.now() + 3600_000).toISOString());
 }
+
+/** How Vault's connection reaches PostgreSQL: TLS verified against the cluster CA (sent as `tls_ca`), SCRAM. */
+export function vaultConnectionUrl(database: { readonly host: string; readonly port: number; readonly name: string }): string {
+  return `postgresql://{{username}}:{{password}}@${database.host}:${database.port}/${database.name}?sslmode=verify-full`;
+}
+
+export const VAULT_PASSWORD_AUTHENTICATION = "scram-sha-256";

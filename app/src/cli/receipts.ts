@@ -10,10 +10,12 @@
  *   register-key --version N (--key-file <pem> | --public-key <base64>)
  *       Registers a signing key's public half (run as the database owner: the service role may
  *       not). The PEM may be the private key (only its public half is stored) or the public key.
- *   register-transit-keys
+ *   register-transit-keys [--keys-file <file>]
  *       Registers every version of the Vault transit signing key (KNHK_SIGNING_VAULT_ADDR,
  *       KNHK_SIGNING_TRANSIT_MOUNT, KNHK_SIGNING_TRANSIT_KEY...) not registered yet, as the
- *       database owner (DATABASE_URL). The migration Job runs it after the migrations.
+ *       database owner (DATABASE_URL). With --keys-file, from a keys file instead of Vault: the
+ *       migration Job's Vault Agent renders one from the transit key and the Job runs this after
+ *       the migrations.
  *   export-transit-keys
  *       Prints the transit key's public keys as a keys file (JSON) for --trusted-keys.
  *   export --out <dir|-> [--after-seq N]
@@ -38,7 +40,7 @@ const USAGE = `usage:
   knhk receipts verify-chain [--format text|json] [--limit N] [--incremental] [--workers N] [--record-run]
                              [--trusted-keys <file>] [--trusted-keys-from-vault]
   knhk receipts register-key --version N (--key-file <pem> | --public-key <base64>)
-  knhk receipts register-transit-keys      (KNHK_SIGNING_VAULT_ADDR, KNHK_SIGNING_TRANSIT_KEY, ...)
+  knhk receipts register-transit-keys [--keys-file <file>]  (else KNHK_SIGNING_VAULT_ADDR, KNHK_SIGNING_TRANSIT_KEY, ...)
   knhk receipts export-transit-keys        (prints a keys file for --trusted-keys)
   knhk receipts export --out <dir|-> [--after-seq N]
 `;
@@ -198,19 +200,35 @@ async function registerKeyCommand(args: string[], ctx: CliContext): Promise<numb
 }
 
 async function registerTransitKeysCommand(args: string[], ctx: CliContext): Promise<number> {
-  parse(args, {});
-  const settings = transitSettings(ctx, "register-transit-keys");
-  const transit = await readTransitKeys(settings);
+  const { values } = parse(args, { "keys-file": { type: "string" } });
+  const keysFile = values["keys-file"] as string | undefined;
+  let keys: ReadonlyMap<number, string>;
+  let source: string;
+  if (keysFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(keysFile, "utf8");
+    } catch (error) {
+      throw new UsageError(`--keys-file: cannot read ${keysFile} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    const parsed = parseTrustedKeys(text, keysFile);
+    keys = parsed.keys;
+    source = parsed.source;
+  } else {
+    const settings = transitSettings(ctx, "register-transit-keys");
+    keys = (await readTransitKeys(settings)).keys;
+    source = transitSource(settings);
+  }
   const registered = await loadKeyring(ctx.db);
   let failed = false;
-  for (const [version, publicKey] of [...transit.keys].sort(([a], [b]) => a - b)) {
+  for (const [version, publicKey] of [...keys].sort(([a], [b]) => a - b)) {
     if (registered.get(version) === publicKey) {
-      write(ctx.stdout, `transit ${settings.mount}/${settings.key} version ${version}: already registered\n`);
+      write(ctx.stdout, `${source} version ${version}: already registered\n`);
       continue;
     }
     try {
       await registerSigningKey(ctx.db, { keyVersion: version, publicKey, ephemeral: false });
-      write(ctx.stdout, `transit ${settings.mount}/${settings.key} version ${version}: registered (${publicKey})\n`);
+      write(ctx.stdout, `${source} version ${version}: registered (${publicKey})\n`);
     } catch (error) {
       if (!(error instanceof SigningKeyRegistrationError) && !/registered with a different public key/.test((error as Error).message)) throw error;
       const reason =

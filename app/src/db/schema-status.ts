@@ -19,9 +19,15 @@ export const MIGRATE_COMMAND = "knhk schema migrate";
 /** Reads schema_migrations (absent table = nothing applied). */
 export async function schemaStatus(db: Sql, migrations: readonly Migration[] = loadMigrations()): Promise<SchemaStatus> {
   const exists = (await db.query<{ present: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS present")).rows[0].present;
-  const applied = new Set<number>(
-    exists ? (await db.query<{ version: number }>("SELECT version FROM schema_migrations")).rows.map((r) => Number(r.version)) : [],
-  );
+  let applied = new Set<number>();
+  if (exists) {
+    try {
+      applied = new Set((await db.query<{ version: number }>("SELECT version FROM schema_migrations")).rows.map((r) => Number(r.version)));
+    } catch (error) {
+      // The service role may read schema_migrations from the migration that grants it (0008) on.
+      if ((error as { code?: string }).code !== "42501") throw error;
+    }
+  }
   const missing = migrations.map((m) => m.version).filter((v) => !applied.has(v));
   return { required: migrations.at(-1)?.version ?? 0, missing, ready: missing.length === 0 };
 }

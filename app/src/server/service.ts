@@ -4,10 +4,11 @@ import { createTokenVerifier } from "../auth/verifier";
 import { describeConfig, loadConfig, type Config } from "../config";
 import { openDatabase } from "../db/open";
 import { migrate } from "../db/migrate";
+import { describeSchemaStatus, schemaStatus } from "../db/schema-status";
 import type { Database } from "../db/types";
 import { createDomain, type Domain } from "../domain";
 import { createKernel } from "../hotpath";
-import { createLedger, loadSigner, verifyChain, type Ledger } from "../receipts";
+import { createLedger, loadSigner, SigningKeyRegistrationError, SigningUnavailableError, verifyChain, type Ledger } from "../receipts";
 import { addVerificationRunCollector } from "../ledger-jobs";
 import { closeRedis, createRedisClient, probeRedis } from "../redis/connection";
 import { createRateLimiter } from "../redis/rate-limit";
@@ -21,6 +22,7 @@ import { createAuditWriter } from "../audit";
 import { auditLogSink } from "./audit";
 import { watchActiveColor } from "./active-color";
 import { createHealthService, type HealthService } from "./health";
+import { openStartupGate } from "./startup-gate";
 import { buildMetricsServer } from "./metrics-server";
 import type { ReceiptsPort } from "./routes/receipts";
 import type { App } from "./types";
@@ -94,7 +96,32 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
     }
     attachPoolMetrics(metrics, db, config.database.poolMax);
 
-    const signer = await loadSigner({ db, env, log: (line) => write("warn", line) });
+    // Without DDL rights the service waits (alive, unready, saying why) for what the migration Job
+    // provides: the schema of this build, then a signing key the owner registered.
+    const gate = config.database.migrateOnStart ? undefined : await openStartupGate({ host: config.http.host, port: config.http.port, log: write });
+    let signer: Awaited<ReturnType<typeof loadSigner>> | undefined;
+    try {
+      await gate?.until("database schema", async () => {
+        try {
+          const status = await schemaStatus(db);
+          return status.ready ? undefined : describeSchemaStatus(status);
+        } catch (error) {
+          return `database not reachable: ${(error as Error).message}`;
+        }
+      });
+      await gate?.until("receipt signing key", async () => {
+        try {
+          signer = await loadSigner({ db, env, log: (line) => write("warn", line) });
+          return undefined;
+        } catch (error) {
+          if (error instanceof SigningKeyRegistrationError || error instanceof SigningUnavailableError) return error.message;
+          throw error;
+        }
+      });
+    } finally {
+      await gate?.close();
+    }
+    signer ??= await loadSigner({ db, env, log: (line) => write("warn", line) });
     const ledger: Ledger = createLedger({
       db,
       signer,
