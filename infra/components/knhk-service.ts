@@ -283,8 +283,8 @@ export class KnhkService extends pulumi.ComponentResource {
               to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
               ports: [{ protocol: "UDP", port: 53 }, tcp(53)],
             },
-            // Vault (agent sidecar) and the OIDC issuers' JWKS endpoints live outside the cluster.
-            { to: [{ ipBlock: { cidr: "0.0.0.0/0" } }], ports: [tcp(443), tcp(8200)] },
+            // The OIDC issuers' JWKS endpoints live outside the cluster (Vault: allow-app-to-vault).
+            { to: [{ ipBlock: { cidr: "0.0.0.0/0" } }], ports: [tcp(443)] },
           ],
         },
       },
