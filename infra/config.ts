@@ -17,7 +17,7 @@ import { patroniSection } from "./config/patroni";
 import { redisSection } from "./config/redis";
 import { vaultSection } from "./config/vault";
 import type { AppConfig } from "./config/app";
-import { oidcIssues, resolvePool, type StackIssue } from "./config/stack-rules";
+import { monitoringIssues, oidcIssues, resolvePool, type StackIssue } from "./config/stack-rules";
 
 export const CONFIG_NAMESPACE = "knhk";
 
@@ -104,9 +104,10 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, se
 function applyStackRules(stack: string, parsed: Record<string, unknown>, secretKeys: readonly string[]): string[] {
   const app = parsed.app as z.infer<typeof appSection> | undefined;
   const patroni = parsed.patroni as z.infer<typeof patroniSection> | undefined;
-  if (!app) return [];
-  const issues: StackIssue[] = [...oidcIssues(stack, app)];
-  if (patroni) {
+  const monitoring = parsed.monitoring as z.infer<typeof monitoringSection> | undefined;
+  const issues: StackIssue[] = monitoring ? monitoringIssues(stack, monitoring) : [];
+  if (app) issues.push(...oidcIssues(stack, app));
+  if (app && patroni) {
     const pool = resolvePool(app, patroni);
     issues.push(...pool.issues);
     if (pool.app) parsed.app = pool.app;

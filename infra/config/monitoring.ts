@@ -26,7 +26,8 @@ export const monitoringSection = z
         /** Secret with keys pagerduty-routing-key, pagerduty-escalation-key, slack-webhook-url, ticket-token. */
         secretName: dnsLabel.default("alertmanager-receivers"),
         chatChannel: z.string().regex(/^[#@]?[\w.-]+$/, "must be a Slack channel such as #knhk-alerts").default("#knhk-alerts"),
-        ticketUrl: httpUrl.default("https://tickets.knhk.internal/api/alertmanager"),
+        /** The ticket system's Alertmanager webhook (P3): no default, it is the organisation's own. */
+        ticketUrl: httpUrl.optional(),
         pagerDutyUrl: httpUrl.optional(),
       })
       .strict()
@@ -34,5 +35,15 @@ export const monitoringSection = z
     /** Name Prometheus verifies in Patroni's REST certificate; default postgres.<namespace>.svc. */
     patroniTlsServerName: z.string().min(1).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.enabled && m.receivers.ticketUrl === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["receivers", "ticketUrl"],
+        input: undefined,
+        message: "required when knhk:monitoring.enabled is true: the ticket system's Alertmanager webhook URL (no default: it is organisation-specific)",
+      });
+    }
+  });
 export type MonitoringConfig = z.infer<typeof monitoringSection>;

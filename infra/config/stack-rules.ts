@@ -6,6 +6,7 @@
 import type { AppConfig, AppSectionConfig } from "./app";
 import { budgetProblem, derivedPool, largestPoolThatFits, type BudgetInput } from "./connection-budget";
 import { placeholderUrlProblem } from "./identifiers";
+import type { MonitoringConfig } from "./monitoring";
 import type { PatroniConfig } from "./patroni";
 
 /** The one stack that runs on loopback: it may use http issuers and none at all (no real users). */
@@ -45,6 +46,14 @@ export function oidcIssues(stack: string, app: AppSectionConfig): StackIssue[] {
     }
   });
   return issues;
+}
+
+/** Organisation-specific monitoring endpoints must not be placeholders where alerts matter. */
+export function monitoringIssues(stack: string, monitoring: MonitoringConfig): StackIssue[] {
+  const url = monitoring.receivers.ticketUrl;
+  if (stack === LOCAL_STACK || !monitoring.enabled || url === undefined) return [];
+  const placeholder = placeholderUrlProblem(url);
+  return placeholder ? [{ section: "monitoring", path: ["receivers", "ticketUrl"], value: url, message: `${placeholder}: set the ticket system's real webhook` }] : [];
 }
 
 export function budgetInput(app: AppSectionConfig, patroni: PatroniConfig): BudgetInput {

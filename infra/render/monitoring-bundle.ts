@@ -45,6 +45,9 @@ export const RECEIVER_SECRET_KEYS = {
 export function monitoringInput(config: StackConfig): MonitoringInput {
   const m = config.monitoring;
   const secret = m.receivers.secretName;
+  // The schema requires it whenever monitoring is on (the only case that renders these documents).
+  const ticketUrl = m.receivers.ticketUrl;
+  if (ticketUrl === undefined) throw new Error("knhk:monitoring.receivers.ticketUrl: required to render the monitoring documents");
   return {
     namespace: config.namespace.name,
     cluster: m.cluster ?? config.stack,
@@ -58,7 +61,7 @@ export function monitoringInput(config: StackConfig): MonitoringInput {
       chatWebhookUrl: { name: secret, key: RECEIVER_SECRET_KEYS.chatWebhookUrl },
       ticketToken: { name: secret, key: RECEIVER_SECRET_KEYS.ticketToken },
       chatChannel: m.receivers.chatChannel,
-      ticketUrl: m.receivers.ticketUrl,
+      ticketUrl,
       ...(m.receivers.pagerDutyUrl !== undefined ? { pagerDutyUrl: m.receivers.pagerDutyUrl } : {}),
     },
   };

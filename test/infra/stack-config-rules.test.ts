@@ -30,6 +30,7 @@ describe("the committed stack files leave the identifiers to the deploying team"
   test.each(DEPLOYED)("%s without them: every missing key is named at once", (stack) => {
     const problems = problemsOf(stack, readStackConfigFile(stack));
     expect(problems).toEqual([
+      "knhk:monitoring.receivers.ticketUrl = (missing): required when knhk:monitoring.enabled is true: the ticket system's Alertmanager webhook URL (no default: it is organisation-specific)",
       expect.stringMatching(/^knhk:aws\.oidcProviderArn = \(missing\): required when knhk:aws\.enabled is true: the IAM OIDC provider ARN/),
       expect.stringMatching(/^knhk:aws\.oidcIssuer = \(missing\): required when knhk:aws\.enabled is true/),
       expect.stringMatching(new RegExp(`^knhk:app\\.oidc\\.issuers = \\[\\]: at least one OIDC issuer is required in stack "${stack}"`)),
@@ -46,7 +47,7 @@ describe("the committed stack files leave the identifiers to the deploying team"
     for (const stack of DEPLOYED) {
       const cfg = testStackConfig(stack);
       expect(cfg.aws).toMatchObject({ enabled: true, oidcProviderArn: TEST_OIDC_PROVIDER_ARN, oidcIssuer: TEST_EKS_ISSUER });
-      expect(Object.keys(testIdentifiers(stack)).sort()).toEqual(["knhk:app", "knhk:aws"]);
+      expect(Object.keys(testIdentifiers(stack)).sort()).toEqual(["knhk:app", "knhk:aws", "knhk:monitoring"]);
     }
   });
 });
@@ -162,6 +163,21 @@ describe("knhk:aws identifiers: required when enabled, never a placeholder", () 
   test("switched off, nothing is required (the local stack)", () => {
     expect(parseStackConfig("local", { "knhk:aws": { enabled: false } }).aws).toMatchObject({ enabled: false });
     expect(problemsOf("local", { "knhk:aws": { enabled: true } })).toHaveLength(2);
+  });
+});
+
+describe("knhk:monitoring.receivers.ticketUrl: the organisation's ticket system", () => {
+  test("required whenever monitoring is on, in every stack", () => {
+    expect(problemsOf("local", { "knhk:monitoring": { enabled: true } })).toEqual([
+      "knhk:monitoring.receivers.ticketUrl = (missing): required when knhk:monitoring.enabled is true: the ticket system's Alertmanager webhook URL (no default: it is organisation-specific)",
+    ]);
+    expect(parseStackConfig("local", { "knhk:monitoring": { enabled: false } }).monitoring.receivers.ticketUrl).toBeUndefined();
+  });
+
+  test("a placeholder host is refused outside local", () => {
+    expect(problemsOf("prod", prodWith({ "knhk:monitoring": { receivers: { ticketUrl: "https://tickets.example.com/api/alertmanager" } } }))).toEqual([
+      'knhk:monitoring.receivers.ticketUrl = "https://tickets.example.com/api/alertmanager": host tickets.example.com is reserved for documentation/tests (RFC 2606/6761): set the ticket system\'s real webhook',
+    ]);
   });
 });
 

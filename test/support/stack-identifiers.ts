@@ -3,7 +3,7 @@
  * deployed stacks (dev, staging, prod). The committed stack files leave them out on purpose: the
  * deploying team sets its own (README, "Deploying an environment"), and the program refuses to
  * run without them. These values are recognisably from the tests (digits of π, a `TESTFIXTURE`
- * cluster id, an identity provider under `knhk-tests.internal`) and pass the placeholder rules
+ * cluster id, an identity provider and a ticket system under `knhk-tests.internal`) and pass the placeholder rules
  * (infra/config/identifiers.ts), so the policy pack judges the rest of the render.
  */
 import { readFileSync, writeFileSync } from "node:fs";
@@ -17,6 +17,8 @@ export const TEST_AWS_ACCOUNT = "314159265358";
 export const TEST_EKS_ISSUER = "oidc.eks.eu-central-1.amazonaws.com/id/KNHKTESTFIXTURE00000000000000001";
 export const TEST_OIDC_PROVIDER_ARN = `arn:aws:iam::${TEST_AWS_ACCOUNT}:oidc-provider/${TEST_EKS_ISSUER}`;
 
+export const TEST_TICKET_URL = "https://tickets.knhk-tests.internal/api/alertmanager";
+
 /** The identity provider the tests configure for `stack` (Keycloak realm `knhk`). */
 export function testIdpIssuer(stack: string): string {
   return `https://idp.${stack}.knhk-tests.internal/realms/knhk`;
@@ -28,6 +30,7 @@ export function testIdentifiers(stack: string): Record<string, unknown> {
   return {
     "knhk:aws": { oidcProviderArn: TEST_OIDC_PROVIDER_ARN, oidcIssuer: TEST_EKS_ISSUER },
     "knhk:app": { oidc: { issuers: [{ name: "keycloak", claimMapping: "keycloak", issuer: testIdpIssuer(stack) }] } },
+    "knhk:monitoring": { receivers: { ticketUrl: TEST_TICKET_URL } },
   };
 }
 
