@@ -18,7 +18,7 @@ import { SchemaMigration } from "./components/schema-migration";
 import { CREDENTIAL_KEYS } from "./components/patroni-cluster";
 import { VAULT_NAMES, VaultAccess } from "./components/vault-access";
 import { retentionDays } from "./render/archive";
-import { deployedLedgerJobs, LEDGER_JOBS, ledgerJobNetworkAllows } from "./render/ledger-jobs";
+import { deployedLedgerJobs, LEDGER_JOBS, ledgerJobNetworkAllows, ledgerJobVaultRoles } from "./render/ledger-jobs";
 import { monitoringInput } from "./render/monitoring-bundle";
 import { APP, BACKUP, PORTS, POSTGRES, REDIS } from "./render/topology";
 import { loadStackConfig } from "./stack-config";
@@ -103,6 +103,7 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
           serviceDbRole: POSTGRES.serviceDbRole,
           ownerDbUser: POSTGRES.ownerDbUser,
           adminDbUser: POSTGRES.vaultAdminDbUser,
+          jobIdentities: ledgerJobKinds.length > 0 ? ledgerJobVaultRoles(config.vault.mounts.database, config.ledgerJobs.credentialTtlSeconds) : [],
         },
         { dependsOn: [postgres] },
       )

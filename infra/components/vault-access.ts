@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as vault from "@pulumi/vault";
 import type { VaultConfig } from "../config";
+import type { LedgerJobVaultRole } from "../render/ledger-jobs";
 import { dynamicUserCreationStatements, dynamicUserRevocationStatements, ROOT_ROTATION_STATEMENTS, VAULT_MAX_OPEN_CONNECTIONS, VAULT_PASSWORD_AUTHENTICATION, vaultConnectionUrl } from "../render/vault-database";
 import { migrationPolicyRules, operatorPolicyRules, renderPolicyHcl, servicePolicyRules, VAULT_OBJECT_NAMES, vaultLayout } from "../render/vault-policies";
 
@@ -27,6 +28,8 @@ export interface VaultAccessArgs {
   readonly ownerDbUser: string;
   /** Login Vault connects as to PostgreSQL (created by the database bootstrap). */
   readonly adminDbUser: string;
+  /** Further workload identities, each with its own policy, auth role and database role (the ledger CronJobs). Default: none. */
+  readonly jobIdentities?: readonly LedgerJobVaultRole[];
 }
 
 /** Names under which the service and the Deployment find Vault's pieces. */
@@ -133,7 +136,7 @@ export class VaultAccess extends pulumi.ComponentResource {
       {
         backend: databaseMount.path,
         name: VAULT_NAMES.databaseConnection,
-        allowedRoles: [VAULT_NAMES.databaseRole, VAULT_NAMES.staticRole],
+        allowedRoles: [VAULT_NAMES.databaseRole, VAULT_NAMES.staticRole, ...(args.jobIdentities ?? []).map((j) => j.databaseRole)],
         verifyConnection: true,
         rotationSchedule: cfg.database.rootRotationSchedule,
         rootRotationStatements: ROOT_ROTATION_STATEMENTS,
@@ -174,6 +177,39 @@ export class VaultAccess extends pulumi.ComponentResource {
       },
       child,
     );
+
+    for (const job of args.jobIdentities ?? []) {
+      const policy = new vault.Policy(`${name}-${job.authRole}-policy`, { name: job.authRole, policy: renderPolicyHcl(job.policyRules) }, child);
+      new vault.kubernetes.AuthBackendRole(
+        `${name}-${job.authRole}-auth-role`,
+        {
+          backend: kubernetesAuth.path,
+          roleName: job.authRole,
+          boundServiceAccountNames: [job.serviceAccount],
+          boundServiceAccountNamespaces: [args.namespace],
+          audience: cfg.tokenAudience,
+          tokenTtl: job.ttlSeconds,
+          tokenMaxTtl: job.ttlSeconds,
+          tokenPolicies: [policy.name],
+          tokenNoDefaultPolicy: true,
+        },
+        child,
+      );
+      new vault.database.SecretBackendRole(
+        `${name}-${job.databaseRole}-role`,
+        {
+          backend: databaseMount.path,
+          name: job.databaseRole,
+          dbName: connection.name,
+          // Rendered once and never renewed: the run's deadline stays below this (knhk:ledgerJobs).
+          defaultTtl: job.ttlSeconds,
+          maxTtl: job.ttlSeconds,
+          creationStatements: job.creationStatements,
+          revocationStatements: job.revocationStatements,
+        },
+        child,
+      );
+    }
 
     const transit = new vault.Mount(`${name}-transit`, { path: cfg.mounts.transit, type: "transit", description: "KNHK receipt signing" }, child);
     const signingKey = new vault.transit.SecretBackendKey(

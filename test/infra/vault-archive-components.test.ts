@@ -1,5 +1,6 @@
 import type { RenderResult, RenderedResource } from "../../infra/testing/render";
-import { operatorPolicyRules, renderPolicyHcl, servicePolicyRules, vaultLayout } from "../../infra/render/vault-policies";
+import { migrationPolicyRules, operatorPolicyRules, renderPolicyHcl, servicePolicyRules, vaultLayout } from "../../infra/render/vault-policies";
+import { ledgerJobVaultRoles } from "../../infra/render/ledger-jobs";
 import { renderTestStack, TEST_AWS_ACCOUNT } from "../support/stack-identifiers";
 
 const results: Record<string, RenderResult> = {};
@@ -131,13 +132,21 @@ describe("ComplianceArchive and VaultAccess per stack", () => {
   it("Vault: policies are the rendered documents; the service's is least privilege", () => {
     const r = results.prod;
     const policies = Object.fromEntries(ofType(r, "vault:index/policy:Policy").map((p) => [p.inputs.name, p.inputs.policy]));
-    const layout = vaultLayout({ kv: "secret", database: "database", transit: "transit" });
+    const layout = vaultLayout({ kv: "knhk-kv", database: "database", transit: "transit" });
     expect(policies["knhk-service"]).toBe(renderPolicyHcl(servicePolicyRules(layout)));
     expect(policies["knhk-operator"]).toBe(renderPolicyHcl(operatorPolicyRules(layout)));
+    expect(policies["knhk-migration"]).toBe(renderPolicyHcl(migrationPolicyRules(layout)));
+    for (const job of ledgerJobVaultRoles("database", 3600)) expect(policies[job.authRole]).toBe(renderPolicyHcl(job.policyRules));
   });
 
-  it("Vault: Kubernetes auth role bound to knhk-service in knhk, with the service policy only", () => {
-    const role = one(results.prod, "vault:kubernetes/authBackendRole:AuthBackendRole");
+  it("Vault: each Kubernetes auth role bound to its own service account in knhk, with its own policy only", () => {
+    const roles = Object.fromEntries(ofType(results.prod, "vault:kubernetes/authBackendRole:AuthBackendRole").map((r) => [r.inputs.roleName, r.inputs]));
+    expect(Object.keys(roles).sort()).toEqual(["knhk-archive", "knhk-migrate", "knhk-service", "knhk-verify-chain"]);
+    expect(roles["knhk-migrate"]).toMatchObject({ boundServiceAccountNames: ["knhk-migrate"], boundServiceAccountNamespaces: ["knhk"], tokenNoDefaultPolicy: true, tokenPolicies: ["knhk-migration"] });
+    for (const job of ledgerJobVaultRoles("database", 3600)) {
+      expect(roles[job.authRole]).toMatchObject({ boundServiceAccountNames: [job.serviceAccount], boundServiceAccountNamespaces: ["knhk"], tokenNoDefaultPolicy: true, tokenPolicies: [job.authRole] });
+    }
+    const role = { inputs: roles["knhk-service"] };
     expect(role.inputs).toMatchObject({
       roleName: "knhk-service",
       boundServiceAccountNames: ["knhk-service"],
@@ -152,12 +161,12 @@ describe("ComplianceArchive and VaultAccess per stack", () => {
   it("Vault: database engine with dynamic and 30-day static roles, root rotation, connection to postgres-primary", () => {
     const r = results.prod;
     const conn = one(r, "vault:database/secretBackendConnection:SecretBackendConnection");
-    expect(conn.inputs.allowedRoles).toEqual(["knhk-app", "knhk-owner"]);
+    expect(conn.inputs.allowedRoles).toEqual(["knhk-app", "knhk-owner", "knhk-archiver", "knhk-verifier"]);
     expect(conn.inputs.rotationSchedule).toBe("0 3 1 * *");
     const pg = conn.inputs.postgresql as Record<string, unknown> | string;
     expect(JSON.stringify(pg)).toMatch(/postgres-primary\.knhk\.svc|\[secret\]/);
     expect(JSON.stringify(r.resources)).not.toMatch(/"password":"[^[]/);
-    const dynamic = one(r, "vault:database/secretBackendRole:SecretBackendRole");
+    const dynamic = one(r, "vault:database/secretBackendRole:SecretBackendRole", "-app-role");
     expect(dynamic.inputs.name).toBe("knhk-app");
     expect(String((dynamic.inputs.creationStatements as string[])[0])).toContain("IN ROLE knhk_service");
     const stat = one(r, "vault:database/secretBackendStaticRole:SecretBackendStaticRole");
@@ -169,7 +178,7 @@ describe("ComplianceArchive and VaultAccess per stack", () => {
     expect(key.inputs).toMatchObject({ name: "knhk-receipts", type: "ed25519", exportable: false, deletionAllowed: false, autoRotatePeriod: 90 * 24 * 3600 });
   });
 
-  it("the Deployment's Vault Agent renders DATABASE_URL from the dynamic role", () => {
+  it("the Deployment's Vault Agent renders the database URL file from the dynamic role, verified with the mounted CA", () => {
     const deployments = results.prod.k8sObjects.filter((o) => o.kind === "Deployment" && /^knhk-(blue|green)$/.test(o.metadata.name));
     expect(deployments).toHaveLength(2);
     for (const d of deployments) {
@@ -177,7 +186,7 @@ describe("ComplianceArchive and VaultAccess per stack", () => {
       expect(annotations["vault.hashicorp.com/role"]).toBe("knhk-service");
       const template = Object.entries(annotations).find(([k]) => k.startsWith("vault.hashicorp.com/agent-inject-template-"))![1];
       expect(template).toContain('secret "database/creds/knhk-app"');
-      expect(template).toContain("DATABASE_URL");
+      expect(template).toMatch(/^\{\{- with secret "database\/creds\/knhk-app" -\}\}\npostgresql:\/\/.*sslmode=verify-full&sslrootcert=%2Fetc%2Fknhk%2Fpostgres-ca%2Fca\.crt\n/);
     }
   });
 });
