@@ -14,14 +14,16 @@ import { hasBuiltInSchema, validateK8sObject } from "../../infra/testing/k8s-sch
 import {
   K8sObject,
   manifestFileName,
+  mergeConfig,
   redactSecrets,
   RenderedResource,
   RenderResult,
+  renderStack,
   REPO_ROOT,
   SECRET_PLACEHOLDER,
   writeRender,
 } from "../../infra/testing/render";
-import { renderTestStack, testStackConfigFile, writeTestIdentifiers } from "../support/stack-identifiers";
+import { renderTestStack, testIdentifiers, testStackConfigFile, writeTestIdentifiers } from "../support/stack-identifiers";
 
 const run = promisify(execFile);
 const STACKS = ["local", "dev", "staging", "prod"];
@@ -58,6 +60,35 @@ describe("bad stack config", () => {
     await expect(rendering).rejects.toBeInstanceOf(StackConfigError);
     await expect(rendering).rejects.toThrow(message);
     expect(declared.map((d) => d.type)).toEqual(["pulumi:pulumi:Stack"]);
+  }, 60_000);
+});
+
+describe("deployed stacks without their identifiers, with placeholders or an impossible budget", () => {
+  const stopsBeforeDeclaring = async (stack: string, options: Parameters<typeof renderStack>[1], message: RegExp) => {
+    const declared: RenderedResource[] = [];
+    const rendering = renderStack(stack, { ...options, collect: declared });
+    await expect(rendering).rejects.toBeInstanceOf(StackConfigError);
+    await expect(rendering).rejects.toThrow(message);
+    expect(declared.map((d) => d.type)).toEqual(["pulumi:pulumi:Stack"]);
+  };
+
+  it.each(["dev", "staging", "prod"])("%s as committed: stops naming every identifier it needs", async (stack) => {
+    await stopsBeforeDeclaring(stack, {}, /knhk:monitoring\.receivers\.ticketUrl = \(missing\)[\s\S]*knhk:aws\.oidcProviderArn = \(missing\)[\s\S]*knhk:aws\.oidcIssuer = \(missing\)[\s\S]*knhk:app\.oidc\.issuers = \[\]: at least one OIDC issuer is required/);
+  }, 60_000);
+
+  it("staging with the former placeholder provider", async () => {
+    const overlay = mergeConfig(testIdentifiers("staging"), { "knhk:aws": { oidcProviderArn: "arn:aws:iam::000000000000:oidc-provider/oidc.eks.eu-central-1.amazonaws.com/id/KNHK", oidcIssuer: "oidc.eks.eu-central-1.amazonaws.com/id/KNHK" } });
+    await stopsBeforeDeclaring("staging", { overlay }, /knhk:aws\.oidcProviderArn = .*account 000000000000 is a placeholder/);
+  }, 60_000);
+
+  it("prod with its former pool of 50", async () => {
+    const overlay = mergeConfig(testIdentifiers("prod"), { "knhk:app": { settings: { DB_POOL_MAX_CONNECTIONS: 50 } } });
+    await stopsBeforeDeclaring("prod", { overlay }, /knhk:app\.settings\.DB_POOL_MAX_CONNECTIONS = 50: connection budget exceeded: 50 per pod × 10 \(autoscaling\.maxReplicas\) × 2 colours = 1000, \+ reserve 35 .* > max_connections 200/);
+  }, 60_000);
+
+  it("staging without an OIDC issuer", async () => {
+    const overlay = mergeConfig(testIdentifiers("staging"), { "knhk:app": { oidc: { issuers: [] } } });
+    await stopsBeforeDeclaring("staging", { overlay }, /^invalid config for stack "staging":\n  - knhk:app\.oidc\.issuers = \[\]: at least one OIDC issuer is required in stack "staging"/);
   }, 60_000);
 });
 
