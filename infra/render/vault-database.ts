@@ -38,10 +38,14 @@ export const ROOT_ROTATION_STATEMENTS = [`ALTER ROLE "{{name}}" WITH PASSWORD '{
 export function fillVaultTemplate(statement: string, values: { name: string; password: string; expiration?: string }): string {
   if (!/^[A-Za-z0-9._-]+$/.test(values.name)) throw new Error(`name "${values.name}" is not a role name Vault would generate`);
   if (values.password.includes("'")) throw new Error("password must not contain a quote");
+  // split/join, not replaceAll: the Pulumi program compiles against ES2020.
   return statement
-    .replaceAll("{{name}}", values.name)
-    .replaceAll("{{password}}", values.password)
-    .replaceAll("{{expiration}}", values.expiration ?? new Date(Date.now() + 3600_000).toISOString());
+    .split("{{name}}")
+    .join(values.name)
+    .split("{{password}}")
+    .join(values.password)
+    .split("{{expiration}}")
+    .join(values.expiration ?? new Date(Date.now() + 3600_000).toISOString());
 }
 
 /** How Vault's connection reaches PostgreSQL: TLS verified against the cluster CA (sent as `tls_ca`), SCRAM. */
