@@ -44,9 +44,12 @@ export function placeholderHostProblem(host: string): string | undefined {
   return undefined;
 }
 
+/** An id of zeros (the nil UUID as an Azure tenant, ...): never a real one. */
+const ZERO_ID = /^[0-]{8,}$/;
+
 /** Why a path segment is a placeholder, or undefined; `strictIds` also refuses filler ids (cluster ids). */
 function placeholderSegmentProblem(segment: string, strictIds: boolean): string | undefined {
-  if (PLACEHOLDER_WORDS.test(segment) || (strictIds && PLACEHOLDER_IDS.test(segment))) return `"${segment}" is a placeholder`;
+  if (PLACEHOLDER_WORDS.test(segment) || ZERO_ID.test(segment) || (strictIds && PLACEHOLDER_IDS.test(segment))) return `"${segment}" is a placeholder`;
   return undefined;
 }
 
