@@ -117,7 +117,7 @@ describe("start-up and registration", () => {
 
       const first = await s.register();
       expect(first).toMatchObject({ code: 0, err: "" });
-      expect(first.out).toMatch(new RegExp(`transit transit/${s.key.name} version 1: registered \\([A-Za-z0-9+/]{43}=\\)`));
+      expect(first.out).toMatch(new RegExp(`vault-transit:transit/${s.key.name} version 1: registered \\([A-Za-z0-9+/]{43}=\\)`));
       expect((await s.register()).out).toMatch(/version 1: already registered/);
 
       const signer = await s.signer();
