@@ -6,7 +6,7 @@
  *   during a blue-green switch) + the reserve below  <=  knhk:patroni.postgresParameters.max_connections
  *
  * Otherwise the pods beyond the budget get "sorry, too many clients already" exactly when load is
- * highest. The service's pool default derives from it: min(service default, what fits).
+ * highest. A stack that does not set the pool gets min(service default, what fits).
  * With the defaults (max_connections 200, 3 members, HPA max 10): reserve 35, 165 left for
  * 20 pods -> 8 connections per pod.
  */

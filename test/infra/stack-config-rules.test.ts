@@ -191,11 +191,16 @@ describe("the PostgreSQL connection budget", () => {
     }
   });
 
-  test("prod and staging derive 8 per pod (README and the stack files say so); dev keeps its 20", () => {
+  test("the stack files' pools (README and their comments say so), and what a stack without one gets", () => {
     expect(testStackConfig("prod").app.settings).toMatchObject({ DB_POOL_MAX_CONNECTIONS: 8, DB_POOL_MIN_CONNECTIONS: 2 });
     expect(testStackConfig("staging").app.settings).toMatchObject({ DB_POOL_MAX_CONNECTIONS: 8, DB_POOL_MIN_CONNECTIONS: 2 });
     expect(testStackConfig("dev").app.settings).toMatchObject({ DB_POOL_MAX_CONNECTIONS: 20, DB_POOL_MIN_CONNECTIONS: 2 });
+    expect(testStackConfig("local").app.settings).toMatchObject({ DB_POOL_MAX_CONNECTIONS: 20, DB_POOL_MIN_CONNECTIONS: 10 });
     expect(reservedConnections({ maxConnections: 200, superuserReservedConnections: 3, members: 3, maxReplicas: 10 })).toBe(35);
+    expect(reservedConnections({ maxConnections: 200, superuserReservedConnections: 3, members: 2, maxReplicas: 4 })).toBe(34);
+    // prod's shape without an explicit pool: the largest that fits.
+    const unset = mergeConfig(testStackConfigFile("prod"), { "knhk:app": { settings: { DB_POOL_MAX_CONNECTIONS: undefined, DB_POOL_MIN_CONNECTIONS: undefined } } });
+    expect(parseStackConfig("prod", JSON.parse(JSON.stringify(unset))).app.settings).toMatchObject({ DB_POOL_MAX_CONNECTIONS: 8, DB_POOL_MIN_CONNECTIONS: 8 });
   });
 
   test("prod's former pool of 50 stops the program, naming the key and printing the arithmetic", () => {
@@ -209,11 +214,17 @@ describe("the PostgreSQL connection budget", () => {
   test("a larger max_connections admits a larger pool; the derived default follows it", () => {
     const cfg = parseStackConfig("prod", prodWith({ "knhk:patroni": { postgresParameters: { max_connections: 1035 } }, "knhk:app": { settings: { DB_POOL_MAX_CONNECTIONS: 50 } } }));
     expect(cfg.app.settings.DB_POOL_MAX_CONNECTIONS).toBe(50);
-    expect(parseStackConfig("prod", prodWith({ "knhk:patroni": { postgresParameters: { max_connections: 435 } } })).app.settings.DB_POOL_MAX_CONNECTIONS).toBe(20);
+    expect(parseStackConfig("local", { "knhk:patroni": { postgresParameters: { max_connections: 435 } } }).app.settings.DB_POOL_MAX_CONNECTIONS).toBe(20);
+  });
+
+  test("raising the HPA max beyond the pool's budget is refused, with what fits", () => {
+    expect(problemsOf("prod", prodWith({ "knhk:app": { autoscaling: { maxReplicas: 12 } } }))).toEqual([
+      expect.stringMatching(/^knhk:app\.settings\.DB_POOL_MAX_CONNECTIONS = 8: connection budget exceeded: 8 per pod × 12 \(autoscaling\.maxReplicas\) × 2 colours = 192, .* = 227 > max_connections 200 .*; at most 6 per pod fits, or raise max_connections to 227$/),
+    ]);
   });
 
   test("a budget in which no pool fits names max_connections", () => {
-    const problems = problemsOf("prod", prodWith({ "knhk:patroni": { postgresParameters: { max_connections: 40 } } }));
+    const problems = problemsOf("local", { "knhk:patroni": { postgresParameters: { max_connections: 40 } } });
     expect(problems).toEqual([expect.stringMatching(/^knhk:patroni\.postgresParameters\.max_connections = 40: connection budget exceeded: 1 per pod × 10 .* not even 1 per pod fits: lower autoscaling\.maxReplicas, or raise max_connections to 55$/)]);
   });
 
