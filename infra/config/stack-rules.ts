@@ -1,7 +1,7 @@
 /**
  * Rules that span sections or depend on the stack, applied once every section has parsed:
- * the OIDC issuers a deployed stack needs, and the PostgreSQL connection budget (which also
- * resolves the service's pool defaults).
+ * the OIDC issuers a deployed stack needs, no placeholder ticket system, and the PostgreSQL
+ * connection budget (which also resolves the service's pool defaults).
  */
 import type { AppConfig, AppSectionConfig } from "./app";
 import { budgetProblem, derivedPool, largestPoolThatFits, type BudgetInput } from "./connection-budget";
@@ -37,7 +37,7 @@ export function oidcIssues(stack: string, app: AppSectionConfig): StackIssue[] {
       const url = issuer[field];
       if (url === undefined) continue;
       const path = ["oidc", "issuers", i, field];
-      if (!url.startsWith("https://")) {
+      if (new URL(url).protocol !== "https:") {
         issues.push({ section: "app", path, value: url, message: `must be an https URL outside the ${LOCAL_STACK} stack (tokens and keys must not travel in clear text)` });
         continue;
       }
