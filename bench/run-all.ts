@@ -31,6 +31,7 @@ interface Benchmark {
 const SEQUENCE: readonly Benchmark[] = [
   { name: "hotpath", file: "bench/hotpath.ts", args: [], quickArgs: ["--quick"] },
   { name: "receipts-append", file: "bench/receipts-append.ts", args: [], quickArgs: [] },
+  { name: "receipts-transit", file: "bench/receipts-transit.ts", args: [], quickArgs: [] },
   { name: "verify-chain", file: "bench/verify-chain.ts", args: [], quickArgs: [] },
   { name: "api", file: "bench/api.ts", args: [], quickArgs: ["--quick"] },
   { name: "warm-path", file: "bench/warm-path.ts", args: [], quickArgs: ["--quick"] },

@@ -58,6 +58,12 @@ export const BENCHMARKS: readonly { name: string; script: string; title: string;
     method: "3 processes appending concurrently to one PostgreSQL 15 (synchronous_commit on); acknowledged receipts per second over a fixed window; the naive one-receipt-per-commit append measured in the same run; the chain is verified afterwards.",
   },
   {
+    name: "receipts-transit",
+    script: "bench:transit",
+    title: "Receipt append signed by Vault transit",
+    method: "one process, group commit (maxBatch 256) on PostgreSQL 15 (synchronous_commit on), signatures from an OpenBao 2.7.2 transit ed25519 key (one batch_input request per 256 receipts, each signature verified locally), directly and through a `bao agent` API proxy; the in-process key measured in alternation in the same run; CPU per receipt includes PostgreSQL, OpenBao and the agent; each chain verified afterwards with the keys Vault publishes.",
+  },
+  {
     name: "verify-chain",
     script: "bench:verify",
     title: "Receipt chain verification",
@@ -134,6 +140,34 @@ function receiptsRows(data: any): FigureRow[] {
       target: "verifies",
       ratio: "-",
       met: Boolean(data.chain.verifies),
+    },
+  ];
+}
+
+function transitRows(data: any): FigureRow[] {
+  const local = data.local_key;
+  const row = (variant: any, label: string, ratio: number): FigureRow => ({
+    benchmark: "receipts-transit",
+    figure: `receipts/s signed by ${label}, ${data.processes} process, synchronous_commit ${data.synchronous_commit}`,
+    measured: `${n(num(variant.median, `${label} median`), 0)}/s (min ${n(variant.min, 0)}, max ${n(variant.max, 0)}, n=${variant.n}); ${n(num(variant.cpu_us_per_receipt, "cpu_us_per_receipt"), 0)} CPU-µs/receipt`,
+    reference: `in-process key ${n(num(local.median, "local_key.median"), 0)}/s; ${n(num(local.cpu_us_per_receipt, "local cpu"), 0)} CPU-µs/receipt`,
+    target: "-",
+    ratio: `${n(num(ratio, "ratio"), 2)}x the in-process key`,
+    met: null,
+  });
+  const chains = Object.entries<any>(data.chains ?? {});
+  if (chains.length === 0) throw new Error("no chains");
+  return [
+    row(data.transit, "Vault transit", data.ratio_transit_over_local),
+    row(data.transit_agent, "Vault transit via the agent proxy", data.ratio_agent_over_local),
+    {
+      benchmark: "receipts-transit",
+      figure: "each variant's chain after the run",
+      measured: chains.map(([v, c]) => `${v}: ${n(num(c.receipts, "receipts"), 0)} ${c.verifies ? "verify" : "BROKEN"}`).join("; "),
+      reference: "-",
+      target: "verifies",
+      ratio: "-",
+      met: chains.every(([, c]) => Boolean(c.verifies)),
     },
   ];
 }
@@ -250,6 +284,7 @@ function stackRows(data: any): FigureRow[] {
 const FORMATTERS: Record<string, (data: any) => FigureRow[]> = {
   hotpath: hotpathRows,
   "receipts-append": receiptsRows,
+  "receipts-transit": transitRows,
   "verify-chain": verifyRows,
   api: apiRows,
   "warm-path": warmRows,

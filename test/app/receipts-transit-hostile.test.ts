@@ -23,6 +23,7 @@ import {
   transitSettingsFromEnv,
   type TransitKeyInfo,
 } from "../../app/src/receipts/vault-transit";
+import { VerifyPool } from "../../app/src/receipts/verify-pool";
 import { startLedgerPostgres, type LedgerPostgres } from "./receipts-support";
 import { ledgerDatabase, type LedgerDatabase } from "./transit-support";
 
@@ -182,6 +183,28 @@ describe("a hostile transit server", () => {
       await ledger.close();
     }
     expect((await verifyChain({ db: db.service, trustedKeys: new Map([[1, publicKey]]) })).ok).toBe(true);
+  });
+});
+
+describe("VerifyPool (the local check of Vault's signatures)", () => {
+  test("finds the first signature that does not verify, in threads or inline, wherever it is", async () => {
+    const { privateKey: key, publicKey: pub } = generateKeyPairSync("ed25519");
+    const hashes = Array.from({ length: 300 }, (_, i) => Buffer.alloc(32, i % 251).toString("hex").replace(/^../, (i % 256).toString(16).padStart(2, "0")));
+    const good = hashes.map((h) => sign(null, Buffer.from(h, "hex"), key).toString("base64"));
+    for (const threads of [1, 3]) {
+      const pool = new VerifyPool(threads);
+      try {
+        expect(await pool.firstInvalid(pub, hashes, good)).toBe(-1);
+        for (const bad of [0, 73, 150, 299]) {
+          const signatures = [...good];
+          signatures[bad] = good[(bad + 1) % good.length];
+          expect(await pool.firstInvalid(pub, hashes, signatures)).toBe(bad);
+        }
+        expect(await pool.firstInvalid(pub, hashes.slice(0, 5), [good[1], ...good.slice(1, 5)])).toBe(0);
+      } finally {
+        await pool.close();
+      }
+    }
   });
 });
 

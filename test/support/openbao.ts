@@ -85,6 +85,8 @@ export interface TestOpenBao {
   /** http(s)://127.0.0.1:PORT */
   readonly addr: string;
   readonly port: number;
+  /** The server process (its CPU time is in /proc/<pid>/stat). */
+  readonly pid: number;
   readonly rootToken: string;
   /** PEM of the CA the TLS listener's certificate chains to (tls mode only). */
   readonly caFile: string | undefined;
@@ -184,6 +186,7 @@ export async function startOpenBao(options: { tls?: boolean; audit?: boolean } =
   return {
     addr,
     port,
+    pid: server.pid,
     rootToken,
     caFile,
     auditLog,
@@ -219,6 +222,7 @@ export interface TestOpenBaoAgent {
   /** http://127.0.0.1:PORT: the agent's API proxy, which adds its auto-auth token to every request. */
   readonly addr: string;
   readonly port: number;
+  readonly pid: number;
   output(): string;
   stop(): Promise<void>;
 }
@@ -249,6 +253,7 @@ export async function startOpenBaoAgent(bao: TestOpenBao, options: { tokenFile: 
   return {
     addr,
     port,
+    pid: agent.pid,
     output,
     async stop() {
       await agent.stop("SIGTERM", 5000);

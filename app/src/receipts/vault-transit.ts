@@ -14,14 +14,16 @@
  * In production the address is the Vault Agent's API proxy on loopback, which adds the pod's
  * token; KNHK_SIGNING_VAULT_TOKEN_FILE is for use without the proxy.
  */
-import { createPublicKey, verify, type KeyObject } from "node:crypto";
+import { createPublicKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Sql } from "../db/types";
 import { loadKeyring, type Keyring } from "./keyring";
 import type { Signer } from "./keys";
 import { SigningKeyRegistrationError, SigningUnavailableError } from "./signing-errors";
+import { VerifyPool } from "./verify-pool";
 
 export const TRANSIT_ENV = {
   addr: "KNHK_SIGNING_VAULT_ADDR",
@@ -368,6 +370,8 @@ export interface TransitSignerOptions {
   /** Re-check interval; default the client's settings (KNHK_SIGNING_TRANSIT_REFRESH_SECONDS). */
   readonly refreshMs?: number;
   readonly onStatus?: (status: TransitKeyStatus) => void;
+  /** Threads verifying Vault's signatures of large batches; default one per core. */
+  readonly threads?: number;
 }
 
 export interface TransitSigner extends Signer {
@@ -389,6 +393,7 @@ export async function createTransitSigner(options: TransitSignerOptions): Promis
   const { client, db, log } = options;
   const refreshMs = options.refreshMs ?? client.settings.refreshMs;
   const verifiers = new Map<number, KeyObject>();
+  const pool = new VerifyPool(options.threads ?? availableParallelism());
   let current: { version: number; publicKey: string } | undefined;
   let lastNotice = "";
   let timer: NodeJS.Timeout | undefined;
@@ -426,7 +431,12 @@ export async function createTransitSigner(options: TransitSignerOptions): Promis
     return choice;
   }
 
-  await firstRefresh(refresh, client, log);
+  try {
+    await firstRefresh(refresh, client, log);
+  } catch (error) {
+    await pool.close();
+    throw error;
+  }
   timer = setInterval(() => {
     refresh().catch((error: Error) => notice(`receipts: re-checking transit key ${client.description} failed, still signing with version ${current?.version}: ${error.message}`));
   }, refreshMs);
@@ -446,12 +456,11 @@ export async function createTransitSigner(options: TransitSignerOptions): Promis
       const key = verifiers.get(keyVersion);
       if (!key) throw new SigningUnavailableError(`key_version ${keyVersion} is not a registered version of transit key ${client.settings.mount}/${client.settings.key}`);
       const signatures = await client.sign(keyVersion, hashes);
-      for (let i = 0; i < hashes.length; i++) {
-        if (!verify(null, Buffer.from(hashes[i], "hex"), key, Buffer.from(signatures[i], "base64"))) {
-          throw new SigningUnavailableError(
-            `Vault transit sign: the signature of item ${i} does not verify with the registered public key of version ${keyVersion}; nothing was stored`,
-          );
-        }
+      const bad = await pool.firstInvalid(key, hashes, signatures);
+      if (bad >= 0) {
+        throw new SigningUnavailableError(
+          `Vault transit sign: the signature of item ${bad} does not verify with the registered public key of version ${keyVersion}; nothing was stored`,
+        );
       }
       return signatures;
     },
@@ -459,6 +468,7 @@ export async function createTransitSigner(options: TransitSignerOptions): Promis
       if (timer) clearInterval(timer);
       timer = undefined;
       client.close();
+      await pool.close();
     },
   };
 }
