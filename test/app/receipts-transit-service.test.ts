@@ -6,7 +6,8 @@
  * unready, saying so. A receipted request's receipt verifies with the keys published by Vault. With Vault sealed or the
  * agent gone, the request is a 503 naming receipt signing, the receipt waits in the outbox (the
  * observation is never durable without it) and reaches the chain once Vault is back; a service
- * started before its agent waits for it.
+ * started before its agent waits for it; a rotated version shows on /metrics as unregistered
+ * and signs once the owner registers it, without a restart.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -38,7 +39,7 @@ const logs: string[] = [];
 
 /** The service's signing variables: the agent's proxy, no token of its own (the agent adds it). */
 function signingEnv(): Record<string, string> {
-  const env = key.env({ KNHK_SIGNING_VAULT_ADDR: agent.addr, KNHK_SIGNING_VAULT_STARTUP_WAIT_SECONDS: "60", KNHK_SIGNING_VAULT_TIMEOUT_MS: "1500" });
+  const env = key.env({ KNHK_SIGNING_VAULT_ADDR: agent.addr, KNHK_SIGNING_VAULT_STARTUP_WAIT_SECONDS: "60", KNHK_SIGNING_VAULT_TIMEOUT_MS: "1500", KNHK_SIGNING_TRANSIT_REFRESH_SECONDS: "1" });
   delete env.KNHK_SIGNING_VAULT_TOKEN_FILE;
   return env;
 }
@@ -175,5 +176,26 @@ test("agent gone: 503 (Vault unreachable), nothing lost; a service started befor
   expect(logs.join("\n")).toMatch(/waiting up to 60 s for Vault transit/);
   expect((await observe(201)).status).toBe(201);
   expect((await counts()).outbox).toBe(0);
+  expect((await asOwner(["verify-chain", "--trusted-keys-from-vault"])).code).toBe(0);
+});
+
+test("rotation while serving: the new version is reported on /metrics as unregistered and not used, then signs once registered, without a restart", async () => {
+  const gauge = async (name: string) => {
+    const text = await (await fetch(`${service!.metricsUrl}/metrics`)).text();
+    return Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
+  };
+  expect(await gauge("knhk_receipt_signing_key_version")).toBe(1);
+  expect(await gauge("knhk_receipt_signing_unregistered_key_versions")).toBe(0);
+  await key.rotate();
+  await waitFor("the unregistered version on /metrics", async () => (await gauge("knhk_receipt_signing_unregistered_key_versions")) === 1, 30_000, 200);
+  expect(await gauge("knhk_receipt_signing_key_version")).toBe(1);
+  expect((await observe(300)).status).toBe(201);
+  expect((await pg.psql("SELECT key_version FROM receipts ORDER BY seq DESC LIMIT 1", database)).trim()).toBe("1");
+
+  expect((await asOwner(["register-transit-keys"])).out).toMatch(/version 2: registered/);
+  await waitFor("version 2 signing", async () => (await gauge("knhk_receipt_signing_key_version")) === 2, 30_000, 200);
+  expect(await gauge("knhk_receipt_signing_unregistered_key_versions")).toBe(0);
+  expect((await observe(301)).status).toBe(201);
+  expect((await pg.psql("SELECT key_version FROM receipts ORDER BY seq DESC LIMIT 1", database)).trim()).toBe("2");
   expect((await asOwner(["verify-chain", "--trusted-keys-from-vault"])).code).toBe(0);
 });

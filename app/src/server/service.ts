@@ -8,7 +8,7 @@ import { describeSchemaStatus, schemaStatus } from "../db/schema-status";
 import type { Database } from "../db/types";
 import { createDomain, type Domain } from "../domain";
 import { createKernel } from "../hotpath";
-import { createLedger, loadSigner, SigningKeyRegistrationError, SigningUnavailableError, verifyChain, type Ledger } from "../receipts";
+import { createLedger, loadSigner, SigningKeyRegistrationError, SigningUnavailableError, verifyChain, type Ledger, type TransitKeyStatus } from "../receipts";
 import { addVerificationRunCollector } from "../ledger-jobs";
 import { closeRedis, createRedisClient, probeRedis } from "../redis/connection";
 import { createRateLimiter } from "../redis/rate-limit";
@@ -100,6 +100,10 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
     // provides: the schema of this build, then a signing key the owner registered.
     const gate = config.database.migrateOnStart ? undefined : await openStartupGate({ host: config.http.host, port: config.http.port, log: write });
     let signer: Awaited<ReturnType<typeof loadSigner>> | undefined;
+    const onTransitStatus = (status: TransitKeyStatus) => {
+      metrics.set("knhk_receipt_signing_key_version", {}, status.signingVersion);
+      metrics.set("knhk_receipt_signing_unregistered_key_versions", {}, status.unregisteredVersions);
+    };
     try {
       await gate?.until("database schema", async () => {
         try {
@@ -111,7 +115,7 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
       });
       await gate?.until("receipt signing key", async () => {
         try {
-          signer = await loadSigner({ db, env, log: (line) => write("warn", line) });
+          signer = await loadSigner({ db, env, log: (line) => write("warn", line), onTransitStatus });
           return undefined;
         } catch (error) {
           if (error instanceof SigningKeyRegistrationError || error instanceof SigningUnavailableError) return error.message;
@@ -121,7 +125,8 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
     } finally {
       await gate?.close();
     }
-    signer ??= await loadSigner({ db, env, log: (line) => write("warn", line) });
+    signer ??= await loadSigner({ db, env, log: (line) => write("warn", line), onTransitStatus });
+    metrics.set("knhk_receipt_signing_key_version", {}, signer.keyVersion);
     const ledger: Ledger = createLedger({
       db,
       signer,
