@@ -7,7 +7,7 @@ import { APP } from "../render/topology";
 
 export interface SchemaMigrationArgs {
   readonly namespace: string;
-  /** Image reference per colour; one Job per distinct image (two colours on one image share it). */
+  /** Image reference per colour. */
   readonly images: Readonly<Record<"blue" | "green", string>>;
   /** Vault Kubernetes auth role of ServiceAccount `knhk-migrate` (create the component after it: `dependsOn`). */
   readonly vaultRole: string;
@@ -26,9 +26,10 @@ export interface SchemaMigrationArgs {
 const DEFAULT_RESOURCES: ContainerResources = { requests: { cpu: "100m", memory: "128Mi" }, limits: { cpu: "500m", memory: "256Mi" } };
 
 /**
- * ServiceAccount `knhk-migrate` and one Job `knhk-migrate-<hash of image>` per image: the
- * migrations of an image run once, as the schema owner, before the colour that runs it starts
- * (give each colour's Deployment `dependsOn: jobs[colour]`). The service itself has no DDL rights.
+ * ServiceAccount `knhk-migrate` and one Job `knhk-migrate-<colour>` per colour, replaced when that
+ * colour's image changes: the migrations of an image run, as the schema owner, before the colour
+ * that runs it starts (give each colour's Deployment `dependsOn: jobs[colour]`). The service itself
+ * has no DDL rights.
  */
 export class SchemaMigration extends pulumi.ComponentResource {
   /** The Job each colour's Deployment waits for. */
@@ -45,14 +46,11 @@ export class SchemaMigration extends pulumi.ComponentResource {
       child,
     );
 
-    const byImage = new Map<string, k8s.batch.v1.Job>();
     const jobFor = (color: "blue" | "green") => {
-      const image = args.images[color];
-      const existing = byImage.get(image);
-      if (existing) return existing;
       const job = migrationJob({
         namespace: args.namespace,
-        image,
+        color,
+        image: args.images[color],
         vaultRole: args.vaultRole,
         ownerCredsPath: args.ownerCredsPath,
         transit: args.transit,
@@ -60,14 +58,14 @@ export class SchemaMigration extends pulumi.ComponentResource {
         caSecretName: args.caSecretName,
         resources: args.resources ?? DEFAULT_RESOURCES,
       });
-      const created = new k8s.batch.v1.Job(
+      return new k8s.batch.v1.Job(
         `${name}-${color}`,
         { metadata: job.metadata, spec: job.spec },
-        // The engine waits for the Job to complete: a failed migration stops the deploy before any pod of the new version starts.
-        { ...child, dependsOn: [serviceAccount] },
+        // A new image replaces the Job (its pod template is immutable): the old one goes first, as
+        // the name stays. The engine waits for completion: a failed migration stops the deploy
+        // before any pod of the new version starts.
+        { ...child, dependsOn: [serviceAccount], deleteBeforeReplace: true },
       );
-      byImage.set(image, created);
-      return created;
     };
     this.jobs = { blue: jobFor("blue"), green: jobFor("green") };
     this.jobNames = pulumi.all([this.jobs.blue.metadata.name, this.jobs.green.metadata.name]).apply(([blue, green]) => ({ blue, green }));

@@ -3,7 +3,6 @@
  * schema owner, with the owner's rotated credential that Vault Agent renders before the container
  * starts, and exits. The colour running that image starts only after the Job succeeded.
  */
-import { createHash } from "node:crypto";
 import { dirname } from "node:path";
 import type { ContainerResources } from "../config/common";
 import { emptyDirVolume, labels, restrictedContainerSecurityContext, restrictedPodSecurityContext } from "./k8s";
@@ -13,6 +12,8 @@ import { databaseUrlTemplate, vaultAgentAnnotations, type DatabaseTarget } from 
 
 export interface MigrationJobInput {
   readonly namespace: string;
+  /** The colour whose image this Job migrates for. */
+  readonly color: "blue" | "green";
   /** Pinned image reference (tag or digest) whose migrations run. */
   readonly image: string;
   /** Kubernetes auth role of the Job's service account (Vault's migration policy). */
@@ -32,9 +33,13 @@ const UID = 1000;
 /** Enough for every migration so far by orders of magnitude; a hung migration fails the deploy instead of blocking it. */
 export const MIGRATION_DEADLINE_SECONDS = 900;
 
-/** `knhk-migrate-<first 10 hex of sha256(image)>`: one Job per image, so a new version gets a new Job. */
-export function migrationJobName(image: string): string {
-  return `knhk-migrate-${createHash("sha256").update(image).digest("hex").slice(0, 10)}`;
+/**
+ * `knhk-migrate-<colour>`: one Job per colour, replaced whenever that colour's image changes (a
+ * Job's pod template is immutable), so a release shows up as exactly that colour's Job. Two colours
+ * on one image both run; the second finds nothing to apply (migrations serialise on a lock).
+ */
+export function migrationJobName(color: "blue" | "green"): string {
+  return `knhk-migrate-${color}`;
 }
 
 /**
@@ -85,7 +90,7 @@ export function migrationJob(input: MigrationJobInput) {
     initOnly: true,
   });
   return {
-    metadata: { name: migrationJobName(input.image), namespace: input.namespace, labels: podLabels },
+    metadata: { name: migrationJobName(input.color), namespace: input.namespace, labels: podLabels },
     spec: {
       backoffLimit: 2,
       activeDeadlineSeconds: MIGRATION_DEADLINE_SECONDS,

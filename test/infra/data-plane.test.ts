@@ -308,12 +308,21 @@ describe("KnhkService", () => {
     expect(podSpec(find(r[stack], "Deployment", "knhk-green")).containers[0].resources).toEqual({ requests, limits });
   });
 
-  it("Vault Agent renders DATABASE_URL (stacks with Vault); none in local", () => {
+  it("Vault Agent renders the database URL file the service follows (stacks with Vault); none in local", () => {
     const annotations = podTemplate(find(r.prod, "Deployment", "knhk-blue")).metadata.annotations;
     expect(annotations["vault.hashicorp.com/agent-inject"]).toBe("true");
     expect(annotations["vault.hashicorp.com/role"]).toBe("knhk-service");
-    expect(annotations["vault.hashicorp.com/agent-inject-template-database.env"]).toMatch(/DATABASE_URL="postgresql:\/\/.*@postgres-primary\.knhk\.svc\.cluster\.local:5432\/knhk\?sslmode=verify-full"/);
-    expect(podSpec(find(r.prod, "Deployment", "knhk-blue")).containers[0].command.slice(0, 2)).toEqual(["/bin/sh", "-c"]);
+    expect(annotations["vault.hashicorp.com/agent-pre-populate-only"]).toBeUndefined();
+    expect(annotations["vault.hashicorp.com/agent-inject-template-database-url"]).toMatch(
+      /^\{\{- with secret "database\/creds\/knhk-app" -\}\}\npostgresql:\/\/.*@postgres-primary\.knhk\.svc\.cluster\.local:5432\/knhk\?sslmode=verify-full&sslrootcert=/,
+    );
+    const container = podSpec(find(r.prod, "Deployment", "knhk-blue")).containers[0];
+    expect(container.command).toEqual(["node", "dist/app/src/main.js"]);
+    expect(container.env).toEqual(expect.arrayContaining([
+      { name: "DATABASE_URL_FILE", value: "/vault/secrets/database-url" },
+      { name: "KNHK_MIGRATE_ON_START", value: "false" },
+      { name: "KNHK_ACTIVE_COLOR_FILE", value: "/etc/knhk/active-color/color" },
+    ]));
     const local = podTemplate(find(r.local, "Deployment", "knhk-blue")).metadata.annotations;
     expect(Object.keys(local).filter((k) => k.startsWith("vault.hashicorp.com"))).toEqual([]);
     expect(find(r.local, "ConfigMap", "knhk-config").data.KNHK_EMBEDDED_DATA_DIR).toBe("/var/lib/knhk");
