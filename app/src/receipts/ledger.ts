@@ -11,7 +11,9 @@
  * Receipted domain steps use the outbox (outbox.ts): `stage` stores the receipt input inside the
  * step's own transaction, `appendStaged` appends it; the batch deletes the outbox entry in the
  * statement that inserts the receipt and fills the domain row's `receipt_seq` back-link in the
- * same transaction. `recover` appends what dead processes left in the outbox. Domain writes stay
+ * same transaction. `recover` appends what dead processes left in the outbox; an entry whose
+ * append failed while this ledger lives (signer or database unavailable) is retried by the
+ * ledger itself until it is in the chain. Domain writes stay
  * outside the chain-head lock, so batches stay as short as before (one more CTE, no round trip).
  */
 import { randomUUID } from "node:crypto";
@@ -49,6 +51,12 @@ export interface LedgerOptions {
   /** Most receipts per transaction; default 256. */
   readonly maxBatch?: number;
   readonly metrics?: LedgerMetrics;
+  /**
+   * After a staged receipt failed to append (the signer or the database was unavailable), this
+   * ledger retries its own outbox entries every this many milliseconds until they are in the
+   * chain; default 5000.
+   */
+  readonly stagedRetryMs?: number;
 }
 
 export interface Ledger {
@@ -119,6 +127,21 @@ export function createLedger(options: LedgerOptions): Ledger {
   let ownerLock: Promise<void> | undefined;
   let releaseOwnerLock: (() => void) | undefined;
   let ownerSession: Promise<void> | undefined;
+  const stagedRetryMs = options.stagedRetryMs ?? 5000;
+  let retryTimer: NodeJS.Timeout | undefined;
+
+  /** A staged receipt that failed stays in the outbox: append it (and any other of ours) once the cause is gone. */
+  function retryStagedLater(): void {
+    if (retryTimer || closed) return;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      if (closed) return;
+      stagedOf(db, owner)
+        .then((entries) => appendAll(entries.filter((s) => !inFlight.has(s.outboxId))))
+        .catch(() => retryStagedLater());
+    }, stagedRetryMs);
+    retryTimer.unref();
+  }
 
   /**
    * PostgreSQL: a session advisory lock on this ledger's owner id, held until close, tells other
@@ -261,7 +284,13 @@ export function createLedger(options: LedgerOptions): Ledger {
   function appendStaged(staged: StagedReceipt): Promise<Receipt> {
     if (closed) return Promise.reject(new LedgerClosedError());
     inFlight.add(staged.outboxId);
-    return batches.submit({ input: staged.input, staged }).finally(() => inFlight.delete(staged.outboxId));
+    return batches
+      .submit({ input: staged.input, staged })
+      .catch((error: Error) => {
+        retryStagedLater();
+        throw error;
+      })
+      .finally(() => inFlight.delete(staged.outboxId));
   }
 
   async function appendAll(staged: StagedReceipt[]): Promise<number> {
@@ -320,6 +349,7 @@ export function createLedger(options: LedgerOptions): Ledger {
     head: () => chainHead(db),
     async close() {
       closed = true;
+      clearTimeout(retryTimer);
       await batches.drained();
       releaseOwnerLock?.();
       await ownerSession;
