@@ -251,7 +251,14 @@ function kubernetesProvider(config: StackConfig): k8s.Provider {
     "knhk-k8s",
     renderDir !== undefined
       ? { renderYamlToDirectory: fromProjectRoot(renderDir) }
-      : { context, kubeconfig: kubeconfig === undefined ? undefined : fromProjectRoot(kubeconfig), enableServerSideApply: true },
+      : {
+          context,
+          kubeconfig: kubeconfig === undefined ? undefined : fromProjectRoot(kubeconfig),
+          enableServerSideApply: true,
+          // ConfigMaps change in place: a colour switch rewrites `knhk-active-color`, which running
+          // pods read as a mounted file; replacing it would replace every Deployment that mounts it.
+          enableConfigMapMutable: true,
+        },
   );
 }
 

@@ -221,7 +221,8 @@ export class KnhkService extends pulumi.ComponentResource {
                 ],
                 volumes: [
                   emptyDirVolume("tmp", "256Mi"),
-                  { name: "active-color", configMap: { name: activeColor.metadata.name, defaultMode: 0o444 } },
+                  // By name, not by the resource's output: the Deployments must not change when the colour does.
+                  { name: "active-color", configMap: { name: APP.activeColorConfigMap, defaultMode: 0o444 } },
                   ...(vault ? [postgresCaVolume(vault.caSecretName)] : [emptyDirVolume("embedded-data", "1Gi")]),
                 ],
               },
@@ -229,7 +230,7 @@ export class KnhkService extends pulumi.ComponentResource {
           },
         },
         // The HPA owns the replica count once the Deployment exists. A colour starts only after the migrations of its image ran.
-        { ...child, ignoreChanges: ["spec.replicas"], dependsOn: args.migrationJobs ? [args.migrationJobs[color]] : [] },
+        { ...child, ignoreChanges: ["spec.replicas"], dependsOn: [activeColor, ...(args.migrationJobs ? [args.migrationJobs[color]] : [])] },
       );
 
       service(`${color}-service`, deploymentName, selector);
