@@ -103,7 +103,7 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
           serviceDbRole: POSTGRES.serviceDbRole,
           ownerDbUser: POSTGRES.ownerDbUser,
           adminDbUser: POSTGRES.vaultAdminDbUser,
-          jobIdentities: ledgerJobKinds.length > 0 ? ledgerJobVaultRoles(config.vault.mounts.database, config.ledgerJobs.credentialTtlSeconds) : [],
+          jobIdentities: ledgerJobKinds.length > 0 ? ledgerJobVaultRoles(config.vault.mounts.database, config.ledgerJobs.credentialTtlSeconds, signingTransitKey(config)) : [],
         },
         { dependsOn: [postgres] },
       )
@@ -117,7 +117,7 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
           images,
           vaultRole: VAULT_NAMES.migrationAuthRole,
           ownerCredsPath: vaultAccess.ownerCredsPath,
-          transit: { mount: config.vault.mounts.transit, key: VAULT_NAMES.signingKey },
+          transit: signingTransitKey(config),
           database: { host: postgres.primaryHost, port: PORTS.postgres, name: POSTGRES.database },
           caSecretName: config.patroni.tlsSecretName,
         },
@@ -137,7 +137,7 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
             databaseCredsPath: `${config.vault.mounts.database}/creds/${VAULT_NAMES.databaseRole}`,
             database: { host: postgres.primaryHost, port: PORTS.postgres, name: POSTGRES.database },
             caSecretName: config.patroni.tlsSecretName,
-            transit: { mount: config.vault.mounts.transit, key: VAULT_NAMES.signingKey },
+            transit: signingTransitKey(config),
           }
         : undefined,
       migrationJobs: migration?.jobs,
@@ -162,6 +162,7 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
             databaseMount: config.vault.mounts.database,
             database: { host: postgres.primaryHost, port: PORTS.postgres, name: POSTGRES.database },
             caSecretName: config.patroni.tlsSecretName,
+            transit: signingTransitKey(config),
             archive:
               archive && config.aws.enabled
                 ? {
@@ -224,6 +225,11 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
       ? { archiveLedgerBucket: archive.ledgerBucket, archiveServiceRoleArn: archive.serviceRoleArn, backupRoleArn: archive.backupRoleArn }
       : {}),
   };
+}
+
+/** The transit key that signs receipts. */
+function signingTransitKey(config: StackConfig) {
+  return { mount: config.vault.mounts.transit, key: VAULT_NAMES.signingKey };
 }
 
 /** One key of a Secret that exists before the deploy (a prerequisite), as a secret output. */

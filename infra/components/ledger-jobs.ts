@@ -1,5 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import type { TransitKey } from "../render/ledger-jobs";
 import { ledgerJobsSection, type LedgerJobsConfig } from "../config/ledger-jobs";
 import { labels } from "../render/k8s";
 import { LEDGER_JOB_KINDS, LEDGER_JOBS, ledgerCronJob, type ArchiveTarget, type LedgerJobKind } from "../render/ledger-jobs";
@@ -23,6 +24,8 @@ export interface LedgerJobsArgs {
   readonly database?: { readonly host: string; readonly port: number; readonly name: string };
   /** Secret holding `ca.crt` (the Patroni TLS Secret). Default `postgres-tls`. */
   readonly caSecretName?: string;
+  /** Transit mount and key whose public versions the verification jobs trust (rendered by their Vault Agent). */
+  readonly transit: TransitKey;
   /** The compliance archive the archive job writes to, and the IAM role (IRSA) of its ServiceAccount `knhk-archive`. */
   readonly archive?: ArchiveTarget<pulumi.Input<string>> & { readonly roleArn: pulumi.Input<string> };
 }
@@ -78,6 +81,7 @@ export class LedgerJobs extends pulumi.ComponentResource {
         databaseMount: args.databaseMount ?? "database",
         database,
         caSecretName: args.caSecretName ?? "postgres-tls",
+        transit: args.transit,
         archive: kind === "archive" ? args.archive : undefined,
       });
       return new k8s.batch.v1.CronJob(

@@ -18,7 +18,13 @@ import type { LedgerJobsConfig } from "../config/ledger-jobs";
 import { emptyDirVolume, labels, restrictedContainerSecurityContext, restrictedPodSecurityContext } from "./k8s";
 import { postgresCaVolume } from "./schema-migration";
 import { APP, APP_FILES, PORTS, POSTGRES } from "./topology";
-import { databaseUrlTemplate, vaultAgentAnnotations, type DatabaseTarget } from "./vault-agent";
+import { databaseUrlTemplate, transitKeysTemplate, vaultAgentAnnotations, type DatabaseTarget } from "./vault-agent";
+
+/** A transit key: its engine's mount path and its name. */
+export interface TransitKey {
+  readonly mount: string;
+  readonly key: string;
+}
 import { dynamicUserCreationStatements, dynamicUserRevocationStatements } from "./vault-database";
 import type { PolicyRule } from "./vault-policies";
 
@@ -78,10 +84,11 @@ export function ledgerJobCommand(kind: LedgerJobKind, cfg: LedgerJobsConfig): st
         ...(cfg.archive.deleteArchivedObservations ? ["--delete-archived-observations"] : []),
         "--record-run",
       ];
+    // The signing keys come from Vault (a keys file its agent renders), not from the database verified.
     case "verifyChain":
-      return [...APP.cliCommand, "receipts", "verify-chain", "--incremental", "--format", "json", "--workers", String(cfg.verifyChain.workers), "--record-run"];
+      return [...APP.cliCommand, "receipts", "verify-chain", "--incremental", "--format", "json", "--workers", String(cfg.verifyChain.workers), "--trusted-keys", APP_FILES.transitKeys, "--record-run"];
     case "fullVerification":
-      return [...APP.cliCommand, "receipts", "verify-chain", "--format", "json", "--workers", String(cfg.fullVerification.workers), "--record-run"];
+      return [...APP.cliCommand, "receipts", "verify-chain", "--format", "json", "--workers", String(cfg.fullVerification.workers), "--trusted-keys", APP_FILES.transitKeys, "--record-run"];
   }
 }
 
@@ -126,6 +133,8 @@ export interface LedgerCronJobInput<S> {
   readonly database: Omit<DatabaseTarget, "caFile">;
   /** Secret with `ca.crt` (the Patroni TLS Secret). */
   readonly caSecretName: string;
+  /** Transit mount and key of receipt signing: the verification jobs trust only the public keys Vault holds. */
+  readonly transit: TransitKey;
   /** Required for the archive job. */
   readonly archive?: ArchiveTarget<S>;
 }
@@ -150,7 +159,10 @@ export function ledgerCronJob<S>(input: LedgerCronJobInput<S>) {
   const podLabels = { ...objectLabels, "app.kubernetes.io/version": input.version };
   const annotations = vaultAgentAnnotations({
     role: id.vaultAuthRole,
-    files: { [APP_FILES.databaseUrl]: databaseUrlTemplate(ledgerJobCredsPath(kind, input.databaseMount), { ...input.database, caFile }) },
+    files: {
+      [APP_FILES.databaseUrl]: databaseUrlTemplate(ledgerJobCredsPath(kind, input.databaseMount), { ...input.database, caFile }),
+      ...(kind === "archive" ? {} : { [APP_FILES.transitKeys]: transitKeysTemplate(input.transit) }),
+    },
     // A Job with the agent sidecar never completes; the credential outlives the run (credentialTtlSeconds).
     initOnly: true,
   });
@@ -303,7 +315,7 @@ export interface LedgerJobVaultRole {
  * only, a Kubernetes auth role bound to its ServiceAccount, and a database role (added to the
  * connection's allowed roles) whose users are members of its NOLOGIN role only.
  */
-export function ledgerJobVaultRoles(databaseMount: string, ttlSeconds: number): LedgerJobVaultRole[] {
+export function ledgerJobVaultRoles(databaseMount: string, ttlSeconds: number, transit: TransitKey): LedgerJobVaultRole[] {
   const seen = new Set<string>();
   const out: LedgerJobVaultRole[] = [];
   for (const kind of LEDGER_JOB_KINDS) {
@@ -315,6 +327,8 @@ export function ledgerJobVaultRoles(databaseMount: string, ttlSeconds: number): 
       serviceAccount: id.serviceAccount,
       policyRules: [
         { path: ledgerJobCredsPath(kind, databaseMount), capabilities: ["read"] },
+        // Verification reads the signing key's public versions (never sign, rotate or export).
+        ...(id.vaultAuthRole === VERIFIER.vaultAuthRole ? [{ path: `${transit.mount}/keys/${transit.key}`, capabilities: ["read" as const] }] : []),
         { path: "auth/token/lookup-self", capabilities: ["read"] },
       ],
       databaseRole: id.vaultDatabaseRole,

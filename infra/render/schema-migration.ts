@@ -7,8 +7,7 @@ import { dirname } from "node:path";
 import type { ContainerResources } from "../config/common";
 import { emptyDirVolume, labels, restrictedContainerSecurityContext, restrictedPodSecurityContext } from "./k8s";
 import { APP, APP_FILES } from "./topology";
-import { TRUSTED_KEYS_FORMAT } from "../../app/src/receipts/trusted-keys";
-import { databaseUrlTemplate, vaultAgentAnnotations, type DatabaseTarget } from "./vault-agent";
+import { databaseUrlTemplate, transitKeysTemplate, vaultAgentAnnotations, type DatabaseTarget } from "./vault-agent";
 
 export interface MigrationJobInput {
   readonly namespace: string;
@@ -57,25 +56,6 @@ export function migrationSteps(): string[][] {
 export function migrationCommand(): string[] {
   const quote = (arg: string) => (/^[A-Za-z0-9_./:=-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
   return ["/bin/sh", "-c", migrationSteps().map((step) => step.map(quote).join(" ")).join(" && ")];
-}
-
-/**
- * Consul-template text rendering the transit key's public versions as a receipt keys file
- * (the format `knhk receipts register-transit-keys --keys-file` and `verify-chain --trusted-keys` read).
- */
-export function transitKeysTemplate(transit: { readonly mount: string; readonly key: string }): string {
-  for (const [field, value] of Object.entries(transit)) {
-    if (!/^[a-z0-9][a-z0-9_-]*$/.test(value)) throw new Error(`transit.${field} "${value}" must be a Vault path segment`);
-  }
-  const source = `vault-transit:${transit.mount}/${transit.key}`;
-  return [
-    `{{- with secret "${transit.mount}/keys/${transit.key}" -}}`,
-    `{"format":"${TRUSTED_KEYS_FORMAT}","source":"${source}","keys":[`,
-    `{{- $first := true -}}{{- range $version, $key := .Data.keys -}}{{- if not $first }},{{ end -}}{{- $first = false -}}`,
-    `{"key_version":{{ $version }},"public_key":"{{ $key.public_key }}"}`,
-    "{{- end -}}]}",
-    "{{- end }}",
-  ].join("");
 }
 
 export function migrationJob(input: MigrationJobInput) {

@@ -5,6 +5,7 @@
  * place, and the service re-reads the file), in a Job it renders once before the container starts.
  */
 import { basename, dirname } from "node:path";
+import { TRUSTED_KEYS_FORMAT } from "../../app/src/receipts/trusted-keys";
 
 export const VAULT_SECRETS_DIR = "/vault/secrets";
 
@@ -51,6 +52,25 @@ export function databaseUrlTemplate(credsPath: string, target: DatabaseTarget): 
     `postgresql://{{ .Data.username | urlquery }}:{{ .Data.password | urlquery }}@${target.host}:${target.port}/${target.name}?${query}`,
     "{{- end }}",
   ].join("\n");
+}
+
+/**
+ * Consul-template text rendering the transit key's public versions as a receipt keys file
+ * (the format `knhk receipts register-transit-keys --keys-file` and `verify-chain --trusted-keys` read).
+ */
+export function transitKeysTemplate(transit: { readonly mount: string; readonly key: string }): string {
+  for (const [field, value] of Object.entries(transit)) {
+    if (!/^[a-z0-9][a-z0-9_-]*$/.test(value)) throw new Error(`transit.${field} "${value}" must be a Vault path segment`);
+  }
+  const source = `vault-transit:${transit.mount}/${transit.key}`;
+  return [
+    `{{- with secret "${transit.mount}/keys/${transit.key}" -}}`,
+    `{"format":"${TRUSTED_KEYS_FORMAT}","source":"${source}","keys":[`,
+    `{{- $first := true -}}{{- range $version, $key := .Data.keys -}}{{- if not $first }},{{ end -}}{{- $first = false -}}`,
+    `{"key_version":{{ $version }},"public_key":"{{ $key.public_key }}"}`,
+    "{{- end -}}]}",
+    "{{- end }}",
+  ].join("");
 }
 
 export function vaultAgentAnnotations(input: VaultAgentInput): Record<string, string> {

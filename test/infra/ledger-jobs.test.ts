@@ -83,10 +83,15 @@ describe("the prod CronJobs", () => {
     expect(shape(cron("knhk-verify-chain-full"))).toEqual({ ...common, schedule: "23 4 * * 0", activeDeadlineSeconds: 3300 });
   });
 
-  test("the commands: archive run with deletion and a run record; incremental and full verification with a run record", () => {
+  test("the commands: archive run with deletion and a run record; incremental and full verification against Vault's keys with a run record", () => {
     expect(container(cron("knhk-archive")).command).toEqual([...APP.cliCommand, "archive", "run", "--batch", "1000", "--delete-archived-observations", "--record-run"]);
-    expect(container(cron("knhk-verify-chain")).command).toEqual([...APP.cliCommand, "receipts", "verify-chain", "--incremental", "--format", "json", "--workers", "2", "--record-run"]);
-    expect(container(cron("knhk-verify-chain-full")).command).toEqual([...APP.cliCommand, "receipts", "verify-chain", "--format", "json", "--workers", "2", "--record-run"]);
+    expect(container(cron("knhk-verify-chain")).command).toEqual([...APP.cliCommand, "receipts", "verify-chain", "--incremental", "--format", "json", "--workers", "2", "--trusted-keys", APP_FILES.transitKeys, "--record-run"]);
+    expect(container(cron("knhk-verify-chain-full")).command).toEqual([...APP.cliCommand, "receipts", "verify-chain", "--format", "json", "--workers", "2", "--trusted-keys", APP_FILES.transitKeys, "--record-run"]);
+    // The keys file comes from the transit key's public versions, rendered by the pod's Vault Agent.
+    for (const name of ["knhk-verify-chain", "knhk-verify-chain-full"]) {
+      expect(podTemplate(cron(name)).metadata.annotations["vault.hashicorp.com/agent-inject-secret-transit-keys.json"]).toBe("transit/keys/knhk-receipts");
+    }
+    expect(podTemplate(cron("knhk-archive")).metadata.annotations["vault.hashicorp.com/agent-inject-secret-transit-keys.json"]).toBeUndefined();
   });
 
   test("the active colour's image and version; pods carry the topology's selectors", () => {
@@ -293,6 +298,7 @@ describe("ledgerCronJob (pure)", () => {
         databaseMount: "database",
         database: { host: "postgres-primary.knhk.svc.cluster.local", port: 5432, name: "knhk" },
         caSecretName: "postgres-tls",
+        transit: { mount: "transit", key: "knhk-receipts" },
       }),
     ).toThrow(/the archive job needs its archive target/);
   });
@@ -306,7 +312,7 @@ describe("ledgerCronJob (pure)", () => {
 });
 
 describe("what Vault and the database bootstrap need for the jobs (pure, for VaultAccess and Patroni's bootstrap)", () => {
-  const roles = ledgerJobVaultRoles("database", 3600);
+  const roles = ledgerJobVaultRoles("database", 3600, { mount: "transit", key: "knhk-receipts" });
 
   test("two identities; each policy reads its own credentials and nothing else", () => {
     expect(roles.map((r) => [r.authRole, r.serviceAccount, r.databaseRole, r.dbRole])).toEqual([
@@ -320,6 +326,9 @@ describe("what Vault and the database bootstrap need for the jobs (pure, for Vau
     expect(policyAllows(archiver.policyRules, "database/static-creds/knhk-owner", "read")).toBe(false);
     expect(policyAllows(verifier.policyRules, "database/creds/knhk-verifier", "read")).toBe(true);
     expect(policyAllows(verifier.policyRules, "transit/sign/knhk-receipts", "update")).toBe(false);
+    // Verification trusts the public keys Vault holds, not the rows of the database it verifies.
+    expect(policyAllows(verifier.policyRules, "transit/keys/knhk-receipts", "read")).toBe(true);
+    expect(policyAllows(archiver.policyRules, "transit/keys/knhk-receipts", "read")).toBe(false);
     for (const r of roles) expect(renderPolicyHcl(r.policyRules)).toContain(`path "database/creds/${r.databaseRole}"`);
   });
 

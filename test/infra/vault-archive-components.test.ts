@@ -136,14 +136,14 @@ describe("ComplianceArchive and VaultAccess per stack", () => {
     expect(policies["knhk-service"]).toBe(renderPolicyHcl(servicePolicyRules(layout)));
     expect(policies["knhk-operator"]).toBe(renderPolicyHcl(operatorPolicyRules(layout)));
     expect(policies["knhk-migration"]).toBe(renderPolicyHcl(migrationPolicyRules(layout)));
-    for (const job of ledgerJobVaultRoles("database", 3600)) expect(policies[job.authRole]).toBe(renderPolicyHcl(job.policyRules));
+    for (const job of ledgerJobVaultRoles("database", 3600, { mount: "transit", key: "knhk-receipts" })) expect(policies[job.authRole]).toBe(renderPolicyHcl(job.policyRules));
   });
 
   it("Vault: each Kubernetes auth role bound to its own service account in knhk, with its own policy only", () => {
     const roles = Object.fromEntries(ofType(results.prod, "vault:kubernetes/authBackendRole:AuthBackendRole").map((r) => [r.inputs.roleName, r.inputs]));
     expect(Object.keys(roles).sort()).toEqual(["knhk-archive", "knhk-migrate", "knhk-service", "knhk-verify-chain"]);
     expect(roles["knhk-migrate"]).toMatchObject({ boundServiceAccountNames: ["knhk-migrate"], boundServiceAccountNamespaces: ["knhk"], tokenNoDefaultPolicy: true, tokenPolicies: ["knhk-migration"] });
-    for (const job of ledgerJobVaultRoles("database", 3600)) {
+    for (const job of ledgerJobVaultRoles("database", 3600, { mount: "transit", key: "knhk-receipts" })) {
       expect(roles[job.authRole]).toMatchObject({ boundServiceAccountNames: [job.serviceAccount], boundServiceAccountNamespaces: ["knhk"], tokenNoDefaultPolicy: true, tokenPolicies: [job.authRole] });
     }
     const role = { inputs: roles["knhk-service"] };

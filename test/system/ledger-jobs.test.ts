@@ -27,6 +27,7 @@ import { migrate } from "../../app/src/db/migrate";
 import { openDatabase } from "../../app/src/db/open";
 import type { Database } from "../../app/src/db/types";
 import { createLedger, loadSigner } from "../../app/src/receipts";
+import { TRUSTED_KEYS_FORMAT } from "../../app/src/receipts/trusted-keys";
 import { objectLockConfiguration } from "../../infra/render/archive";
 import { LEDGER_JOBS, ledgerJobVaultRoles, type LedgerJobKind } from "../../infra/render/ledger-jobs";
 import { APP, APP_FILES, PORTS, POSTGRES } from "../../infra/render/topology";
@@ -97,7 +98,7 @@ let issued = 0;
 
 /** A login from the job's database role: its rendered creation statements, run as Vault's login. */
 async function issue(kind: LedgerJobKind): Promise<Login> {
-  const vaultRole = ledgerJobVaultRoles("database", 3600).find((r) => r.databaseRole === LEDGER_JOBS[kind].vaultDatabaseRole);
+  const vaultRole = ledgerJobVaultRoles("database", 3600, { mount: "transit", key: "knhk-receipts" }).find((r) => r.databaseRole === LEDGER_JOBS[kind].vaultDatabaseRole);
   if (!vaultRole) throw new Error(`no Vault role for ${kind}`);
   const login = { name: `v-k8s-${vaultRole.databaseRole}-${++issued}-${randomBytes(3).toString("hex")}`, password: randomBytes(18).toString("base64url") };
   for (const statement of vaultRole.creationStatements) await vaultAdmin.query(fillVaultTemplate(statement, login));
@@ -167,7 +168,19 @@ async function runCronJob(name: string, kind: LedgerJobKind): Promise<JobRun> {
     AWS_SECRET_ACCESS_KEY: MOTO_CREDENTIALS.secretAccessKey,
     AWS_ENDPOINT_URL_S3: moto.endpoint,
   };
-  const child = spawnTracked(TSX, [join(REPO, "app", "src", "cli", "index.ts"), ...container.command.slice(APP.cliCommand.length)], {
+  // The verification jobs trust the keys file their Vault Agent renders from the transit key. Here
+  // the signers are local test keys, never tampered with: their registered public halves stand in.
+  const args = container.command.slice(APP.cliCommand.length);
+  const trusted = args.indexOf("--trusted-keys");
+  if (trusted >= 0) {
+    expect(args[trusted + 1]).toBe(APP_FILES.transitKeys);
+    expect(Object.keys(podOf(name).metadata.annotations)).toContain(`vault.hashicorp.com/agent-inject-template-${APP_FILES.transitKeys.split("/").at(-1)}`);
+    const keys = (await owner.query<{ key_version: number; public_key: string }>("SELECT key_version, public_key FROM receipt_signing_keys ORDER BY key_version")).rows;
+    const keysFile = join(dir, "transit-keys.json");
+    writeFileSync(keysFile, JSON.stringify({ format: TRUSTED_KEYS_FORMAT, source: "vault-transit:transit/knhk-receipts", keys: keys.map((k) => ({ key_version: Number(k.key_version), public_key: k.public_key })) }));
+    args[trusted + 1] = keysFile;
+  }
+  const child = spawnTracked(TSX, [join(REPO, "app", "src", "cli", "index.ts"), ...args], {
     cwd: REPO,
     env,
     stdio: ["ignore", "pipe", "pipe"],

@@ -8,7 +8,7 @@ import { describeSchemaStatus, schemaStatus } from "../db/schema-status";
 import type { Database } from "../db/types";
 import { createDomain, type Domain } from "../domain";
 import { createKernel } from "../hotpath";
-import { createLedger, loadSigner, SigningKeyRegistrationError, SigningUnavailableError, verifyChain, type Ledger, type TransitKeyStatus } from "../receipts";
+import { createLedger, loadSigner, SIGNING_KEY_ENV, SigningKeyRegistrationError, SigningUnavailableError, TRANSIT_ENV, verifyChain, type Ledger, type TransitKeyStatus } from "../receipts";
 import { addVerificationRunCollector } from "../ledger-jobs";
 import { closeRedis, createRedisClient, probeRedis } from "../redis/connection";
 import { createRateLimiter } from "../redis/rate-limit";
@@ -47,6 +47,10 @@ async function migrateWith(config: Config, db: Database): Promise<number[]> {
   } finally {
     await owner.close();
   }
+}
+
+function signingKeyConfigured(env: NodeJS.ProcessEnv): boolean {
+  return [SIGNING_KEY_ENV.file, SIGNING_KEY_ENV.pem, TRANSIT_ENV.addr].some((name) => (env[name] ?? "") !== "");
 }
 
 type Log = (level: "info" | "warn" | "error", message: string, extra?: Record<string, unknown>) => void;
@@ -118,7 +122,10 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
           signer = await loadSigner({ db, env, log: (line) => write("warn", line), onTransitStatus });
           return undefined;
         } catch (error) {
-          if (error instanceof SigningKeyRegistrationError || error instanceof SigningUnavailableError) return error.message;
+          // A configured key the owner has not registered yet is worth waiting for (the migration Job
+          // registers it); an ephemeral key the service role may never register is not.
+          if (error instanceof SigningKeyRegistrationError && signingKeyConfigured(env)) return error.message;
+          if (error instanceof SigningUnavailableError) return error.message;
           throw error;
         }
       });
