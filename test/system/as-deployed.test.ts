@@ -25,6 +25,7 @@ import { promisify } from "node:util";
 import * as YAML from "yaml";
 import { ROLE_PERMISSIONS, ROLES, type Permission } from "../../app/src/auth/roles";
 import { APP, APP_FILES, PORTS, POSTGRES } from "../../infra/render/topology";
+import { VAULT_NAMES } from "../../infra/components/vault-access";
 import { migrationCommand, migrationSteps } from "../../infra/render/schema-migration";
 import { VAULT_MAX_OPEN_CONNECTIONS, VAULT_PASSWORD_AUTHENTICATION, vaultConnectionUrl } from "../../infra/render/vault-database";
 import type { K8sObject, RenderedResource, RenderResult } from "../../infra/testing/render";
@@ -156,7 +157,7 @@ async function configureVault(): Promise<VaultSetup> {
     await bao.root("POST", `${databaseMount}/config/${connection.name}`, { ...settings, connection_url: `${connectionUrl}&sslrootcert=${encodeURIComponent(pki.caFile)}` });
   }
 
-  const dynamic = only("vault:database/secretBackendRole:SecretBackendRole");
+  const dynamic = only("vault:database/secretBackendRole:SecretBackendRole", (r) => r.inputs.name === VAULT_NAMES.databaseRole);
   await bao.root("POST", `${databaseMount}/roles/${dynamic.name}`, {
     db_name: connection.name,
     creation_statements: dynamic.creationStatements,
@@ -412,7 +413,7 @@ describe("prod as rendered", () => {
       verify_connection: true,
     }, bao.rootToken);
     expect(withoutCa.status).toBe(400);
-    const creds = await bao.root("GET", `${vault.databaseMount}/creds/${only("vault:database/secretBackendRole:SecretBackendRole").name}`);
+    const creds = await bao.root("GET", `${vault.databaseMount}/creds/${only("vault:database/secretBackendRole:SecretBackendRole", (r) => r.inputs.name === VAULT_NAMES.databaseRole).name}`);
     expect(creds.body.data.username).toEqual(expect.any(String));
     const ssl = await pg.psql("SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'vault_admin' AND s.ssl AND s.version = 'TLSv1.3'");
     expect(Number(ssl.trim())).toBeGreaterThan(0);
