@@ -35,6 +35,7 @@ import { freePort } from "../support/ports";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { spawnTracked, type TrackedProcess } from "../support/processes";
 import { renderTestStack } from "../support/stack-identifiers";
+import { writeLoopbackResolver } from "../support/loopback-resolver";
 import { makeTestPki, type TestPki } from "../support/tls";
 
 const run = promisify(execFile);
@@ -333,15 +334,8 @@ beforeAll(async () => {
   mounts.set(APP_FILES.databaseUrl, join(root, "service-secrets", basename(APP_FILES.databaseUrl)));
   mounts.set(APP_FILES.ownerDatabaseUrl, join(root, "migration-secrets", basename(APP_FILES.ownerDatabaseUrl)));
   mounts.set(APP_FILES.transitKeys, join(root, "migration-secrets", basename(APP_FILES.transitKeys)));
-  writeFileSync(
-    join(root, "resolve-primary.js"),
-    `const dns = require("dns"); const lookup = dns.lookup;
-dns.lookup = function (host, options, callback) {
-  if (typeof options === "function") { callback = options; options = {}; }
-  if (host === ${JSON.stringify(primaryHost())}) return options && options.all ? callback(null, [{ address: "127.0.0.1", family: 4 }]) : callback(null, "127.0.0.1", 4);
-  return lookup.call(dns, host, options, callback);
-};\n`,
-  );
+  writeLoopbackResolver(root, primaryHost());
+
 
   // PostgreSQL with the rendered pg_hba and TLS settings, bootstrapped by the rendered script.
   const patroniYaml = render.k8sObjects.map((o) => (o as any).data?.["patroni.yml"]).find((y) => typeof y === "string") as string;

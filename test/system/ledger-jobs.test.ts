@@ -38,6 +38,7 @@ import { MOTO_CREDENTIALS, MOTO_REGION, startMoto, type TestMoto } from "../supp
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { spawnTracked } from "../support/processes";
 import { renderTestStack } from "../support/stack-identifiers";
+import { writeLoopbackResolver } from "../support/loopback-resolver";
 import { makeTestPki, type TestPki } from "../support/tls";
 
 const run = promisify(execFile);
@@ -265,15 +266,8 @@ beforeAll(async () => {
   chmodSync(root, 0o755);
   render = await renderTestStack("prod");
   pki = await makeTestPki(root, { dns: [primaryHost()], ips: ["127.0.0.1"] });
-  writeFileSync(
-    join(root, "resolve-primary.js"),
-    `const dns = require("dns"); const lookup = dns.lookup;
-dns.lookup = function (host, options, callback) {
-  if (typeof options === "function") { callback = options; options = {}; }
-  if (host === ${JSON.stringify(primaryHost())}) return options && options.all ? callback(null, [{ address: "127.0.0.1", family: 4 }]) : callback(null, "127.0.0.1", 4);
-  return lookup.call(dns, host, options, callback);
-};\n`,
-  );
+  writeLoopbackResolver(root, primaryHost());
+
 
   // TLS 1.3 and SCRAM for every login over TCP; only this test's superuser keeps trust.
   const serverDir = join(root, "server");
