@@ -1,3 +1,4 @@
+import { parseServerRole, SERVER_ROLE_SQL, type ServerRole } from "../db/server-role";
 import type { Database } from "../db/types";
 
 export type DependencyState = "healthy" | "degraded" | "down";
@@ -11,7 +12,7 @@ export interface HealthReport {
 
 export interface HealthService {
   check(): Promise<HealthReport>;
-  /** Ready to take traffic: the database answers and the process is not shutting down. */
+  /** Ready to take traffic: a primary answers (not a standby) and the process is not shutting down. */
   ready(): Promise<{ ready: boolean; reason?: string }>;
   /** Called on SIGTERM: /ready fails from then on, so load balancers drain this replica. */
   markShuttingDown(): void;
@@ -27,6 +28,16 @@ export interface HealthDeps {
   readonly onProbe?: (dependency: "database" | "redis", up: boolean) => void;
   /** Where the database credentials come from (DATABASE_URL_FILE): added to /ready's reason. */
   readonly describeCredentials?: () => string;
+  /** Receives the server role of each PostgreSQL probe whose row parses (knhk_db_timeline, knhk_db_in_recovery). */
+  readonly onServerRole?: (role: ServerRole) => void;
+}
+
+/** Standby: reachable but read-only; the service must not take traffic there. */
+type DatabaseProbe = { readonly state: "healthy" } | { readonly state: "standby"; readonly server?: string } | { readonly state: "down"; readonly error: string };
+
+/** /ready's reason for a standby (the drills and runbooks match on it). */
+export function standbyReason(server?: string): string {
+  return `connected to a standby (read-only)${server ? `: ${server}` : ""}`;
 }
 
 /** A probe's error for /ready's reason: driver and server messages name no password; kept short. */
@@ -48,18 +59,24 @@ export function createHealthService(deps: HealthDeps): HealthService {
   const timeoutMs = deps.probeTimeoutMs ?? 2000;
   let shuttingDown = false;
 
-  let lastDatabaseError = "";
+  // One round trip for reachability and role: PGlite is embedded (no standby, no failover).
+  const probeSql = deps.db.kind === "postgres" ? SERVER_ROLE_SQL : "SELECT 1";
 
-  async function database(): Promise<DependencyState> {
+  async function database(): Promise<DatabaseProbe> {
+    let rows: unknown[];
     try {
-      await withTimeout(deps.db.query("SELECT 1"), timeoutMs, "database probe");
-      deps.onProbe?.("database", true);
-      return "healthy";
+      rows = (await withTimeout(deps.db.query(probeSql), timeoutMs, "database probe")).rows;
     } catch (error) {
-      lastDatabaseError = brief(error);
       deps.onProbe?.("database", false);
-      return "down";
+      return { state: "down", error: brief(error) };
     }
+    deps.onProbe?.("database", true);
+    if (deps.db.kind !== "postgres") return { state: "healthy" };
+    // A row that does not parse leaves the metrics alone; the server did answer, so it stays ready.
+    const role = parseServerRole(rows[0]);
+    if (!role) return { state: "healthy" };
+    deps.onServerRole?.(role);
+    return role.inRecovery ? { state: "standby", server: role.server } : { state: "healthy" };
   }
 
   async function redis(): Promise<DependencyState> {
@@ -70,7 +87,8 @@ export function createHealthService(deps: HealthDeps): HealthService {
 
   return {
     async check() {
-      const [db, cache] = await Promise.all([database(), redis()]);
+      const [probe, cache] = await Promise.all([database(), redis()]);
+      const db: DependencyState = probe.state === "standby" ? "degraded" : probe.state;
       const status: DependencyState = db === "down" ? "down" : cache !== "healthy" ? "degraded" : "healthy";
       return {
         status,
@@ -81,9 +99,11 @@ export function createHealthService(deps: HealthDeps): HealthService {
     },
     async ready() {
       if (shuttingDown) return { ready: false, reason: "shutting down" };
-      if ((await database()) === "healthy") return { ready: true };
+      const probe = await database();
+      if (probe.state === "healthy") return { ready: true };
+      if (probe.state === "standby") return { ready: false, reason: standbyReason(probe.server) };
       const source = deps.describeCredentials?.();
-      return { ready: false, reason: `database unreachable: ${lastDatabaseError}${source ? ` (${source})` : ""}` };
+      return { ready: false, reason: `database unreachable: ${probe.error}${source ? ` (${source})` : ""}` };
     },
     markShuttingDown() {
       shuttingDown = true;

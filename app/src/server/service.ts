@@ -15,6 +15,7 @@ import { createRateLimiter } from "../redis/rate-limit";
 import { createSnapshotBus, type SnapshotBus } from "../redis/broadcast";
 import { createCurrentSnapshotCache } from "../redis/snapshot-cache";
 import { ServiceMetrics } from "../telemetry/metrics";
+import { FAILOVER_METRICS, failoverRecorder } from "../telemetry/failover";
 import { attachPoolMetrics } from "../telemetry/pool";
 import { startTracing, type Tracing } from "../telemetry/tracing";
 import { buildApp } from "./app";
@@ -196,8 +197,12 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
       redis: () => probeRedis(redis),
       onProbe: (dependency, up) => metrics.set("knhk_dependency_up", { dependency }, up ? 1 : 0),
       describeCredentials: db.describeCredentials,
+      onServerRole: failoverRecorder(metrics),
     });
-    metrics.addCollector("knhk_dependency_up", async () => void (await health.check()));
+    // A scrape collects every metric at once: its gauges share one probe instead of one each.
+    let scrapeProbe: Promise<unknown> | undefined;
+    const probeForScrape = async () => void (await (scrapeProbe ??= health.check().finally(() => (scrapeProbe = undefined))));
+    for (const gauge of ["knhk_dependency_up", FAILOVER_METRICS.timeline, FAILOVER_METRICS.inRecovery]) metrics.addCollector(gauge, probeForScrape);
     metrics.addCollector("knhk_mape_k_leader", () => metrics.set("knhk_mape_k_leader", {}, domain.mapeK.isLeader() ? 1 : 0));
     // Outcomes of the scheduled chain verifications (ledger_job_runs): the P0 integrity alert reads them.
     addVerificationRunCollector(metrics, db, (error) => write("warn", "cannot read ledger_job_runs; verification gauges keep their values", { error: error.message }));
