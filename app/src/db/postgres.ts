@@ -15,19 +15,37 @@ function wrap(client: Pool | PoolClient): Sql {
 }
 
 /**
- * Runs fn on a checked-out client. A checked-out client whose connection drops (server restart,
- * failover) emits "error"; without a listener that would crash the process, so the error is kept
- * and the broken client is destroyed on release instead of returning to the pool.
+ * Whether a failed query leaves its connection unusable: a server error of severity FATAL/PANIC
+ * (the backend exits: pg_terminate_backend, shutdown, failover) or of class 08, a socket error
+ * (ECONNRESET, EPIPE...), or node-postgres' own "Connection terminated" / "not queryable" errors,
+ * which carry no code. An ordinary ERROR (constraint, read-only transaction) leaves it usable.
  */
-async function withClient<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+export function breaksConnection(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const { severity, code } = error as { severity?: unknown; code?: unknown };
+  if (severity === "FATAL" || severity === "PANIC") return true;
+  if (typeof code === "string") return code.startsWith("08") || /^E[A-Z]+$/.test(code);
+  return /connection|terminated|timeout|queryable/i.test(error.message);
+}
+
+/**
+ * Runs fn on a checked-out client. A checked-out client whose connection drops (server restart,
+ * failover) emits "error"; without a listener that would crash the process, so the error is kept.
+ * A client that broke, or whose query failed with an error that breaks the connection, is
+ * released with that error so the pool destroys it instead of handing it out again.
+ */
+async function withClient<T>(pool: Pool, fn: (client: PoolClient, discard: (error: Error) => void) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
   const onError = (error: Error) => {
-    broken = error;
+    broken ??= error;
   };
   client.on("error", onError);
   try {
-    return await fn(client);
+    return await fn(client, onError);
+  } catch (error) {
+    if (breaksConnection(error)) broken ??= error as Error;
+    throw error;
   } finally {
     client.off("error", onError);
     client.release(broken);
@@ -106,14 +124,15 @@ export function createPostgresDatabase(config: PoolConfig, options: PostgresOpti
     },
     exec: (text) => wrap(current.pool).exec(text),
     async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
-      return withClient(current.pool, async (client) => {
+      return withClient(current.pool, async (client, discard) => {
         try {
           await client.query("BEGIN");
           const result = await fn(wrap(client));
           await client.query("COMMIT");
           return result;
         } catch (error) {
-          await client.query("ROLLBACK").catch(() => undefined);
+          // A ROLLBACK that fails means the connection is gone: the client must not be reused.
+          if (!breaksConnection(error)) await client.query("ROLLBACK").catch(discard);
           throw error;
         }
       });
