@@ -44,7 +44,8 @@ function asPostgresUser(command: string, args: string[]): [string, string[]] {
   return process.getuid?.() === 0 ? ["runuser", ["-u", "postgres", "--", command, ...args]] : [command, args];
 }
 
-async function runAs(command: string, args: string[], timeout = 60_000): Promise<string> {
+/** Runs a PostgreSQL command as the `postgres` OS user when the tests run as root. */
+export async function runAs(command: string, args: string[], timeout = 60_000): Promise<string> {
   const [cmd, argv] = asPostgresUser(command, args);
   const { stdout } = await run(cmd, argv, { timeout, maxBuffer: 64 * 1024 * 1024 });
   return stdout;
