@@ -8,6 +8,9 @@
 #   scripts/cluster.sh status       which processes run and whether the API server is ready
 #   scripts/cluster.sh kubeconfig   print the admin kubeconfig path
 #
+# The API server's audit log (<state>/logs/audit.log, JSON lines) records every request made by a
+# ServiceAccount: who, which verb on which object, and the answer (403 when RBAC refused it).
+#
 # Binaries come from scripts/cluster-build.sh (built once, cached outside the repo).
 #
 # Environment:
@@ -131,6 +134,18 @@ wait_for() { # <what> <seconds> <command...>
   done
 }
 
+audit_policy() { # what the API server's audit log keeps: every request a ServiceAccount makes
+  cat <<'EOF2'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  userGroups: ["system:serviceaccounts"]
+- level: None
+EOF2
+}
+
 kwok_stages() { # kwok's stages, the volume stages retargeted at this cluster's storage classes
   local file
   for file in "$STAGES"/*.yaml; do
@@ -200,6 +215,7 @@ up() {
   write_kubeconfig "$state/controller-manager.kubeconfig" controller-manager
   write_kubeconfig "$state/scheduler.kubeconfig" scheduler
   write_kubeconfig "$state/kwok.kubeconfig" kwok
+  audit_policy >"$state/audit-policy.yaml"
   local started=$SECONDS
 
   start_component etcd "$BIN/etcd" --name knhk-local --data-dir "$state/etcd" \
@@ -221,6 +237,8 @@ up() {
     --service-cluster-ip-range "$SERVICE_CIDR" \
     --authorization-mode Node,RBAC \
     --enable-admission-plugins NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultStorageClass,DefaultTolerationSeconds,ResourceQuota,PodSecurity,Priority,StorageObjectInUseProtection,PersistentVolumeClaimResize,RuntimeClass,MutatingAdmissionWebhook,ValidatingAdmissionPolicy,ValidatingAdmissionWebhook \
+    --audit-policy-file "$state/audit-policy.yaml" --audit-log-path "$state/logs/audit.log" \
+    --audit-log-maxsize 100 --audit-log-maxbackup 2 \
     --endpoint-reconciler-type none --profiling=false --v 1
   wait_for kube-apiserver 90 curl -fsS --cacert "$pki/ca.crt" "https://127.0.0.1:$api_port/readyz"
 
