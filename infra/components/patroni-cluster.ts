@@ -14,6 +14,7 @@ import {
   tcpProbe,
 } from "../render/k8s";
 import { buildPostBootstrapScript, renderPatroniYaml } from "../render/patroni";
+import { PATRONI_ROLE_RULES } from "../render/patroni-rbac";
 import {
   archiveCommands,
   backupScript,
@@ -68,6 +69,21 @@ const VAULT_ADMIN_PASSWORD_ENV = "VAULT_ADMIN_PASSWORD";
 /** Patroni REST path that is 200 only while PostgreSQL answers (verified against Patroni 4.0.7 in test/system/patroni.test.ts). */
 const PATRONI_WRITABLE_HEALTH_PATH = "/health";
 
+/** The port name of postgres-primary, matched by the leader Endpoints Patroni writes. */
+const PRIMARY_PORT_NAME = "postgresql";
+
+/**
+ * postgres-primary. On the Kubernetes DCS it has no selector: its Endpoints are Patroni's leader
+ * lock, written by the member that holds it. On etcd it selects the role label (a dead node's pod
+ * keeps `primary` there until the node controller marks it not ready).
+ */
+export function primaryServiceSpec(dcs: PatroniConfig["dcs"]["type"]): k8s.types.input.core.v1.ServiceSpec {
+  const port = { name: PRIMARY_PORT_NAME, port: PORTS.postgres, protocol: "TCP" };
+  return dcs === "kubernetes"
+    ? { type: "ClusterIP", ports: [{ ...port, targetPort: PORTS.postgres }] }
+    : { type: "ClusterIP", selector: { ...POSTGRES.selector, [POSTGRES.roleLabel]: POSTGRES.primaryRole }, ports: [{ ...port, targetPort: PRIMARY_PORT_NAME }] };
+}
+
 const tlsFiles = (dir: string) => ({ certFile: `${dir}/tls.crt`, keyFile: `${dir}/tls.key`, caFile: `${dir}/ca.crt` });
 
 /**
@@ -105,15 +121,11 @@ export class PatroniCluster extends pulumi.ComponentResource {
       child,
     );
     if (cfg.dcs.type === "kubernetes") {
-      // Patroni (ConfigMap mode) keeps leader/config/sync/failsafe ConfigMaps and labels its pods.
       const role = new k8s.rbac.v1.Role(
         `${name}-role`,
         {
           metadata: { name: POSTGRES.serviceAccount, namespace: ns, labels: common },
-          rules: [
-            { apiGroups: [""], resources: ["configmaps"], verbs: ["create", "get", "list", "patch", "update", "watch", "delete", "deletecollection"] },
-            { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "patch", "update", "watch"] },
-          ],
+          rules: PATRONI_ROLE_RULES.map((r) => ({ apiGroups: [...r.apiGroups], resources: [...r.resources], verbs: [...r.verbs] })),
         },
         child,
       );
@@ -140,6 +152,7 @@ export class PatroniCluster extends pulumi.ComponentResource {
               labels: POSTGRES.selector,
               scopeLabel: POSTGRES.scopeLabel,
               roles: { roleLabel: POSTGRES.roleLabel, leaderValue: POSTGRES.primaryRole, followerValue: POSTGRES.replicaRole },
+              primaryPort: { name: PRIMARY_PORT_NAME, port: PORTS.postgres },
             }
           : { type: "etcd3", hosts: cfg.dcs.hosts },
       timing: {
@@ -214,7 +227,6 @@ export class PatroniCluster extends pulumi.ComponentResource {
     const patroniConfigMap = new k8s.core.v1.ConfigMap(
       `${name}-patroni-config`,
       {
-        // Not `postgres-config`: Patroni itself owns the ConfigMap `<scope>-config`.
         metadata: { name: "postgres-patroni", namespace: ns, labels: common },
         data: { "patroni.yml": this.patroniYaml, "post-bootstrap.sh": postBootstrap, "pgbackrest.conf": dbSideConf },
       },
@@ -264,11 +276,12 @@ export class PatroniCluster extends pulumi.ComponentResource {
         { name: "pgbackrest", port: PORTS.pgbackrestServer, targetPort: "pgbackrest", protocol: "TCP" },
       ],
     });
-    const primary = service("primary", POSTGRES.primaryService, {
-      type: "ClusterIP",
-      selector: { ...POSTGRES.selector, [POSTGRES.roleLabel]: POSTGRES.primaryRole },
-      ports: [pgPort],
-    }, patroniRouted);
+    const primary = service("primary", POSTGRES.primaryService, primaryServiceSpec(cfg.dcs.type), patroniRouted);
+    if (cfg.dcs.type === "kubernetes") {
+      // Declared here rather than left to Patroni (which would need `services/create`): it keeps
+      // the config Endpoints (the cluster's identity) from being garbage-collected.
+      service("config-service", POSTGRES.configService, { clusterIP: "None" }, patroniRouted);
+    }
     const replicas = service("replicas", POSTGRES.replicasService, {
       type: "ClusterIP",
       selector: { ...POSTGRES.selector, [POSTGRES.roleLabel]: POSTGRES.replicaRole },

@@ -45,9 +45,11 @@ export const patroniSection = z
           .strict(),
       ])
       .default({ type: "kubernetes" }),
-    // Patroni 4 refuses ttl < 20 and retry_timeout < 3; 20 + 4 + the strict-sync wait of 5 s stays below the RTO.
+    // Patroni 4 refuses ttl < 20 and retry_timeout < 3; 20 + 2 + the strict-sync wait of 5 s stays below the RTO.
     ttl: z.number().int().min(20).default(20),
-    loopWait: z.number().int().min(1).default(4),
+    // Every loop_wait seconds each member runs its HA loop: it bounds how late a crashed
+    // PostgreSQL is restarted and an expired lock is taken (test/cluster/patroni-failover.test.ts).
+    loopWait: z.number().int().min(1).default(2),
     retryTimeout: z.number().int().min(3).default(5),
     primaryStartTimeout: z.number().int().min(0).default(10),
     maximumLagOnFailover: z.number().int().min(0).default(1048576),

@@ -21,6 +21,11 @@ export type PatroniDcs =
       readonly labels: Record<string, string>;
       readonly scopeLabel: string;
       readonly roles: RoleLabels;
+      /**
+       * The primary Service's port: the leader writes its pod IP (PATRONI_KUBERNETES_POD_IP) and
+       * this port into the leader Endpoints, which is the Service's backend.
+       */
+      readonly primaryPort: { readonly name: string; readonly port: number };
     }
   | { readonly type: "etcd3"; readonly hosts: readonly string[] };
 
@@ -149,7 +154,12 @@ export function buildPatroniConfig(input: PatroniYamlInput): Record<string, unkn
             leader_label_value: input.dcs.roles.leaderValue,
             follower_label_value: input.dcs.roles.followerValue,
             standby_leader_label_value: input.dcs.roles.leaderValue,
-            use_endpoints: false,
+            // Endpoints mode: the leader lock is the primary Service's Endpoints, so the endpoint
+            // moves in the same write that moves the lock. With ConfigMaps the Service would select
+            // the role label, which only each member writes on its own pod: a dead node's pod keeps
+            // `primary` (and stays Ready) until the node controller gives up on the node.
+            use_endpoints: true,
+            ports: [{ name: input.dcs.primaryPort.name, port: input.dcs.primaryPort.port }],
           },
         }
       : { etcd3: { hosts: [...input.dcs.hosts] } };
@@ -188,6 +198,9 @@ export function buildPatroniConfig(input: PatroniYamlInput): Record<string, unkn
             hot_standby: "on",
             wal_log_hints: "on",
             synchronous_commit: "on",
+            // A standby retries its primary every 1 s instead of 5 s: after a crash restart or a
+            // promotion the first commit waits for a synchronous standby to be connected again.
+            wal_retrieve_retry_interval: "1s",
             max_wal_senders: 10,
             max_replication_slots: 10,
             wal_keep_size: "1GB",

@@ -53,12 +53,24 @@ export const APP_FILES = {
   transitKeys: "/vault/secrets/transit-keys.json",
 } as const;
 
+/**
+ * The Service writes go to. Patroni's leader lock is this Service's Endpoints object (Kubernetes
+ * DCS in endpoints mode), so the Service has no selector: the member that takes the lock writes
+ * its own pod IP into it in the same update, and the endpoint moves with the lock.
+ */
+const PRIMARY_SERVICE = "postgres-primary";
+
 export const POSTGRES = {
-  /** Patroni scope: ConfigMaps `postgres-leader`, `postgres-config`, `postgres-sync`, `postgres-failsafe`. */
-  cluster: "postgres",
+  /**
+   * Patroni scope, equal to the primary Service's name: the leader lock is the Endpoints
+   * `postgres-primary`; `postgres-primary-config`, `-sync`, `-failover` and `-failsafe` hold the rest.
+   */
+  cluster: PRIMARY_SERVICE,
   statefulSet: "postgres",
   headlessService: "postgres",
-  primaryService: "postgres-primary",
+  primaryService: PRIMARY_SERVICE,
+  /** Selectorless Service Patroni needs next to its config Endpoints (else Kubernetes may garbage-collect them). */
+  configService: `${PRIMARY_SERVICE}-config`,
   replicasService: "postgres-replicas",
   serviceAccount: "postgres",
   database: "knhk",

@@ -71,10 +71,10 @@ describe("patroni.yml", () => {
     expect(withTls.postgresql.parameters).toMatchObject({ ssl: "on", ssl_min_protocol_version: "TLSv1.3" });
   });
 
-  it("kubernetes DCS carries explicit role label values; etcd3 the hosts", () => {
+  it("kubernetes DCS: endpoints mode with the primary Service's port, explicit role label values; etcd3 the hosts", () => {
     const k8s = buildPatroniConfig({
       ...base,
-      dcs: { type: "kubernetes", namespace: "knhk", labels: { app: "pg" }, scopeLabel: "cluster-name", roles: { roleLabel: "role", leaderValue: "primary", followerValue: "replica" } },
+      dcs: { type: "kubernetes", namespace: "knhk", labels: { app: "pg" }, scopeLabel: "cluster-name", roles: { roleLabel: "role", leaderValue: "primary", followerValue: "replica" }, primaryPort: { name: "postgresql", port: 5432 } },
     }) as any;
     expect(k8s.kubernetes).toEqual({
       namespace: "knhk",
@@ -84,7 +84,8 @@ describe("patroni.yml", () => {
       leader_label_value: "primary",
       follower_label_value: "replica",
       standby_leader_label_value: "primary",
-      use_endpoints: false,
+      use_endpoints: true,
+      ports: [{ name: "postgresql", port: 5432 }],
     });
     expect((buildPatroniConfig(base) as any).etcd3).toEqual({ hosts: ["127.0.0.1:2379"] });
   });

@@ -4,6 +4,7 @@
  */
 import { parse } from "yaml";
 import { writeRecoverySeconds } from "../../infra/render/patroni";
+import { PATRONI_ROLE_RULES } from "../../infra/render/patroni-rbac";
 import type { RenderResult } from "../../infra/testing/render";
 import { all, confLines, find, iniSection, Obj, patroniYaml, podSpec, podTemplate, workloads } from "./helpers";
 import { renderTestStack, testStackConfigFile } from "../support/stack-identifiers";
@@ -67,16 +68,16 @@ describe("PatroniCluster", () => {
 
   it("Kubernetes DCS: ServiceAccount, Role (ConfigMaps + pod labels) and RoleBinding", () => {
     const role = find(r.prod, "Role", "postgres");
-    expect(role.rules).toEqual(
-      expect.arrayContaining([
-        expect.objectContaining({ resources: ["configmaps"], verbs: expect.arrayContaining(["create", "get", "list", "patch", "update", "watch", "delete"]) }),
-        expect.objectContaining({ resources: ["pods"], verbs: expect.arrayContaining(["get", "list", "patch", "watch"]) }),
-      ]),
-    );
+    // Exactly the rules test/cluster/patroni-dcs.test.ts proves necessary and sufficient.
+    expect(role.rules).toEqual(PATRONI_ROLE_RULES);
+    const primary = find(r.prod, "Service", "postgres-primary");
+    expect(primary.spec.selector).toBeUndefined();
+    expect(primary.spec.ports).toEqual([{ name: "postgresql", port: 5432, protocol: "TCP", targetPort: 5432 }]);
+    expect(find(r.prod, "Service", "postgres-primary-config").spec).toEqual({ clusterIP: "None" });
     const binding = find(r.prod, "RoleBinding", "postgres");
     expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: "postgres", namespace: "knhk" }]);
     expect(podSpec(find(r.prod, "StatefulSet", "postgres")).serviceAccountName).toBe("postgres");
-    expect(patroniYaml(r.prod).kubernetes).toMatchObject({ namespace: "knhk", use_endpoints: false });
+    expect(patroniYaml(r.prod).kubernetes).toMatchObject({ namespace: "knhk", use_endpoints: true, ports: [{ name: "postgresql", port: 5432 }] });
   });
 
   it("etcd DCS is selectable by config: no Role, etcd3 hosts in patroni.yml", async () => {
@@ -99,18 +100,27 @@ describe("PatroniCluster", () => {
     expect(dcs.postgresql.parameters.archive_command).toMatch(/^pgbackrest .*--stanza=knhk archive-push "%p"$/);
   });
 
-  it.each(STACKS)("%s: Services select exactly the role label values Patroni is configured to set", (stack) => {
-    const k8sDcs = patroniYaml(r[stack]).kubernetes;
+  it.each(STACKS)("%s: postgres-primary is Patroni's leader Endpoints; postgres-replicas selects the follower label value", (stack) => {
+    const yaml = patroniYaml(r[stack]);
+    const k8sDcs = yaml.kubernetes;
     const roleLabel = k8sDcs.role_label;
     const pod = podTemplate(find(r[stack], "StatefulSet", "postgres"));
-    const primary = find(r[stack], "Service", "postgres-primary").spec.selector;
+    const primary = find(r[stack], "Service", "postgres-primary");
     const replicas = find(r[stack], "Service", "postgres-replicas").spec.selector;
-    expect(primary[roleLabel]).toBe(k8sDcs.leader_label_value);
+    // The leader lock is the Endpoints named after the scope: it must be the selectorless primary
+    // Service, with the port Patroni writes into it.
+    expect(yaml.scope).toBe(primary.metadata.name);
+    expect(k8sDcs.use_endpoints).toBe(true);
+    expect(primary.spec.selector).toBeUndefined();
+    expect(k8sDcs.ports).toEqual([{ name: primary.spec.ports[0].name, port: primary.spec.ports[0].targetPort }]);
+    const container = pod.spec.containers.find((c: { name: string }) => c.name === "patroni");
+    expect(container.env).toContainEqual({ name: "PATRONI_KUBERNETES_POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } });
     expect(replicas[roleLabel]).toBe(k8sDcs.follower_label_value);
+    expect(k8sDcs.leader_label_value).toBe("primary");
     expect(k8sDcs.standby_leader_label_value).toBe(k8sDcs.leader_label_value);
-    // Apart from the role, the selectors match the pods, and the pods carry the labels Patroni
+    // Apart from the role, the selector matches the pods, and the pods carry the labels Patroni
     // selects its members by (kubernetes.labels + scope label = scope).
-    for (const selector of [primary, replicas]) {
+    for (const selector of [replicas]) {
       const { [roleLabel]: _role, ...rest } = selector;
       for (const [k, v] of Object.entries(rest)) expect(pod.metadata.labels[k]).toBe(v);
     }
