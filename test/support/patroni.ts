@@ -38,7 +38,7 @@ import { spawnTracked, type TrackedProcess } from "./processes";
 const run = promisify(execFile);
 const asRoot = process.getuid?.() === 0;
 
-function postgresOwner(): { uid: number; gid: number } {
+export function postgresOwner(): { uid: number; gid: number } {
   const st = statSync("/var/lib/postgresql");
   return { uid: st.uid, gid: st.gid };
 }
@@ -66,7 +66,7 @@ export const PINNED_PATRONI: PatroniLauncher = {
 };
 export const PINNED_PATRONI_PACKAGE = join(PINNED_SITE_PACKAGES, "patroni");
 
-function spawnLogged(command: string, args: string[], env: NodeJS.ProcessEnv, logFile: string, asPostgres: boolean): TrackedProcess {
+export function spawnLogged(command: string, args: string[], env: NodeJS.ProcessEnv, logFile: string, asPostgres: boolean): TrackedProcess {
   const [cmd, argv] = asPostgres && asRoot ? ["runuser", ["-u", "postgres", "--", command, ...args]] : [command, args];
   const out = openSync(logFile, "a");
   try {
