@@ -17,8 +17,8 @@ import { printTable } from "./lib/table";
 import { readResults, RUN_RECORD, writeReport } from "./report";
 
 const ROOT = path.resolve(__dirname, "..");
-/** The whole run should stay under this on 2 cores (issue #8). */
-const BUDGET_SECONDS = 600;
+/** The whole run should stay under this on 2 cores (issue #8: 600 s, plus the failover drills of issue #13, about 9 min). */
+const BUDGET_SECONDS = 1200;
 
 interface Benchmark {
   readonly name: string;
@@ -36,6 +36,7 @@ const SEQUENCE: readonly Benchmark[] = [
   { name: "api", file: "bench/api.ts", args: [], quickArgs: ["--quick"] },
   { name: "warm-path", file: "bench/warm-path.ts", args: [], quickArgs: ["--quick"] },
   { name: "stack-render", file: "bench/stack-render.ts", args: ["--runs", "3"], quickArgs: ["--runs", "2"] },
+  { name: "failover", file: "bench/failover.ts", args: [], quickArgs: ["--quick"] },
 ];
 
 const load1 = () => Math.round(loadavg()[0] * 10) / 10;

@@ -121,3 +121,37 @@ describe("writeReport", () => {
     expect(() => writeReport(join(dir, "OUT.md"), dir)).toThrow(/notes\.json: not a benchmark result/);
   });
 });
+
+describe("failover figures", () => {
+  const drill = (name: string, firstWorst: number, target: number | null, lost = 0) => ({
+    drill: name,
+    repetitions: 3,
+    endpoint_switch_seconds: { median: 2, worst: 2.5, n: 3 },
+    first_write_seconds: { median: firstWorst - 1, worst: firstWorst, n: 3 },
+    rejoin_seconds: { median: 7, worst: 9, n: 3 },
+    acknowledged: 900,
+    lost,
+    target_endpoint_seconds: 3,
+    target_first_write_seconds: target,
+    endpoint_met: true,
+    first_write_met: target === null ? null : firstWorst <= target,
+    rpo_met: lost === 0,
+    etcd_reference: "first write 3.8-4.4 s",
+  });
+  const result = (drills: unknown[]): StoredResult => ({ benchmark: "failover", machine: machine(), data: { drills } });
+
+  it("judges each drill's worst time against its target and counts a lost write as RPO not met", () => {
+    const rows = figuresOf(result([drill("switchover", 4.9, 3), drill("postgres-crash", 4.2, 5, 1)]));
+    const byFigure = Object.fromEntries(rows.map((r) => [r.figure.split(";")[0], r]));
+    expect(byFigure["switchover: first acknowledged write after the fault"]).toMatchObject({ met: false, target: "worst <= 3 s", reference: "etcd DCS (issue): first write 3.8-4.4 s" });
+    expect(byFigure["postgres-crash: first acknowledged write after the fault"]).toMatchObject({ met: true });
+    expect(byFigure["switchover: acknowledged writes lost (RPO)"]).toMatchObject({ met: true, measured: "0 of 900" });
+    expect(byFigure["postgres-crash: acknowledged writes lost (RPO)"]).toMatchObject({ met: false, measured: "1 of 900" });
+  });
+
+  it("a drill without a time target is informational, and a result without drills says it is not understood", () => {
+    const rows = figuresOf(result([drill("dcs-loss", 0, null)]));
+    expect(rows.find((r) => r.figure.startsWith("dcs-loss: first"))).toMatchObject({ met: null, target: "-" });
+    expect(figuresOf(result([]))[0].measured).toMatch(/not understood: no drills/);
+  });
+});
