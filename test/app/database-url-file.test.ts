@@ -84,7 +84,8 @@ describe("the file's content", () => {
   test("any user, password and database, percent-encoded: accepted as is; the log description names the user and never the password", () => {
     const part = fc.string({ minLength: 1, maxLength: 30 });
     fc.assert(
-      fc.property(part, part.filter((p) => p.length >= 4), part, (user, password, db) => {
+      // "." and ".." are dot segments of a URL path (even percent-encoded): no URL can name such a database.
+      fc.property(part, part.filter((p) => p.length >= 4), part.filter((d) => d !== "." && d !== ".."), (user, password, db) => {
         const url = `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:5432/${encodeURIComponent(db)}?sslmode=verify-full`;
         expect(parseDatabaseUrlText(url)).toEqual({ kind: "url", url });
         const description = describeDatabaseUrl(url);
