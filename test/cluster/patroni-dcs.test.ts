@@ -108,13 +108,15 @@ describe("bootstrap on the Kubernetes DCS", () => {
   });
 
   it("the EndpointSlices route postgres-primary to the leader and postgres-replicas to the two replicas", async () => {
+    const replicaPods = pg.members.map((m) => m.name).filter((n) => n !== leader).sort();
+    // A replica's pod turns Ready once its readiness probe passes (the harness's kubelet), which
+    // can be a probe period after Patroni reports it streaming.
+    await pg.primary.waitFor([leader], 30_000);
+    await pg.replicas.waitFor(replicaPods, 60_000);
     const primary = await readEndpoints(pg.api, pg.namespace, POSTGRES.primaryService);
     expect(primary.map((e) => [e.pod, e.address, e.ready])).toEqual([[leader, pg.member(leader).podIp, true]]);
     const replicas = (await readEndpoints(pg.api, pg.namespace, POSTGRES.replicasService)).filter((e) => e.ready).map((e) => e.pod).sort();
-    expect(replicas).toEqual(pg.members.map((m) => m.name).filter((n) => n !== leader).sort());
-    // Through the proxies (kube-proxy's part): a connection to postgres-primary lands on the leader.
-    await pg.primary.waitFor([leader], 30_000);
-    await pg.replicas.waitFor(replicas, 60_000);
+    expect(replicas).toEqual(replicaPods);
   });
 });
 

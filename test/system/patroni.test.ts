@@ -85,7 +85,7 @@ describe("patroni --validate-config on the rendered ConfigMap", () => {
 
   it("the rendered config carries the safety settings and the explicit role labels", () => {
     const doc = parse(yamls.prod, { version: "1.1" });
-    expect(doc.bootstrap.dcs).toMatchObject({ synchronous_mode: true, synchronous_mode_strict: true, failsafe_mode: true, ttl: 20, loop_wait: 4, retry_timeout: 5 });
+    expect(doc.bootstrap.dcs).toMatchObject({ synchronous_mode: true, synchronous_mode_strict: true, failsafe_mode: true, ttl: 20, loop_wait: 2, retry_timeout: 5 });
     expect(doc.postgresql.authentication.rewind).toEqual({ username: "rewind_user" });
     expect(doc.bootstrap.dcs.postgresql.use_pg_rewind).toBe(true);
     expect(doc.bootstrap.dcs.postgresql.parameters).toMatchObject({ archive_mode: "on", archive_timeout: 300 });
