@@ -19,6 +19,7 @@ import { startPatroniOnCluster } from "../test/support/patroni-k8s";
 import { startReceiptLoad } from "../test/support/receipt-load";
 import { startServiceOnPatroni } from "../test/support/service-on-patroni";
 import { renderTestStack } from "../test/support/stack-identifiers";
+import { loadavg } from "node:os";
 import { printTable, summarize, writeResult } from "./lib";
 
 const REPETITIONS = process.argv.includes("--quick") ? 1 : Number(process.env.REPETITIONS ?? 3);
@@ -48,6 +49,8 @@ function stats(values: readonly (number | null)[]) {
 
 async function main(): Promise<void> {
   const started = Date.now();
+  let peakLoad = loadavg()[0];
+  const loadSampler = setInterval(() => (peakLoad = Math.max(peakLoad, loadavg()[0])), 5000);
   console.log(`failover bench: ${DRILLS.length} drills x ${REPETITIONS}; starting the control plane and the render`);
   const [cluster, render, oidc] = await Promise.all([startCluster(), renderTestStack("local", { overlay: { "knhk:patroni": { members: 3 } } }), startOidc()]);
   const pg = await startPatroniOnCluster({ cluster, objects: render.k8sObjects, namespace: "knhk-failover-bench", members: 3 });
@@ -68,6 +71,7 @@ async function main(): Promise<void> {
       await svc.stop();
     }
   } finally {
+    await oidc.close();
     await pg.destroy();
     await cluster.stop();
   }
@@ -118,10 +122,13 @@ async function main(): Promise<void> {
     dcs: "kubernetes",
     patroni: { ttl: Number(dcs?.[1]), loop_wait: Number(dcs?.[2]), retry_timeout: Number(dcs?.[3]) },
     writers: 4,
+    // The highest 1-minute load average seen during the run (2 cores: above 2 means other work competed).
+    load_average_1m: Math.round(peakLoad * 10) / 10,
     drills,
     runs,
     seconds: Math.round((Date.now() - started) / 1000),
   });
+  clearInterval(loadSampler);
   console.log(`written ${file}`);
 }
 

@@ -59,6 +59,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await load?.stop();
   await svc?.stop();
+  await oidc?.close();
   await pg?.destroy();
   await cluster?.stop();
 });

@@ -367,7 +367,8 @@ export async function startPatroniOnCluster(opts: PatroniOnClusterOptions): Prom
       const m = memberNamed(name);
       const args = ["-X", "-h", m.dir, "-p", String(m.pgPort), "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql];
       const [cmd, argv] = asRoot ? ["runuser", ["-u", "postgres", "--", join(PG_BIN, "psql"), ...args]] : [join(PG_BIN, "psql"), args];
-      const { stdout } = await run(cmd, argv, { timeout: 30_000 });
+      // Large answers too: the drills read every acknowledged id back.
+      const { stdout } = await run(cmd, argv, { timeout: 30_000, maxBuffer: 256 * 1024 * 1024 });
       return stdout.trim();
     },
     async killMember(name) {
