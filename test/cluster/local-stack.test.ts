@@ -343,6 +343,8 @@ interface SwitchSample {
   readonly selected?: string;
   readonly greenReady: boolean;
   readonly greenTag?: string;
+  /** Why green counted as not ready, when it did: the Deployment's generation and status counts. */
+  readonly greenStatus?: string;
 }
 
 /** Samples, as often as the API server answers, which colour the Service selects and green's rollout. */
@@ -358,7 +360,12 @@ function sampleSwitch(): { start(): void; stop(): Promise<SwitchSample[]> } {
           const selected = await selectedColour().catch(() => undefined);
           const green = await live("deployment", "knhk-green", NS).catch(() => undefined);
           const r = green ? readinessOf(green) : undefined;
-          samples.push({ selected, greenReady: !!r && r.ready === r.desired, greenTag: green ? imageTags(green)[0] : undefined });
+          const greenReady = !!r && r.ready === r.desired;
+          const st = (green?.status ?? {}) as Record<string, unknown>;
+          const greenStatus = green && !greenReady
+            ? `generation ${(green.metadata as { generation?: number }).generation} observed ${st.observedGeneration}, replicas ${st.replicas} updated ${st.updatedReplicas} ready ${st.readyReplicas} available ${st.availableReplicas}, desired ${r?.desired}`
+            : undefined;
+          samples.push({ selected, greenReady, greenTag: green ? imageTags(green)[0] : undefined, ...(greenStatus ? { greenStatus } : {}) });
           await new Promise((resolve) => setTimeout(resolve, 100));
         }
       })();
