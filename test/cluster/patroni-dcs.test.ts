@@ -19,7 +19,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { FAILOVER_METRICS } from "../../app/src/telemetry/failover";
-import { grantedVerbs, PATRONI_ROLE_RULES, withoutVerb } from "../../infra/render/patroni-rbac";
+import { CONFLICT_ONLY_VERBS, grantedVerbs, PATRONI_ROLE_RULES, withoutVerb } from "../../infra/render/patroni-rbac";
 import { POSTGRES } from "../../infra/render/topology";
 import type { K8sObject } from "../../infra/testing/render";
 import { startOidc, type TestOidc } from "../app/shell/oidc";
@@ -171,13 +171,15 @@ describe("the Role is sufficient and minimal", () => {
   it("sufficient: through bootstrap and every drill the members used each granted verb, and were refused only the expected call", () => {
     const events = readAudit(cluster.stateDir, pg.serviceAccountUser);
     const used = new Set(events.filter((e) => e.code < 400 || e.code === 409).map(resourceVerb));
-    for (const verb of grantedVerbs(PATRONI_ROLE_RULES)) expect([verb, used.has(verb)]).toEqual([verb, true]);
+    // A conflict-only verb is used when a drill's race produced a 409, not in every run.
+    for (const verb of grantedVerbs(PATRONI_ROLE_RULES).filter((v) => !CONFLICT_ONLY_VERBS.includes(v))) expect([verb, used.has(verb)]).toEqual([verb, true]);
     const refused = [...new Set(events.filter((e) => e.code === 403).map(resourceVerb))];
     expect(refused).toEqual(EXPECTED_REFUSALS);
   });
 
   // One member per namespace, all at once: the full Role next to each Role with one verb taken away.
-  const mutations = grantedVerbs(PATRONI_ROLE_RULES);
+  // Not the conflict-only verbs: a lone member never meets a 409 (infra/render/patroni-rbac.ts).
+  const mutations = grantedVerbs(PATRONI_ROLE_RULES).filter((v) => !CONFLICT_ONLY_VERBS.includes(v));
   const outcome = new Map<string, { healthy: boolean; why: string; refused: string[] }>();
 
   beforeAll(async () => {
