@@ -99,7 +99,6 @@ export interface PatroniOnCluster {
   cutApiServer(name: string): void;
   /** Ends cutApiServer. */
   restoreApiServer(name: string): void;
-  isCut(name: string): boolean;
   /** Planned switchover to `candidate` through the leader's REST API. */
   switchover(candidate: string): Promise<void>;
   log(name: string): string;
@@ -391,7 +390,6 @@ export async function startPatroniOnCluster(opts: PatroniOnClusterOptions): Prom
     },
     cutApiServer: (name) => memberNamed(name).apiServerLink.cut(),
     restoreApiServer: (name) => memberNamed(name).apiServerLink.restore(),
-    isCut: (name) => memberNamed(name).apiServerLink.isCut(),
     async switchover(candidate) {
       const leader = await harness.leader();
       if (!leader) throw new Error("no leader to switch over from");

@@ -16,8 +16,6 @@ export interface ProbeSettings {
 export interface PodProber {
   pause(pod: string): void;
   resume(pod: string): void;
-  /** Ready as last written for `pod`. */
-  isReady(pod: string): boolean | undefined;
   stop(): Promise<void>;
 }
 
@@ -69,7 +67,6 @@ export function startPodProber(
       paused.delete(pod);
       streak.delete(pod);
     },
-    isReady: (pod) => written.get(pod),
     async stop() {
       stopped = true;
       await Promise.all(loops);
