@@ -32,7 +32,20 @@ const traffic = (ratio: number) => [
   counter("knhk_http_requests_total", { ...SVC, method: "POST", route: "/api/v1/observations", status_class: "5xx" }, Math.round(ratio * 10000)),
   counter("knhk_http_requests_total", { ...SVC, method: "POST", route: "/api/v1/observations", status_class: "2xx" }, 10000 - Math.round(ratio * 10000)),
 ];
-const ticks = (upperBound: number) => histogram("knhk_hot_path_ticks", { ...SVC, operation: "ASK_SP" }, upperBound, 100);
+/**
+ * What ingest records per observation: one OBSERVATION_APPEND sample (rows written across all its
+ * guards, uncapped) and one sample per guard evaluation (admission caps those at 8).
+ */
+const ticks = (appendUpperBound: number) => [
+  ...histogram("knhk_hot_path_ticks", { ...SVC, operation: "OBSERVATION_APPEND" }, appendUpperBound, 100),
+  ...histogram("knhk_hot_path_ticks", { ...SVC, operation: "ASK_SP" }, 8, 200),
+];
+/** Guard evaluations a minute: `parkedPerMinute` parked (run_too_long) out of 1000, plus appends (not evaluations). */
+const parking = (parkedPerMinute: number) => [
+  counter("knhk_hot_path_parked_total", { ...SVC, reason: "run_too_long" }, parkedPerMinute),
+  counter("knhk_hot_path_ticks_count", { ...SVC, operation: "COUNT_SP_GE" }, 1000 - parkedPerMinute),
+  counter("knhk_hot_path_ticks_count", { ...SVC, operation: "OBSERVATION_APPEND" }, 1000),
+];
 const warm = (upperBound: number) => histogram("knhk_warm_path_duration_seconds", { ...SVC, stage: "persistence" }, upperBound, 100);
 const pool = (active: number, max: number) => [
   gauge("knhk_db_pool_connections", { ...SVC, state: "active" }, active),
@@ -124,6 +137,8 @@ export const ALERT_SCENARIOS: Readonly<Record<string, AlertScenario>> = {
   // p95 interpolates inside the bucket: (8,10] -> 9.9, (7,8] -> 7.95, (10,12] -> 11.9
   KnhkHotPathTicksHigh: { severity: "P2", start: 1, fire: ticks(10), calm: ticks(8), labels: {}, value: "9.9" },
   KnhkHotPathTicksCritical: { severity: "P1", start: 1, fire: ticks(12), calm: ticks(10), labels: {}, value: "11.9" },
+  // 60 of 1000 evaluations parked (6%) fires; exactly 5% does not
+  KnhkHotPathParking: { severity: "P2", start: 1, fire: parking(60), calm: parking(50), labels: { reason: "run_too_long" }, value: "6%" },
   // (0.1,0.2] -> 195 ms, (0.05,0.1] -> 97.5 ms, (0.2,0.5] -> 485 ms
   KnhkWarmPathLatencyHigh: { severity: "P2", start: 1, fire: warm(0.2), calm: warm(0.1), labels: { stage: "persistence" }, value: "195ms" },
   KnhkWarmPathLatencyCritical: { severity: "P1", start: 1, fire: warm(0.5), calm: warm(0.2), labels: { stage: "persistence" }, value: "485ms" },
