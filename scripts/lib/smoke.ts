@@ -5,14 +5,18 @@
  *   health                  GET /health answers 200 with the health document
  *   dependencies            database and redis report healthy
  *   ready                   GET /ready answers 200
- *   observation-round-trip  POST an observation (ingestor token), read it back (reader token)
- *   pattern-detection       POST /api/v1/patterns/detect sees the observation's window
+ *   observation-round-trip  POST an observation in sector smoke (ingestor token), read it back (reader token)
+ *   pattern-detection       POST /api/v1/patterns/detect over sector smoke sees the observation
+ *
+ * Every write is in the sector `smoke` (app/src/domain/scope.ts): marked in the receipts, left out
+ * of analytics, the ledger-wide pattern detection and the MAPE-K loop.
  *   metrics-contract        /metrics exports every registry metric with its type, nothing undeclared
  *   receipts-verify         POST /api/v1/receipts/verify over the last receipts: chain intact
  *   latency                 p95 of /health below the limit
  */
 import { randomUUID } from "node:crypto";
 import { exposedSeriesNames, loadRegistry, type TelemetryRegistry } from "../../registry";
+import { SMOKE_SECTOR } from "../../app/src/domain/types";
 import type { Clock } from "./deploy/ports";
 
 export interface SmokeTarget {
@@ -152,7 +156,8 @@ export async function runSmokeTest(target: SmokeTarget, options: SmokeOptions, c
       return "ready";
     },
     "observation-round-trip": async () => {
-      const body = { event_type: "smoke.test", value: { run: runId }, sector: "generic", metadata: { smoke_run: runId } };
+      // Sector smoke: the write is marked in the ledger and left out of analytics and the MAPE-K loop.
+      const body = { event_type: "smoke.test", value: { run: runId }, sector: SMOKE_SECTOR, metadata: { smoke_run: runId } };
       const created = await http("POST", api("/api/v1/observations"), { token: options.ingestToken, body });
       expectStatus("POST /api/v1/observations", created, 201);
       observationId = created.json().id;
@@ -166,7 +171,8 @@ export async function runSmokeTest(target: SmokeTarget, options: SmokeOptions, c
       return `observation ${observationId} stored and read back`;
     },
     "pattern-detection": async () => {
-      const r = await http("POST", api("/api/v1/patterns/detect"), { token: options.token, body: { window_seconds: 300 } });
+      // Detection over the smoke sector alone: its patterns and receipt carry the sector too.
+      const r = await http("POST", api("/api/v1/patterns/detect"), { token: options.token, body: { window_seconds: 300, sector: SMOKE_SECTOR } });
       expectStatus("POST /api/v1/patterns/detect", r, 200);
       const result = r.json();
       if (!Array.isArray(result.patterns)) fail(`pattern detection returned no patterns array: ${r.text.slice(0, 200)}`);

@@ -12,16 +12,19 @@
 import type { Sql } from "../db/types";
 import { iso, round6 } from "./context";
 import { highFrequencyThreshold } from "./knowledge";
+import { scopeCondition, type ObservationScope } from "./scope";
 import type { EventSchema, JsonObject, KnowledgeContent, PatternKind, Sector } from "./types";
 
 export interface Window {
   readonly start: Date;
   readonly end: Date;
   readonly seconds: number;
+  /** Whose observations: one sector, or every sector but smoke (scope.ts). */
+  readonly scope?: ObservationScope;
 }
 
-export function windowEndingAt(end: Date, seconds: number): Window {
-  return { start: new Date(end.getTime() - seconds * 1000), end, seconds };
+export function windowEndingAt(end: Date, seconds: number, scope?: ObservationScope): Window {
+  return { start: new Date(end.getTime() - seconds * 1000), end, seconds, scope };
 }
 
 interface Finding {
@@ -81,7 +84,7 @@ export async function summarizeWindow(sql: Sql, content: KnowledgeContent, w: Wi
                 count(*) FILTER (WHERE observed_at > $1 AND observed_at <= $3 AND is_error)::int AS baseline_errors,
                 count(*) FILTER (WHERE observed_at > $2 AND observed_at <= $3)::int AS lookback_n,
                 max(observed_at) FILTER (WHERE observed_at > $2 AND observed_at <= $3) AS lookback_last_seen
-         FROM observations WHERE observed_at > $4 AND observed_at <= $5
+         FROM observations WHERE observed_at > $4 AND observed_at <= $5 AND ${scopeCondition(w.scope)}
          GROUP BY event_type, sector`,
         [baselineStart, lookbackStart, w.start, bounds[i], to],
       ),
@@ -139,7 +142,7 @@ async function recentIdsByType(sql: Sql, eventTypes: readonly string[], w: Windo
   const { rows } = await sql.query<{ event_type: string; ids: string[] }>(
     `SELECT t.event_type, ARRAY(
        SELECT o.id::text FROM observations o
-       WHERE o.event_type = t.event_type AND o.observed_at > $2 AND o.observed_at <= $3
+       WHERE o.event_type = t.event_type AND o.observed_at > $2 AND o.observed_at <= $3 AND ${scopeCondition(w.scope, "o.sector")}
        ORDER BY o.observed_at DESC, o.seq DESC LIMIT 5) AS ids
      FROM unnest($1::text[]) AS t(event_type)`,
     [eventTypes, w.start, w.end],
@@ -185,7 +188,7 @@ async function errorSpike(sql: Sql, content: KnowledgeContent, summary: WindowSu
   const { rows } = await sql.query<{ sector: Sector; top_error_type: string | null; sample: string[] | null }>(
     `SELECT sector, mode() WITHIN GROUP (ORDER BY event_type) AS top_error_type,
             (array_agg(id::text ORDER BY seq DESC))[1:5] AS sample
-     FROM observations WHERE observed_at > $1 AND observed_at <= $2 AND is_error AND sector = ANY($3::text[]) GROUP BY sector`,
+     FROM observations WHERE observed_at > $1 AND observed_at <= $2 AND is_error AND sector = ANY($3::text[]) AND ${scopeCondition(w.scope)} GROUP BY sector`,
     [w.start, w.end, spiking.map((s) => s.sector)],
   );
   const cited = new Map(rows.map((r) => [r.sector, r]));
@@ -246,13 +249,14 @@ export async function schemaConformance(
   schema: EventSchema,
   start: Date,
   end: Date,
+  scope?: ObservationScope,
 ): Promise<{ total: number; conforming: number; mismatched_ids: string[] }> {
   const params: unknown[] = [eventType, start, end];
   const conforms = conformanceSql(schema, params);
   const { rows } = await sql.query<{ total: number; conforming: number; mismatched_ids: string[] | null }>(
     `SELECT count(*)::int AS total, count(*) FILTER (WHERE ${conforms})::int AS conforming,
             (array_agg(id::text ORDER BY seq DESC) FILTER (WHERE NOT ${conforms}))[1:5] AS mismatched_ids
-     FROM observations WHERE event_type = $1 AND observed_at > $2 AND observed_at <= $3`,
+     FROM observations WHERE event_type = $1 AND observed_at > $2 AND observed_at <= $3 AND ${scopeCondition(scope)}`,
     params,
   );
   return { total: rows[0].total, conforming: rows[0].conforming, mismatched_ids: rows[0].mismatched_ids ?? [] };
@@ -265,7 +269,7 @@ async function schemaMismatch(sql: Sql, content: KnowledgeContent, summary: Wind
   const schemas = Object.entries(content.schemas)
     .filter(([eventType]) => seen.has(eventType))
     .sort(([a], [b]) => byText(a, b));
-  const counts = await Promise.all(schemas.map(([eventType, schema]) => schemaConformance(sql, eventType, schema, w.start, w.end)));
+  const counts = await Promise.all(schemas.map(([eventType, schema]) => schemaConformance(sql, eventType, schema, w.start, w.end, w.scope)));
   const minRatio = content.thresholds.schema_mismatch.min_ratio;
   const findings: Finding[] = [];
   schemas.forEach(([eventType, schema], i) => {

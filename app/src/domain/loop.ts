@@ -13,6 +13,7 @@ import { iso, isUuid, receipt, type DomainContext } from "./context";
 import { ConflictError, NotFoundError } from "./errors";
 import type { LeadershipGate, LeadershipState, MapeKService } from "./index";
 import { windowEndingAt } from "./detectors";
+import { scopeCondition } from "./scope";
 import { EVIDENCE_LIST_LIMIT, type PatternInternals } from "./patterns";
 import { MAX_GENERATE, type createProposalCore } from "./proposals";
 import type { SnapshotInternals } from "./snapshots";
@@ -114,7 +115,7 @@ export function createMapeK(ctx: DomainContext, services: Services, gate?: Leade
       snapshot = await services.snapshots.current();
       const { rows } = await ctx.db.query<{ event_type: string; n: number; errors: number }>(
         `SELECT event_type, count(*)::int AS n, count(*) FILTER (WHERE is_error)::int AS errors FROM observations
-         WHERE observed_at > $1 AND observed_at <= $2 GROUP BY event_type ORDER BY event_type`,
+         WHERE observed_at > $1 AND observed_at <= $2 AND ${scopeCondition(w.scope)} GROUP BY event_type ORDER BY event_type`,
         [w.start, w.end],
       );
       return {

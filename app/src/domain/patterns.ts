@@ -7,6 +7,7 @@ import type { Sql } from "../db/types";
 import { iso, isUuid, nextCursor, pageArgs, receipted, round6, timed, windowSecondsOf, type DomainContext } from "./context";
 import { NotFoundError, ValidationError } from "./errors";
 import { detectAll, type Window, windowEndingAt } from "./detectors";
+import { receiptSector, scopeCondition } from "./scope";
 import type { AnalyticsService, PatternService } from "./index";
 import type { SnapshotInternals } from "./snapshots";
 import {
@@ -74,7 +75,8 @@ export function createPatternService(ctx: DomainContext, snapshots: SnapshotInte
     const { patterns, observations } = await timed(ctx, "pattern_detection", async () => {
       const { findings, observations } = await detectAll(ctx.db, snapshot.content, w);
       const detectedAt = ctx.clock.now();
-      const records = findings.map((f) => ({ id: randomUUID(), ...f }));
+      // A run scoped to one sector marks all its patterns with it (schema findings carry none of their own).
+      const records = findings.map((f) => ({ id: randomUUID(), ...f, sector: f.sector ?? w.scope ?? null }));
       // The run's patterns and its receipt commit together (the receipt is staged in the outbox).
       const { value: stored } = await receipted(ctx, async (tx) => {
         // One statement: all patterns of a run are stored or none; keep the detectors' order.
@@ -101,7 +103,7 @@ export function createPatternService(ctx: DomainContext, snapshots: SnapshotInte
               // Receipt evidence is bounded (64 KiB): the first patterns are listed, all are stored.
               patterns: patterns.slice(0, EVIDENCE_LIST_LIMIT).map((p) => ({ id: p.id, kind: p.kind, event_type: p.event_type, score: p.score })),
             },
-            sector: "generic",
+            sector: receiptSector(w.scope),
           },
         };
       });
@@ -114,7 +116,7 @@ export function createPatternService(ctx: DomainContext, snapshots: SnapshotInte
 
   async function detect(query: DetectQuery = {}): Promise<DetectionResult> {
     const seconds = windowSecondsOf(ctx, query.window_seconds);
-    return detectWith(await snapshots.current(), windowEndingAt(ctx.clock.now(), seconds));
+    return detectWith(await snapshots.current(), windowEndingAt(ctx.clock.now(), seconds, query.sector));
   }
 
   async function list(query: PatternListQuery = {}): Promise<Page<Pattern>> {
@@ -151,7 +153,8 @@ const round6Finite = (n: number): number => (Math.abs(n) < 1e9 ? round6(n) : n);
 export function createAnalyticsService(ctx: DomainContext, snapshots: SnapshotInternals): AnalyticsService {
   return {
     async run(query: DetectQuery = {}): Promise<AnalyticsReport> {
-      const w = windowEndingAt(ctx.clock.now(), windowSecondsOf(ctx, query.window_seconds));
+      const w = windowEndingAt(ctx.clock.now(), windowSecondsOf(ctx, query.window_seconds), query.sector);
+      const scope = scopeCondition(w.scope);
       const snapshot = await snapshots.current();
       // numeric, not float8: a sum of stored values near 1.8e308 overflows float8 (22003) and would
       // fail every report over a window holding them; numeric sums cannot overflow.
@@ -161,15 +164,15 @@ export function createAnalyticsService(ctx: DomainContext, snapshots: SnapshotIn
                 min((value #>> '{}')::numeric) FILTER (WHERE jsonb_typeof(value) = 'number') AS num_min,
                 max((value #>> '{}')::numeric) FILTER (WHERE jsonb_typeof(value) = 'number') AS num_max,
                 avg((value #>> '{}')::numeric) FILTER (WHERE jsonb_typeof(value) = 'number') AS num_mean
-         FROM observations WHERE observed_at > $1 AND observed_at <= $2 GROUP BY event_type ORDER BY count(*) DESC, event_type`,
+         FROM observations WHERE observed_at > $1 AND observed_at <= $2 AND ${scope} GROUP BY event_type ORDER BY count(*) DESC, event_type`,
         [w.start, w.end],
       );
       const bySector = await ctx.db.query<{ sector: Sector; n: number }>(
-        "SELECT sector, count(*)::int AS n FROM observations WHERE observed_at > $1 AND observed_at <= $2 GROUP BY sector ORDER BY sector",
+        `SELECT sector, count(*)::int AS n FROM observations WHERE observed_at > $1 AND observed_at <= $2 AND ${scope} GROUP BY sector ORDER BY sector`,
         [w.start, w.end],
       );
       const flagged = await ctx.db.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM observations WHERE observed_at > $1 AND observed_at <= $2 AND flagged",
+        `SELECT count(*)::int AS n FROM observations WHERE observed_at > $1 AND observed_at <= $2 AND flagged AND ${scope}`,
         [w.start, w.end],
       );
       const total = byType.rows.reduce((s, r) => s + r.n, 0);

@@ -5,6 +5,7 @@ import { iso, isUuid, receipted, timed, type DomainContext } from "./context";
 import { ConflictError, NotFoundError, ValidationError } from "./errors";
 import { applyChange, highFrequencyThreshold } from "./knowledge";
 import { findPattern } from "./patterns";
+import { scopeCondition } from "./scope";
 import { currentSnapshotId, findSnapshot, insertCandidate } from "./snapshots";
 import { DATATYPES, type Datatype, type EventSchema, type GenerateQuery, type Pattern, type Proposal, type ProposalChange, type ProposalStatus, type Snapshot } from "./types";
 
@@ -140,7 +141,7 @@ export function createProposalCore(ctx: DomainContext) {
         }
       } else {
         const { rows } = await ctx.db.query<{ id: string }>(
-          `SELECT id FROM patterns p WHERE NOT EXISTS (SELECT 1 FROM proposals q WHERE q.pattern_id = p.id) ORDER BY seq LIMIT ${MAX_GENERATE}`,
+          `SELECT id FROM patterns p WHERE NOT EXISTS (SELECT 1 FROM proposals q WHERE q.pattern_id = p.id) AND (p.sector IS NULL OR ${scopeCondition(undefined, "p.sector")}) ORDER BY seq LIMIT ${MAX_GENERATE}`,
         );
         patterns = [];
         for (const row of rows) patterns.push((await findPattern(ctx.db, row.id))!);

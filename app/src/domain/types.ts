@@ -1,6 +1,8 @@
 /** Public data types of the warm path domain (JSON-serialisable; timestamps are ISO-8601 strings). */
 
-export const SECTORS = ["finance", "healthcare", "manufacturing", "logistics", "generic"] as const;
+export const SECTORS = ["finance", "healthcare", "manufacturing", "logistics", "generic", "smoke"] as const;
+/** Smoke and load test writes: marked in the ledger, left out of analytics and the MAPE-K loop (domain/scope.ts). */
+export const SMOKE_SECTOR = "smoke" satisfies (typeof SECTORS)[number];
 export type Sector = (typeof SECTORS)[number];
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -181,6 +183,8 @@ export interface Pattern {
 export interface DetectQuery {
   /** Overrides PATTERN_WINDOW_SECONDS for this run (1..86400). */
   readonly window_seconds?: number;
+  /** Only this sector's observations (`smoke` only when named); default every sector but smoke. */
+  readonly sector?: Sector;
 }
 
 export interface DetectionResult {

@@ -52,6 +52,7 @@ import {
 } from "./knowledge";
 import { guardsFor } from "./observations";
 import { schemaConformance } from "./detectors";
+import { patternScope, scopeCondition } from "./scope";
 import { findPattern } from "./patterns";
 import { findProposal } from "./proposals";
 import { currentSnapshotId, findSnapshot } from "./snapshots";
@@ -176,7 +177,7 @@ async function runChecks(ctx: DomainContext, tx: Sql, proposal: Proposal, checks
     let figures: JsonObject = {};
     switch (change.kind) {
       case "add_schema": {
-        const c = await schemaConformance(tx, change.event_type, change.schema, windowStart, windowEnd);
+        const c = await schemaConformance(tx, change.event_type, change.schema, windowStart, windowEnd, patternScope(pattern));
         const share = c.total === 0 ? 0 : c.conforming / c.total;
         const clashing = candidate.content.guards.filter((g) => g.event_type === change.event_type && g.check.op === "datatype" && g.check.path === "value" && g.check.datatype !== change.schema.value_type);
         passed = c.total > 0 && share >= DOCTRINE.minConformance && clashing.length === 0;
@@ -201,7 +202,7 @@ async function runChecks(ctx: DomainContext, tx: Sql, proposal: Proposal, checks
           const key = guard.check.path === "value" ? null : guard.check.path.slice("metadata.".length);
           const { rows } = await tx.query<{ present: number; typed: number }>(
             `WITH f AS (SELECT CASE WHEN $1::text IS NULL THEN value ELSE metadata -> $1 END AS v FROM observations
-                        WHERE ($2 = '*' OR event_type = $2) AND ($3 = '*' OR sector = $3) AND observed_at > $4 AND observed_at <= $5)
+                        WHERE ($2 = '*' OR event_type = $2) AND ($3 = '*' OR sector = $3) AND observed_at > $4 AND observed_at <= $5 AND ${scopeCondition(patternScope(pattern))})
              SELECT count(*) FILTER (WHERE v IS NOT NULL)::int AS present,
                     count(*) FILTER (WHERE jsonb_typeof(v) = $6 OR ($6 = 'number' AND jsonb_typeof(v) = 'array'))::int AS typed FROM f`,
             [key, guard.event_type, guard.sector, windowStart, windowEnd, wanted],
@@ -217,7 +218,7 @@ async function runChecks(ctx: DomainContext, tx: Sql, proposal: Proposal, checks
       }
       case "adjust_threshold": {
         const { rows } = await tx.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM observations WHERE event_type = $1 AND observed_at > $2 AND observed_at <= $3",
+          `SELECT count(*)::int AS n FROM observations WHERE event_type = $1 AND observed_at > $2 AND observed_at <= $3 AND ${scopeCondition(patternScope(pattern))}`,
           [change.event_type, windowStart, windowEnd],
         );
         passed = rows[0].n <= change.to;
@@ -227,7 +228,7 @@ async function runChecks(ctx: DomainContext, tx: Sql, proposal: Proposal, checks
       }
       case "mark_inactive": {
         const { rows } = await tx.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM observations WHERE event_type = $1 AND observed_at > $2",
+          `SELECT count(*)::int AS n FROM observations WHERE event_type = $1 AND observed_at > $2 AND ${scopeCondition(patternScope(pattern))}`,
           [change.event_type, windowStart],
         );
         passed = rows[0].n === 0;
