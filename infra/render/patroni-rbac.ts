@@ -1,7 +1,7 @@
 /**
  * What Patroni's Kubernetes DCS (endpoints mode, `use_endpoints: true`) may do in its namespace,
  * verb by verb; each one is what a call of Patroni 4.0 needs (test/cluster/patroni-dcs.test.ts
- * removes each but `get` in turn and watches the cluster break):
+ * removes each in turn and watches a member break):
  *
  * - endpoints list + watch: every member's cache of the leader (`postgres-primary`), config, sync,
  *   failover and failsafe objects (label selector: the pod labels plus the scope label);
@@ -10,19 +10,16 @@
  *   sync, failsafe and history;
  * - pods list + watch: the members' cache of each other's state annotations;
  * - pods patch: each member writes its own role label (what postgres-replicas selects) and status;
- * - endpoints get: after a conflicting write of the lock (409: a lost race for it, or a write
- *   that crossed its own) Patroni re-reads it from the API server; seen refused in a drill's
- *   failover race when it was left out. A lone member never meets a conflict, so the test cannot
- *   take this verb away and watch a member break; it is the one verb proved by use only.
+ * - endpoints get: after a conflicting write of the lock (409: a lost race for it, or someone
+ *   else's write of the Endpoints crossing the leader's renewal) Patroni re-reads it from the API
+ *   server; without it the leader gives up its lock on the first such conflict (the test makes a
+ *   lone member meet one, test/support/crossing-write.ts).
  *
  * Not granted: delete/deletecollection (`patronictl remove` is an operator's act, with an
  * operator's credentials), update (Patroni never replaces an object), services/create (the stack
  * declares `postgres-primary-config`, and Patroni accepts a 403 or 409 there), configmaps (not
  * used in endpoints mode).
  */
-/** Granted verbs Patroni calls only after a conflict (409), which a lone member never meets. */
-export const CONFLICT_ONLY_VERBS: readonly string[] = ["endpoints/get"];
-
 export interface PolicyRule {
   readonly apiGroups: readonly string[];
   readonly resources: readonly string[];

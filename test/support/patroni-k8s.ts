@@ -31,6 +31,7 @@ import { POSTGRES } from "../../infra/render/topology";
 import type { PolicyRule } from "../../infra/render/patroni-rbac";
 import type { K8sObject } from "../../infra/testing/render";
 import type { TestCluster } from "../cluster/cluster";
+import { startCrossingWriteHop, type CrossingWriteHop } from "./crossing-write";
 import { kubeApi, type KubeApi } from "./kube-api";
 import { startNetworkLink, type NetworkLink } from "./network-link";
 import { PINNED_PATRONI, postgresOwner, spawnLogged } from "./patroni";
@@ -79,6 +80,8 @@ export interface PatroniOnCluster {
   readonly pki: TestPki;
   /** The admin's API client (the harness's own view, never the members'). */
   readonly api: KubeApi;
+  /** With `crossingWrites`: the hop that makes a renewal of the lock cross another write. */
+  readonly crossingWrites?: CrossingWriteHop;
   member(name: string): K8sMember;
   /** Holder of the leader lock, from the leader Endpoints' annotation. */
   leader(): Promise<string | undefined>;
@@ -113,6 +116,8 @@ export interface PatroniOnClusterOptions {
   readonly members: number;
   /** Replaces the rendered Role's rules (the RBAC tests take verbs away). */
   readonly roleRules?: readonly PolicyRule[];
+  /** Members reach the API server through a CrossingWriteHop (default false: straight through). */
+  readonly crossingWrites?: boolean;
 }
 
 const PATRONI_OBJECTS: readonly [string, string][] = [
@@ -260,6 +265,10 @@ export async function startPatroniOnCluster(opts: PatroniOnClusterOptions): Prom
   const clusterCa = join(root, "cluster-ca.crt");
   copyFileSync(api.caFile ?? "", clusterCa);
   own(clusterCa);
+  const crossingWrites = opts.crossingWrites
+    ? await startCrossingWriteHop({ api, namespace, lock: POSTGRES.primaryService, tls: { certFile: pki.certFile, keyFile: pki.keyFile } })
+    : undefined;
+  const apiServer = crossingWrites ? { host: "127.0.0.1", port: crossingWrites.port } : { host: apiUrl.hostname, port: Number(apiUrl.port) };
   const members: K8sMember[] = [];
   const env: Record<string, Record<string, string>> = {};
   for (const name of names) {
@@ -272,11 +281,12 @@ export async function startPatroniOnCluster(opts: PatroniOnClusterOptions): Prom
       await run("chmod", [mode.toString(8), join(dir, to)]);
     }
     const [pgPort, apiPort] = [await freePort(), await freePort()];
-    const apiServerLink = await startNetworkLink({ host: apiUrl.hostname, port: Number(apiUrl.port) });
+    const apiServerLink = await startNetworkLink(apiServer);
     // The token the kubelet would project into this pod: the rendered ServiceAccount, bound to the pod.
     const token = (await kubectl(["create", "token", POSTGRES.serviceAccount, "-n", namespace, "--bound-object-kind", "Pod", "--bound-object-name", name, "--duration", "6h"])).trim();
     const kubeconfig = join(dir, "kubeconfig");
-    writeFileSync(kubeconfig, memberKubeconfig(`https://127.0.0.1:${apiServerLink.port}`, clusterCa, token), { mode: 0o600 });
+    // Through the hop, the API server's certificate is the hop's, from the harness CA.
+    writeFileSync(kubeconfig, memberKubeconfig(`https://127.0.0.1:${apiServerLink.port}`, crossingWrites ? join(dir, "ca.crt") : clusterCa, token), { mode: 0o600 });
     own(kubeconfig);
     const configFile = join(dir, "patroni.yml");
     writeFileSync(configFile, memberPatroniYaml(configMap.data["patroni.yml"], { dir, pgPort, apiPort, namespace, postBootstrap }));
@@ -327,6 +337,7 @@ export async function startPatroniOnCluster(opts: PatroniOnClusterOptions): Prom
     replicas,
     pki,
     api,
+    crossingWrites,
     member: memberNamed,
     async leader() {
       const res = await api.request("GET", `/api/v1/namespaces/${namespace}/endpoints/${POSTGRES.primaryService}`);
@@ -415,6 +426,7 @@ export async function startPatroniOnCluster(opts: PatroniOnClusterOptions): Prom
         await stopPostgres(m);
         await m.apiServerLink.close();
       }
+      await crossingWrites?.close();
       await kubectl(["delete", "namespace", namespace, "--wait=false"]).catch(() => undefined);
       api.close();
       rmSync(root, { recursive: true, force: true });
