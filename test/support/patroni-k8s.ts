@@ -22,7 +22,6 @@
  */
 import { execFile } from "node:child_process";
 import { chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -35,6 +34,7 @@ import { startCrossingWriteHop, type CrossingWriteHop } from "./crossing-write";
 import { kubeApi, type KubeApi } from "./kube-api";
 import { startNetworkLink, type NetworkLink } from "./network-link";
 import { PINNED_PATRONI, postgresOwner, spawnLogged } from "./patroni";
+import { asRoot, crashPostmaster, postmasterPid, psqlAsPostgres, restCall, stopPostgresNow } from "./patroni-member";
 import { startPodProber, type PodProber } from "./pod-prober";
 import { freePort, waitFor } from "./ports";
 import { PG_BIN } from "./postgres";
@@ -43,7 +43,6 @@ import { startServiceProxy, type ServiceProxy } from "./service-proxy";
 import { makeTestPki, type TestPki } from "./tls";
 
 const run = promisify(execFile);
-const asRoot = process.getuid?.() === 0;
 
 /** The passwords the rendered pod reads from the credentials Secret. */
 export const MEMBER_PASSWORDS = {
@@ -98,6 +97,8 @@ export interface PatroniOnCluster {
   startMember(name: string): Promise<void>;
   /** kill -9 of the member's postmaster; Patroni keeps running. Returns the PID. */
   crashPostgres(name: string): Promise<number>;
+  /** PID of the member's running postmaster (undefined while there is none). */
+  postmasterPid(name: string): number | undefined;
   /** The member loses the API server (its DCS); the other members and clients still reach it. */
   cutApiServer(name: string): void;
   /** Ends cutApiServer. */
@@ -152,44 +153,6 @@ export function patroniObjects(objects: readonly K8sObject[], namespace: string,
     return o;
   });
   return [renderedNamespace, ...moved];
-}
-
-/** HTTPS GET status against a member's REST API (its certificate is from the harness CA). */
-function restStatus(port: number, path: string, ca: string, timeoutMs = 3000): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, path, ca, timeout: timeoutMs }, (res) => {
-      res.resume();
-      res.on("end", () => resolve(res.statusCode ?? 0));
-    });
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", reject);
-    req.end();
-  });
-}
-
-function restJson(port: number, method: string, path: string, ca: string, body?: unknown): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(
-      { host: "127.0.0.1", port, path, method, ca, timeout: 30_000, headers: payload ? { "content-type": "application/json" } : {} },
-      (res) => {
-        let text = "";
-        res.on("data", (c) => (text += c));
-        res.on("end", () => {
-          let parsed: unknown = text;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            // Patroni answers some calls in plain text
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
-        });
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error(`${method} ${path}: timeout`)));
-    req.on("error", reject);
-    req.end(payload);
-  });
 }
 
 const MEMBER_CONTEXT = "pod";
@@ -314,15 +277,14 @@ export async function startPatroniOnCluster(opts: PatroniOnClusterOptions): Prom
   const children = new Map<string, TrackedProcess>();
   const start = (m: K8sMember) =>
     children.set(m.name, spawnLogged(PINNED_PATRONI.command, [...PINNED_PATRONI.args, join(m.dir, "patroni.yml")], env[m.name], join(root, `${m.name}.log`), true));
-  const stopPostgres = (m: K8sMember) =>
-    run(asRoot ? "runuser" : join(PG_BIN, "pg_ctl"), [...(asRoot ? ["-u", "postgres", "--", join(PG_BIN, "pg_ctl")] : []), "-D", join(m.dir, "data"), "-m", "immediate", "stop"]).catch(() => undefined);
+  const stopPostgres = (m: K8sMember) => stopPostgresNow(join(m.dir, "data"));
   for (const m of members) start(m);
 
   const probePath = readiness.httpGet.path as string;
   const prober: PodProber = startPodProber(
     api,
     namespace,
-    Object.fromEntries(members.map((m) => [m.name, async () => (await restStatus(m.apiPort, probePath, pki.caPem, readiness.timeoutSeconds * 1000)) === 200])),
+    Object.fromEntries(members.map((m) => [m.name, async () => (await restCall(m.apiPort, probePath, { ca: pki.caPem, timeoutMs: readiness.timeoutSeconds * 1000 })).status === 200])),
     { periodMs: readiness.periodSeconds * 1000, failureThreshold: readiness.failureThreshold, successThreshold: readiness.successThreshold ?? 1 },
   );
   const backend = (pod: string) => members.find((m) => m.name === pod || m.podIp === pod)?.pgPort;
@@ -347,7 +309,7 @@ export async function startPatroniOnCluster(opts: PatroniOnClusterOptions): Prom
       // Asked of a member that still reaches the API server: the DCS's view during a drill.
       for (const m of members) {
         if (!children.has(m.name) || m.apiServerLink.isCut()) continue;
-        const res = await restJson(m.apiPort, "GET", "/cluster", pki.caPem).catch(() => undefined);
+        const res = await restCall(m.apiPort, "/cluster", { ca: pki.caPem }).catch(() => undefined);
         if (res?.status === 200) return (res.body.members as any[]).map(({ name, role, state, timeline }) => ({ name, role, state, timeline }));
       }
       throw new Error("no Patroni member answers /cluster");
@@ -373,14 +335,7 @@ export async function startPatroniOnCluster(opts: PatroniOnClusterOptions): Prom
       const pods = JSON.parse(await kubectl(["get", "pods", "-n", namespace, "-o", "json"])).items as any[];
       return Object.fromEntries(pods.map((p) => [p.metadata.name, p.metadata.labels?.[POSTGRES.roleLabel]]));
     },
-    async psql(name, sql, database = "postgres") {
-      const m = memberNamed(name);
-      const args = ["-X", "-h", m.dir, "-p", String(m.pgPort), "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql];
-      const [cmd, argv] = asRoot ? ["runuser", ["-u", "postgres", "--", join(PG_BIN, "psql"), ...args]] : [join(PG_BIN, "psql"), args];
-      // Large answers too: the drills read every acknowledged id back.
-      const { stdout } = await run(cmd, argv, { timeout: 30_000, maxBuffer: 256 * 1024 * 1024 });
-      return stdout.trim();
-    },
+    psql: (name, sql, database) => psqlAsPostgres({ socketDir: memberNamed(name).dir, pgPort: memberNamed(name).pgPort }, sql, database),
     async killMember(name) {
       const m = memberNamed(name);
       prober.pause(name);
@@ -393,18 +348,14 @@ export async function startPatroniOnCluster(opts: PatroniOnClusterOptions): Prom
       start(memberNamed(name));
       prober.resume(name);
     },
-    async crashPostgres(name) {
-      const m = memberNamed(name);
-      const pid = Number(readFileSync(join(m.dir, "data", "postmaster.pid"), "utf8").split("\n")[0]);
-      process.kill(pid, "SIGKILL");
-      return pid;
-    },
+    crashPostgres: async (name) => crashPostmaster(join(memberNamed(name).dir, "data")),
+    postmasterPid: (name) => postmasterPid(join(memberNamed(name).dir, "data")),
     cutApiServer: (name) => memberNamed(name).apiServerLink.cut(),
     restoreApiServer: (name) => memberNamed(name).apiServerLink.restore(),
     async switchover(candidate) {
       const leader = await harness.leader();
       if (!leader) throw new Error("no leader to switch over from");
-      const res = await restJson(memberNamed(leader).apiPort, "POST", "/switchover", pki.caPem, { leader, candidate });
+      const res = await restCall(memberNamed(leader).apiPort, "/switchover", { method: "POST", body: { leader, candidate }, ca: pki.caPem, timeoutMs: 30_000 });
       if (res.status !== 200) throw new Error(`switchover ${leader} -> ${candidate}: ${res.status} ${JSON.stringify(res.body)}`);
     },
     log: (name) => {

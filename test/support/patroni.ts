@@ -13,14 +13,12 @@
  *
  * PostgreSQL refuses root: when the tests run as root, Patroni runs as the `postgres` OS user.
  * Each process runs in its own process group (test/support/processes.ts); PostgreSQL starts its
- * own session under Patroni, so killMember() and destroy() also stop it with pg_ctl.
+ * own session under Patroni, so killMember() and destroy() also stop it with pg_ctl
+ * (patroni-member.ts holds what both Patroni harnesses do to a member).
  */
-import { execFile } from "node:child_process";
-import { chownSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { get } from "node:http";
+import { chownSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { buildPostBootstrapScript, PatroniTiming, renderPatroniYaml, type PostBootstrapInput } from "../../infra/render/patroni";
 import { POSTGRES } from "../../infra/render/topology";
 
@@ -33,10 +31,8 @@ export const TEST_POST_BOOTSTRAP: PostBootstrapInput = {
 };
 import { freePort, waitFor } from "./ports";
 import { PG_BIN } from "./postgres";
+import { asRoot, crashPostmaster, restCall, psqlAsPostgres, stopPostgresNow } from "./patroni-member";
 import { spawnTracked, type TrackedProcess } from "./processes";
-
-const run = promisify(execFile);
-const asRoot = process.getuid?.() === 0;
 
 export function postgresOwner(): { uid: number; gid: number } {
   const st = statSync("/var/lib/postgresql");
@@ -76,37 +72,6 @@ export function spawnLogged(command: string, args: string[], env: NodeJS.Process
   }
 }
 
-/** HTTP status of a GET (Patroni's health endpoints answer with a status line only). */
-export function httpStatus(url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = get(url, { timeout: 3000 }, (res) => {
-      res.resume();
-      res.on("end", () => resolve(res.statusCode ?? 0));
-      res.on("error", reject);
-    });
-    req.on("timeout", () => req.destroy(new Error(`timeout: ${url}`)));
-    req.on("error", reject);
-  });
-}
-
-export function httpJson(url: string): Promise<{ status: number; body: unknown }> {
-  return new Promise((resolve, reject) => {
-    const req = get(url, { timeout: 3000 }, (res) => {
-      let text = "";
-      res.on("data", (c) => (text += c));
-      res.on("end", () => {
-        try {
-          resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined });
-        } catch (e) {
-          reject(e);
-        }
-      });
-    });
-    req.on("timeout", () => req.destroy(new Error(`timeout: ${url}`)));
-    req.on("error", reject);
-  });
-}
-
 export interface TestEtcd {
   readonly clientUrl: string;
   readonly hostPort: string;
@@ -135,7 +100,7 @@ export async function startEtcd(): Promise<TestEtcd> {
     join(dir, "etcd.log"),
     false,
   );
-  await waitFor("etcd health", async () => (await httpJson(`${clientUrl}/health`)).status === 200, 30_000, 200);
+  await waitFor("etcd health", async () => (await restCall(clientPort, "/health").catch(() => ({ status: 0 }))).status === 200, 30_000, 200);
   return {
     clientUrl,
     hostPort: `127.0.0.1:${clientPort}`,
@@ -256,8 +221,7 @@ export async function startPatroniCluster(opts: PatroniClusterOptions): Promise<
     if (!m) throw new Error(`no member ${name}`);
     return m;
   };
-  const stopPostgres = (m: PatroniMember) =>
-    run(asRoot ? "runuser" : join(PG_BIN, "pg_ctl"), [...(asRoot ? ["-u", "postgres", "--", join(PG_BIN, "pg_ctl")] : []), "-D", join(m.dir, "data"), "-m", "immediate", "stop"]).catch(() => undefined);
+  const stopPostgres = (m: PatroniMember) => stopPostgresNow(join(m.dir, "data"));
   // All at once, as a StatefulSet with Parallel pod management: one wins the initialize key
   // and bootstraps (its post-bootstrap script must not wait for a standby), the others clone it.
   for (const m of members) startMember(m);
@@ -270,7 +234,7 @@ export async function startPatroniCluster(opts: PatroniClusterOptions): Promise<
       for (const m of members) {
         if (!children.has(m.name)) continue;
         try {
-          const { body } = await httpJson(`http://127.0.0.1:${m.apiPort}/cluster`);
+          const { body } = await restCall(m.apiPort, "/cluster");
           return ((body as { members: ClusterMemberStatus[] }).members ?? []).map(({ name, role, state }) => ({ name, role, state }));
         } catch {
           // try the next member
@@ -293,31 +257,20 @@ export async function startPatroniCluster(opts: PatroniClusterOptions): Promise<
       );
       return last;
     },
-    async psql(member, sql, database = "postgres") {
-      const args = ["-X", "-h", member.socketDir, "-p", String(member.pgPort), "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql];
-      const [cmd, argv] = asRoot ? ["runuser", ["-u", "postgres", "--", join(PG_BIN, "psql"), ...args]] : [join(PG_BIN, "psql"), args];
-      const { stdout } = await run(cmd, argv, { timeout: 30_000 });
-      return stdout.trim();
-    },
+    psql: (member, sql, database) => psqlAsPostgres(member, sql, database),
     member: memberNamed,
-    restStatus: (name, path) => httpStatus(`http://127.0.0.1:${memberNamed(name).apiPort}${path}`),
+    restStatus: async (name, path) => (await restCall(memberNamed(name).apiPort, path)).status,
     async killMember(name) {
       const m = memberNamed(name);
       await children.get(name)?.stop("SIGKILL");
       children.delete(name);
-      // PostgreSQL runs in its own session, outside Patroni's group: stop it hard too.
       await stopPostgres(m);
     },
     async startMember(name) {
       if (children.has(name)) throw new Error(`${name} is running`);
       startMember(memberNamed(name));
     },
-    async crashPostgres(name) {
-      const m = memberNamed(name);
-      const pid = Number(readFileSync(join(m.dir, "data", "postmaster.pid"), "utf8").split("\n")[0]);
-      process.kill(pid, "SIGKILL");
-      return pid;
-    },
+    crashPostgres: async (name) => crashPostmaster(join(memberNamed(name).dir, "data")),
     async destroy() {
       for (const [name, child] of children) {
         await child.stop("SIGTERM", 30_000);
