@@ -238,7 +238,7 @@ up() {
     --authorization-mode Node,RBAC \
     --enable-admission-plugins NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultStorageClass,DefaultTolerationSeconds,ResourceQuota,PodSecurity,Priority,StorageObjectInUseProtection,PersistentVolumeClaimResize,RuntimeClass,MutatingAdmissionWebhook,ValidatingAdmissionPolicy,ValidatingAdmissionWebhook \
     --audit-policy-file "$state/audit-policy.yaml" --audit-log-path "$state/logs/audit.log" \
-    --audit-log-maxsize 100 --audit-log-maxbackup 2 \
+    --audit-log-maxsize 100 --audit-log-maxbackup 20 \
     --endpoint-reconciler-type none --profiling=false --v 1
   wait_for kube-apiserver 90 curl -fsS --cacert "$pki/ca.crt" "https://127.0.0.1:$api_port/readyz"
 

@@ -67,11 +67,11 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-/** `receipts verify-chain` of the CLI, as the scheduled job runs it, through postgres-primary. */
+/** `receipts verify-chain` of the CLI, as the scheduled job runs it (its role, through postgres-primary). */
 async function verifyChain(): Promise<any> {
   const { stdout } = await run(join(REPO, "node_modules", ".bin", "tsx"), [join(REPO, "app", "src", "cli", "index.ts"), "receipts", "verify-chain", "--format", "json"], {
     cwd: REPO,
-    env: { ...process.env, DATABASE_URL: svc!.ownerUrl, KNHK_MIGRATE_ON_START: "false", KNHK_LOG_LEVEL: "silent" },
+    env: { ...process.env, DATABASE_URL: svc!.verifierUrl, KNHK_MIGRATE_ON_START: "false", KNHK_LOG_LEVEL: "silent" },
     timeout: 300_000,
   });
   return JSON.parse(stdout);
@@ -175,11 +175,12 @@ describe("the Role is sufficient and minimal", () => {
   // away. Each lone member also meets a write of its lock by someone else that crosses its renewal
   // (test/support/crossing-write.ts), the one moment Patroni reads the lock with `get`.
   const mutations = grantedVerbs(PATRONI_ROLE_RULES);
+  const NAMESPACE_PREFIX = "knhk-rbac-";
   const outcome = new Map<string, { healthy: boolean; why: string; refused: string[]; used: string[] }>();
 
   beforeAll(async () => {
     const runs = [undefined, ...mutations].map(async (removed) => {
-      const namespace = `knhk-rbac-${removed ? removed.replace("/", "-") : "full"}`;
+      const namespace = `${NAMESPACE_PREFIX}${removed ? removed.replace("/", "-") : "full"}`;
       const member = await startPatroniOnCluster({
         cluster,
         objects,
@@ -193,36 +194,50 @@ describe("the Role is sufficient and minimal", () => {
     const started = await Promise.all(runs);
     // Long enough to bootstrap and renew the lock several times (loop_wait 2 s, ttl 20 s).
     await new Promise((r) => setTimeout(r, 60_000));
-    const judged = await Promise.all(started.map(async ({ removed, member }) => ({ removed, member, verdict: await judge(member) })));
-    for (const { removed, member, verdict } of judged) {
-      const events = readAudit(cluster.stateDir, member.serviceAccountUser);
+    // The members are judged side by side. The audit log is read only between the steps: reading
+    // it blocks this process, which carries every member's traffic to the API server.
+    const verdicts = await Promise.all(started.map(({ member }) => judgeSteadyState(member)));
+    const rbacUsers = { prefix: `system:serviceaccount:${NAMESPACE_PREFIX}` };
+    const auditBefore = readAudit(cluster.stateDir, rbacUsers);
+    for (const [i, { member }] of started.entries()) {
+      const lists = auditBefore.filter((e) => e.user === member.serviceAccountUser && e.verb === "list").length;
+      if (verdicts[i].healthy && lists > 10) verdicts[i] = { healthy: false, why: `listed ${lists} times (its caches are not watched)` };
+    }
+    await Promise.all(started.map(async ({ member }, i) => verdicts[i].healthy && (verdicts[i] = await judgeCrossedRenewal(member))));
+    const audit = readAudit(cluster.stateDir, rbacUsers);
+    for (const [i, { removed, member }] of started.entries()) {
+      const events = audit.filter((e) => e.user === member.serviceAccountUser);
       outcome.set(removed, {
-        ...verdict,
+        ...verdicts[i],
         refused: [...new Set(events.filter((e) => e.code === 403).map(resourceVerb))],
         used: [...new Set(events.filter((e) => e.code < 400 || e.code === 409).map(resourceVerb))],
       });
-      await member.destroy();
     }
+    await Promise.all(started.map(({ member }) => member.destroy()));
   });
+
+  type Verdict = { healthy: boolean; why: string };
 
   /**
    * A lone member works when it holds the lock with its IP in postgres-primary, keeps renewing it,
-   * carries the primary role label, its caches are watched rather than listed over and over, and
-   * a write of its lock by someone else that crosses a renewal does not cost it the lock.
+   * carries the primary role label, its caches are watched rather than listed over and over (the
+   * caller counts its lists), and a write of its lock by someone else that crosses a renewal does
+   * not cost it the lock (judgeCrossedRenewal).
    */
-  async function judge(member: PatroniOnCluster): Promise<{ healthy: boolean; why: string }> {
+  async function judgeSteadyState(member: PatroniOnCluster): Promise<Verdict> {
     const name = member.members[0].name;
-    const lock = async () => (await member.api.request("GET", `/api/v1/namespaces/${member.namespace}/endpoints/${POSTGRES.primaryService}`)).body;
-    const first = await lock();
+    const first = await lockOf(member);
     if (first?.metadata?.annotations?.leader !== name) return { healthy: false, why: "holds no leader lock" };
     if (first.subsets?.[0]?.addresses?.[0]?.ip !== member.members[0].podIp) return { healthy: false, why: "its IP is not in postgres-primary" };
     await new Promise((r) => setTimeout(r, 6_000));
-    const second = await lock();
+    const second = await lockOf(member);
     if (second?.metadata?.annotations?.renewTime === first.metadata.annotations.renewTime) return { healthy: false, why: "does not renew its lock" };
     if ((await member.podRoles())[name] !== POSTGRES.primaryRole) return { healthy: false, why: "its pod has no primary role label" };
-    const lists = readAudit(cluster.stateDir, member.serviceAccountUser).filter((e) => e.verb === "list").length;
-    if (lists > 10) return { healthy: false, why: `listed ${lists} times (its caches are not watched)` };
+    return { healthy: true, why: "" };
+  }
 
+  async function judgeCrossedRenewal(member: PatroniOnCluster): Promise<Verdict> {
+    const name = member.members[0].name;
     const hop = member.crossingWrites!;
     const logBefore = member.log(name).length;
     hop.arm();
@@ -233,10 +248,13 @@ describe("the Role is sufficient and minimal", () => {
     await new Promise((r) => setTimeout(r, 6_000));
     const after = member.log(name).slice(logBefore);
     if (/Demoting self|failed to update leader lock/.test(after)) return { healthy: false, why: "gave up its lock after a renewal crossed another write" };
-    const third = await lock();
-    if (third?.metadata?.annotations?.leader !== name || third.metadata.annotations[CROSSING_WRITE_ANNOTATION] !== "1") return { healthy: false, why: "the lock after the crossing write is not its own" };
+    const lock = await lockOf(member);
+    if (lock?.metadata?.annotations?.leader !== name || lock.metadata.annotations[CROSSING_WRITE_ANNOTATION] !== "1") return { healthy: false, why: "the lock after the crossing write is not its own" };
     return { healthy: true, why: "" };
   }
+
+  const lockOf = async (member: PatroniOnCluster) =>
+    (await member.api.request("GET", `/api/v1/namespaces/${member.namespace}/endpoints/${POSTGRES.primaryService}`)).body;
 
   it("sufficient: through bootstrap and every drill, and a lone member's crossed renewal, each granted verb was used and only the expected call refused", () => {
     const events = readAudit(cluster.stateDir, pg.serviceAccountUser);

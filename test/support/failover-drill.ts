@@ -80,9 +80,19 @@ export async function runDrill(pg: PatroniOnCluster, load: ReceiptLoad, drill: D
   log(`${drill}: leader ${oldLeader}, sync standby ${syncStandby}, ${load.acknowledgedIds().length} writes acknowledged so far`);
 
   const fault = Date.now();
+  // When the fault has surely taken effect: a write begun before it may not have met the fault.
+  let settled = fault;
   if (drill === "node-death") await pg.killMember(oldLeader);
-  else if (drill === "postgres-crash") await pg.crashPostgres(oldLeader);
-  else if (drill === "switchover") await pg.switchover(syncStandby);
+  else if (drill === "postgres-crash") {
+    // The backends of a killed postmaster keep serving their sessions until they notice; the
+    // outage is over only once Patroni has started a new postmaster and it accepts writes.
+    const crashed = await pg.crashPostgres(oldLeader);
+    await waitFor(`PostgreSQL on ${oldLeader} restarted after the crash`, async () => {
+      const pid = pg.postmasterPid(oldLeader);
+      return pid !== undefined && pid !== crashed && (await inRecovery(pg, oldLeader)) === false;
+    }, timeoutMs, 100);
+    settled = Date.now();
+  } else if (drill === "switchover") await pg.switchover(syncStandby);
   else pg.cutApiServer(oldLeader);
 
   let newLeader = oldLeader;
@@ -107,7 +117,7 @@ export async function runDrill(pg: PatroniOnCluster, load: ReceiptLoad, drill: D
       if ((await inRecovery(pg, m.name)) !== true) throw new Error(`dcs-loss: ${m.name} left recovery while ${oldLeader} was still the primary`);
     }
   }
-  const firstWrite = await firstWriteAfterOutage(load, fault, timeoutMs);
+  const firstWrite = await firstWriteAfterOutage(load, fault, settled, timeoutMs);
   log(`${drill}: leader ${newLeader}, endpoint switched after ${endpointSwitchSeconds ?? "-"} s, first write after ${seconds(fault, firstWrite)} s`);
 
   let rejoinSeconds: number | null = null;
@@ -139,15 +149,16 @@ export async function runDrill(pg: PatroniOnCluster, load: ReceiptLoad, drill: D
 /**
  * When writes were acknowledged again after the fault: the first acknowledgement of a write begun
  * after the first write that failed or waited longer than a second; the fault itself when no write
- * was affected. (A write begun just before a planned switchover may still succeed on the old
- * leader, so "the first acknowledgement after the fault" would be no measure of the outage.)
+ * was affected, that is when 20 writes begun after `settled` (the fault has taken effect) were
+ * acknowledged in time and none failed. (A write begun just before a planned switchover may still
+ * succeed on the old leader, so "the first acknowledgement after the fault" would be no measure.)
  */
-async function firstWriteAfterOutage(load: ReceiptLoad, fault: number, timeoutMs: number): Promise<number> {
+async function firstWriteAfterOutage(load: ReceiptLoad, fault: number, settled: number, timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const after = load.attempts.filter((a) => a.endedAt >= fault);
     const hit = after.find((a) => a.status !== 201 || a.endedAt - a.startedAt > 1000);
-    if (!hit && after.filter((a) => a.status === 201 && a.startedAt >= fault).length >= 20) return fault;
+    if (!hit && after.filter((a) => a.status === 201 && a.startedAt >= settled).length >= 20) return fault;
     if (hit) {
       const ok = after.filter((a) => a.status === 201 && a.startedAt >= hit.startedAt).reduce((min, a) => Math.min(min, a.endedAt), Infinity);
       if (ok !== Infinity) return ok;

@@ -1,13 +1,20 @@
 /**
  * The KNHK service in this process, writing through `postgres-primary` of a Patroni cluster on
  * the local control plane (test/support/patroni-k8s.ts) the way the pods do: over TLS with
- * `verify-full` against the cluster's CA, as a login that is only a member of knhk_service. The
- * schema is migrated by the owner (the migration Job's identity), whose password is set the way
- * Vault's static role sets it.
+ * `verify-full` against the cluster's CA, as a login that is only a member of knhk_service, with
+ * KNHK_MIGRATE_ON_START=false and no owner credential, as the Deployment runs. Beforehand the
+ * owner (the migration Job's identity, its password set the way Vault's static role sets it)
+ * migrates the schema and registers the signing key the service is given as a file. Checks read
+ * the chain as the verification job's role.
  */
+import { createPublicKey } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { migrate } from "../../app/src/db/migrate";
 import { openDatabase } from "../../app/src/db/open";
+import { generateSigningKey, rawPublicKey, registerSigningKey, SIGNING_KEY_ENV } from "../../app/src/receipts/keys";
 import { startService, type RunningService } from "../../app/src/server/service";
+import { LEDGER_JOBS } from "../../infra/render/ledger-jobs";
 import { POSTGRES } from "../../infra/render/topology";
 import { TEST_SERVICE_SETTINGS } from "../app/shell/service";
 import type { PatroniOnCluster } from "./patroni-k8s";
@@ -15,13 +22,16 @@ import type { PatroniOnCluster } from "./patroni-k8s";
 const OWNER_PASSWORD = "k8s-test-owner-password";
 const SERVICE_LOGIN = "knhk_app";
 const SERVICE_PASSWORD = "k8s-test-service-password";
+const VERIFIER_LOGIN = "knhk_verify";
+const VERIFIER_PASSWORD = "k8s-test-verifier-password";
+const SIGNING_KEY_VERSION = 1;
 
 export interface ServiceOnPatroni {
   readonly service: RunningService;
   readonly database: string;
   readonly logs: string[];
-  /** The owner's URL through postgres-primary (verify-chain, checks). */
-  readonly ownerUrl: string;
+  /** A login of the verification job's role through postgres-primary (what `receipts verify-chain` runs as). */
+  readonly verifierUrl: string;
   metrics(): Promise<string>;
   stop(): Promise<void>;
 }
@@ -33,11 +43,22 @@ export function primaryUrl(pg: PatroniOnCluster, user: string, password: string)
 export async function startServiceOnPatroni(pg: PatroniOnCluster, env: Record<string, string>): Promise<ServiceOnPatroni> {
   const leader = await pg.leader();
   if (!leader) throw new Error("no leader to prepare the database on");
-  await pg.psql(leader, `ALTER ROLE ${POSTGRES.ownerDbUser} PASSWORD '${OWNER_PASSWORD}'; CREATE ROLE ${SERVICE_LOGIN} LOGIN PASSWORD '${SERVICE_PASSWORD}' IN ROLE ${POSTGRES.serviceDbRole};`);
+  await pg.psql(
+    leader,
+    `ALTER ROLE ${POSTGRES.ownerDbUser} PASSWORD '${OWNER_PASSWORD}'; CREATE ROLE ${SERVICE_LOGIN} LOGIN PASSWORD '${SERVICE_PASSWORD}' IN ROLE ${POSTGRES.serviceDbRole}; ` +
+      `CREATE ROLE ${VERIFIER_LOGIN} LOGIN PASSWORD '${VERIFIER_PASSWORD}' IN ROLE ${LEDGER_JOBS.verifyChain.dbRole};`,
+  );
   const ownerUrl = primaryUrl(pg, POSTGRES.ownerDbUser, OWNER_PASSWORD);
+  const signingKeyFile = join(dirname(pg.pki.caFile), "receipt-signing-key.pem");
+  const { privateKey, pem } = generateSigningKey();
+  writeFileSync(signingKeyFile, pem, { mode: 0o600 });
   const owner = await openDatabase({ url: ownerUrl, poolMax: 1, poolMin: 0 });
-  await migrate(owner);
-  await owner.close();
+  try {
+    await migrate(owner);
+    await registerSigningKey(owner, { keyVersion: SIGNING_KEY_VERSION, publicKey: rawPublicKey(createPublicKey(privateKey)), ephemeral: false });
+  } finally {
+    await owner.close();
+  }
   const logs: string[] = [];
   const service = await startService(
     {
@@ -46,7 +67,9 @@ export async function startServiceOnPatroni(pg: PatroniOnCluster, env: Record<st
       // The load writes far above one caller's API rate limit; the drills measure the database.
       KNHK_RATE_LIMIT_MAX: "1000000",
       DATABASE_URL: primaryUrl(pg, SERVICE_LOGIN, SERVICE_PASSWORD),
-      DATABASE_MIGRATION_URL: ownerUrl,
+      KNHK_MIGRATE_ON_START: "false",
+      [SIGNING_KEY_ENV.file]: signingKeyFile,
+      [SIGNING_KEY_ENV.version]: String(SIGNING_KEY_VERSION),
       ...env,
     },
     (level, message, extra) => logs.push(`${new Date().toISOString()} ${level} ${message} ${extra ? JSON.stringify(extra) : ""}`),
@@ -55,7 +78,7 @@ export async function startServiceOnPatroni(pg: PatroniOnCluster, env: Record<st
     service,
     database: POSTGRES.database,
     logs,
-    ownerUrl,
+    verifierUrl: primaryUrl(pg, VERIFIER_LOGIN, VERIFIER_PASSWORD),
     metrics: async () => (await fetch(`${service.metricsUrl}/metrics`)).text(),
     stop: () => service.stop(),
   };
