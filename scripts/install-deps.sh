@@ -57,6 +57,13 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "install-deps: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+# Artillery 2.0.21 (MPL-2.0; the last 2.x release that runs on Node 20), the load tool of
+# performance/load-test.yml, in its own package so its dependency tree stays apart from the
+# service's. Its Playwright engine (browser load tests, unused here) would download a browser.
+if [ ! -d performance/node_modules ] || [ performance/package-lock.json -nt performance/node_modules/.package-lock.json ]; then
+  echo "install-deps: npm ci (performance/, Artillery)"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix performance --no-audit --no-fund --loglevel=error
+fi
 # actionlint (lints .github/workflows) from the Go module proxy, pinned, into the gitignored .tools/go-bin.
 ACTIONLINT_VERSION=v1.7.12
 if ! .tools/go-bin/actionlint -version 2>/dev/null | grep -qx "${ACTIONLINT_VERSION}"; then
