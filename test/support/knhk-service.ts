@@ -3,6 +3,7 @@
  * check) on a real PostgreSQL, as production runs it: the migrations applied by the owner first,
  * the service logged in as the least-privileged `knhk_app` (member of knhk_service), the owner URL
  * only as DATABASE_MIGRATION_URL (schema check and signing-key registration, as the pre-deploy Job).
+ * With DATABASE_URL_FILE in `env`, the service reads its URL from that file instead.
  */
 import { join } from "node:path";
 import { prepareServiceDatabase } from "../../bench/lib/servers";
@@ -41,6 +42,8 @@ export async function startKnhkService(options: { pg: TestPostgres; database: st
       KNHK_METRICS_PORT: String(metricsPort),
       KNHK_LOG_LEVEL: "warn",
       ...options.env,
+      // Credentials from a file (as Vault Agent renders them) replace the URL, as in the pod.
+      ...(options.env.DATABASE_URL_FILE ? { DATABASE_URL: "" } : {}),
     },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -93,6 +93,8 @@ const envSchema = z.object({
   KNHK_RATE_LIMIT_MAX: int(1, 1_000_000, 600),
   KNHK_RATE_LIMIT_WINDOW_SECONDS: int(1, 3600, 60),
   KNHK_MAPE_K_INTERVAL_SECONDS: int(0, 86_400, 60),
+  /** /health's vault freshness: the database role's max TTL (infra/render/vault-database.ts), default 24 h. */
+  KNHK_VAULT_CREDENTIALS_MAX_AGE_SECONDS: int(1, 31 * 86_400, 86_400),
   /** Blue-green: this pod's colour, and the file naming the active one (only it leads the MAPE-K loop). */
   KNHK_COLOR: optionalText.pipe(z.enum(COLORS, { error: `must be ${COLORS.join(" or ")}` }).optional()),
   KNHK_ACTIVE_COLOR_FILE: optionalText.pipe(z.string().regex(/^[^\0\r\n]+$/, "must be a file path").optional()),
@@ -116,6 +118,8 @@ export interface Config {
     readonly url?: string;
     /** DATABASE_URL_FILE (instead of url). */
     readonly urlFile?: string;
+    /** Rendered credentials older than this are stale (/health vault degraded). */
+    readonly credentialsMaxAgeSeconds: number;
     readonly poolMax: number;
     readonly poolMin: number;
     readonly embeddedDir?: string;
@@ -167,6 +171,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     database: {
       url: e.DATABASE_URL,
       urlFile: e.DATABASE_URL_FILE,
+      credentialsMaxAgeSeconds: e.KNHK_VAULT_CREDENTIALS_MAX_AGE_SECONDS,
       poolMax: e.DB_POOL_MAX_CONNECTIONS,
       poolMin: e.DB_POOL_MIN_CONNECTIONS,
       embeddedDir: e.KNHK_EMBEDDED_DATA_DIR,

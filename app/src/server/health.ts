@@ -7,7 +7,8 @@ export interface HealthReport {
   readonly status: DependencyState;
   readonly timestamp: string;
   readonly uptime_seconds: number;
-  readonly dependencies: { readonly database: DependencyState; readonly redis: DependencyState };
+  /** `vault` only where the database credentials come from a Vault Agent file (DATABASE_URL_FILE). */
+  readonly dependencies: { readonly database: DependencyState; readonly redis: DependencyState; readonly vault?: DependencyState };
 }
 
 export interface HealthService {
@@ -22,6 +23,8 @@ export interface HealthDeps {
   readonly db: Database;
   /** Redis state: "degraded" when Redis is absent or unreachable (fallbacks serve). */
   readonly redis: () => Promise<"healthy" | "degraded">;
+  /** Vault Agent's rendered credentials (vault-credentials.ts); absent: not reported. */
+  readonly vault?: () => Promise<DependencyState>;
   readonly probeTimeoutMs?: number;
   readonly startedAt?: number;
   /** Receives each probe's result (knhk_dependency_up). */
@@ -87,14 +90,15 @@ export function createHealthService(deps: HealthDeps): HealthService {
 
   return {
     async check() {
-      const [probe, cache] = await Promise.all([database(), redis()]);
+      const [probe, cache, vault] = await Promise.all([database(), redis(), deps.vault?.().catch(() => "down" as const)]);
       const db: DependencyState = probe.state === "standby" ? "degraded" : probe.state;
-      const status: DependencyState = db === "down" ? "down" : cache !== "healthy" ? "degraded" : "healthy";
+      // Stale or missing credentials do not stop a pool that is connected: degraded, not down.
+      const status: DependencyState = db === "down" ? "down" : cache !== "healthy" || (vault !== undefined && vault !== "healthy") ? "degraded" : "healthy";
       return {
         status,
         timestamp: new Date().toISOString(),
         uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
-        dependencies: { database: db, redis: cache },
+        dependencies: { database: db, redis: cache, ...(vault !== undefined ? { vault } : {}) },
       };
     },
     async ready() {

@@ -23,6 +23,7 @@ import { createAuditWriter } from "../audit";
 import { auditLogSink } from "./audit";
 import { watchActiveColor } from "./active-color";
 import { createHealthService, type HealthService } from "./health";
+import { probeCredentialFile } from "./vault-credentials";
 import { openStartupGate } from "./startup-gate";
 import { buildMetricsServer } from "./metrics-server";
 import type { ReceiptsPort } from "./routes/receipts";
@@ -195,6 +196,7 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
     const health = createHealthService({
       db,
       redis: () => probeRedis(redis),
+      vault: config.database.urlFile ? async () => (await probeCredentialFile(config.database.urlFile!, config.database.credentialsMaxAgeSeconds)).state : undefined,
       onProbe: (dependency, up) => metrics.set("knhk_dependency_up", { dependency }, up ? 1 : 0),
       describeCredentials: db.describeCredentials,
       onServerRole: failoverRecorder(metrics),

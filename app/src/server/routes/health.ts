@@ -7,7 +7,8 @@ const healthResponse = Type.Object({
   status: dependency,
   timestamp: Type.String(),
   uptime_seconds: Type.Number(),
-  dependencies: Type.Object({ database: dependency, redis: dependency }),
+  // vault: only where the credentials come from a Vault Agent file (DATABASE_URL_FILE).
+  dependencies: Type.Object({ database: dependency, redis: dependency, vault: Type.Optional(dependency) }),
 });
 
 /**
