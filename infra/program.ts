@@ -135,6 +135,7 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
         ? {
             role: VAULT_NAMES.authRole,
             databaseCredsPath: `${config.vault.mounts.database}/creds/${VAULT_NAMES.databaseRole}`,
+            credentialsMaxAgeSeconds: config.vault.database.maxTtlSeconds,
             database: { host: postgres.primaryHost, port: PORTS.postgres, name: POSTGRES.database },
             caSecretName: config.patroni.tlsSecretName,
             transit: signingTransitKey(config),

@@ -36,6 +36,8 @@ export interface KnhkServiceVault {
   readonly role: string;
   /** Dynamic credentials, e.g. `database/creds/knhk-app`. */
   readonly databaseCredsPath: string;
+  /** The database role's max TTL: rendered credentials older than this are stale (/health vault degraded). */
+  readonly credentialsMaxAgeSeconds: number;
   /** The PostgreSQL primary (the name on its certificate). */
   readonly database: { readonly host: string; readonly port: number; readonly name: string };
   /** Secret with `ca.crt`, the CA the PostgreSQL server certificate chains to (the Patroni TLS Secret). */
@@ -125,6 +127,7 @@ export class KnhkService extends pulumi.ComponentResource {
       ? [
           // Vault Agent re-renders this file when it renews or re-issues the credential; the pool re-reads it.
           { name: "DATABASE_URL_FILE", value: APP_FILES.databaseUrl },
+          { name: "KNHK_VAULT_CREDENTIALS_MAX_AGE_SECONDS", value: String(vault.credentialsMaxAgeSeconds) },
           // The migration Job applied the schema as its owner; the service has no DDL rights.
           { name: "KNHK_MIGRATE_ON_START", value: "false" },
           { name: "KNHK_SIGNING_VAULT_ADDR", value: VAULT_AGENT_PROXY_ADDR },
