@@ -343,6 +343,9 @@ function backupArea(): RuleArea {
   };
 }
 
+/** Keyspace hit ratio below which the snapshot cache counts as not hitting. */
+export const REDIS_MIN_HIT_RATIO = 0.5;
+
 function redisArea(o: CatalogueOptions): RuleArea {
   return {
     name: "redis",
@@ -363,6 +366,19 @@ function redisArea(o: CatalogueOptions): RuleArea {
         severity: "P1",
         summary: "Sentinel quorum lost for Redis master {{ $labels.master_name }}",
         description: `Only {{ $value }} Sentinel(s) see master {{ $labels.master_name }} as healthy (quorum ${o.sentinelQuorum}): no automatic failover is possible.`,
+        runbook: "redis-sentinel",
+      },
+      {
+        // The snapshot cache is the main reader of Redis: lookups that all miss mean every
+        // request reads the snapshot from PostgreSQL (a cache emptied by eviction or a restart that never refills).
+        alert: "KnhkRedisCacheNotHitting",
+        expr:
+          `sum(rate(redis_keyspace_hits_total{${REDIS_EXPORTER}}[15m])) / (sum(rate(redis_keyspace_hits_total{${REDIS_EXPORTER}}[15m])) + sum(rate(redis_keyspace_misses_total{${REDIS_EXPORTER}}[15m])) > 0)` +
+          ` < ${REDIS_MIN_HIT_RATIO}`,
+        for: "15m",
+        severity: "P3",
+        summary: `Redis keyspace hit rate is below ${REDIS_MIN_HIT_RATIO * 100}%`,
+        description: `Only {{ $value | humanizePercentage }} of Redis key lookups hit over 15 minutes (below ${REDIS_MIN_HIT_RATIO * 100}%): the snapshot cache has stopped serving, reads go to PostgreSQL.`,
         runbook: "redis-sentinel",
       },
       {

@@ -69,6 +69,10 @@ const redisMemory = (used: number, max: number) => [
   gauge("redis_memory_used_bytes", { job: "redis-exporter", instance: "redis-0" }, used),
   gauge("redis_memory_max_bytes", { job: "redis-exporter", instance: "redis-0" }, max),
 ];
+const keyspace = (hits: number, misses: number) => [
+  counter("redis_keyspace_hits_total", { job: "redis-exporter", instance: "redis-0" }, hits),
+  counter("redis_keyspace_misses_total", { job: "redis-exporter", instance: "redis-0" }, misses),
+];
 const crashLoop = (value: number) => [
   gauge("kube_pod_container_status_waiting_reason", { ...KSM, pod: "knhk-blue-7d9f-abcde", container: "knhk", reason: "CrashLoopBackOff" }, value),
   // Another namespace's crash loop is not ours.
@@ -240,6 +244,8 @@ export const ALERT_SCENARIOS: Readonly<Record<string, AlertScenario>> = {
 
   KnhkRedisNoPrimary: { severity: "P1", start: 0, fire: redisRoles(["slave", "slave"]), calm: redisRoles(["slave", "master"]), labels: {}, value: "0" },
   KnhkRedisSentinelQuorumLost: { severity: "P1", start: 0, fire: okSentinels([1, 1, 2]), calm: okSentinels([2, 3, 2]), labels: { master_name: "knhk" }, value: "1" },
+  // 40 hits and 60 misses a minute (40%) fires; exactly 50% does not
+  KnhkRedisCacheNotHitting: { severity: "P3", start: 1, fire: keyspace(40, 60), calm: keyspace(50, 50), labels: {}, value: "40%" },
   KnhkRedisMemoryNearMax: { severity: "P2", start: 0, fire: redisMemory(905_000_000, 1e9), calm: redisMemory(900_000_000, 1e9), labels: { instance: "redis-0" }, value: "90.5%" },
 
   KnhkServiceDown: { severity: "P0", start: 0, fire: [gauge("up", SVC, 0), gauge("up", { ...SVC, instance: "b" }, 0)], calm: [gauge("up", SVC, 0), gauge("up", { ...SVC, instance: "b" }, 1)], labels: {}, value: "0" },
