@@ -398,7 +398,8 @@ export class PatroniCluster extends pulumi.ComponentResource {
                   name: "postgres-exporter",
                   image: cfg.exporterImage,
                   imagePullPolicy: "IfNotPresent",
-                  args: [`--web.listen-address=:${PORTS.postgresExporter}`],
+                  // stat_statements: per-statement calls and time (pg_stat_statements, preloaded by patroni.yml).
+                  args: [`--web.listen-address=:${PORTS.postgresExporter}`, "--collector.stat_statements"],
                   ports: [{ name: "metrics", containerPort: PORTS.postgresExporter, protocol: "TCP" }],
                   env: [
                     { name: "DATA_SOURCE_URI", value: `127.0.0.1:${PORTS.postgres}/postgres?sslmode=require` },

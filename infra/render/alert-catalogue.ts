@@ -8,6 +8,7 @@
 import type { AlertDefinition, Duration, RecordingDefinition, RuleArea, Severity } from "./alert-rules";
 import type { LedgerJobAlerting, LedgerJobKind } from "./ledger-jobs";
 import { jobMatcher } from "./scrape-targets";
+import { POSTGRES } from "./topology";
 
 export interface CatalogueOptions {
   /** Namespace of the stack (kube-state-metrics series are filtered by it). */
@@ -209,6 +210,37 @@ function databasePoolArea(): RuleArea {
         summary: "KNHK database pool on {{ $labels.instance }} is nearly exhausted",
         description: "{{ $value | humanizePercentage }} of the pool's connections are in use on {{ $labels.instance }} (critical above 95%): requests queue for a connection.",
         runbook: "database-connection-pool-exhausted",
+      },
+    ],
+  };
+}
+
+/** How many times the day's mean statement time the last 15 minutes' mean must reach to alert. */
+export const STATEMENT_REGRESSION_FACTOR = 2;
+/** Mean statement time (seconds) below which no regression alerts: an idle database's noise. */
+export const STATEMENT_MEAN_FLOOR_SECONDS = 0.005;
+
+/** Mean execution time per call of the service database's statements over `window` (pg_stat_statements). */
+const meanStatementSeconds = (window: Duration) =>
+  `(sum(rate(pg_stat_statements_seconds_total{${PG_EXPORTER},datname="${POSTGRES.database}"}[${window}]))` +
+  ` / (sum(rate(pg_stat_statements_calls_total{${PG_EXPORTER},datname="${POSTGRES.database}"}[${window}])) > 0))`;
+
+function databaseStatementsArea(): RuleArea {
+  return {
+    name: "database-statements",
+    alerts: [
+      {
+        // A regression against the database's own day, not a fixed budget: a plan change, a
+        // missing index or bloat shows as statements slower than they were.
+        alert: "KnhkPostgresStatementTimeRegression",
+        expr:
+          `(${meanStatementSeconds("15m")} > ${STATEMENT_REGRESSION_FACTOR} * ${meanStatementSeconds("1d")})` +
+          ` and (${meanStatementSeconds("15m")} > ${STATEMENT_MEAN_FLOOR_SECONDS})`,
+        for: "15m",
+        severity: "P3",
+        summary: `Mean PostgreSQL statement time is more than ${STATEMENT_REGRESSION_FACTOR}x its daily mean`,
+        description: `Statements in database ${POSTGRES.database} take {{ $value | humanizeDuration }} on average over 15 minutes, more than ${STATEMENT_REGRESSION_FACTOR}x their mean over the last day: find the slow ones on the database dashboard's "Slowest statements" panel.`,
+        runbook: "warm-path-latency",
       },
     ],
   };
@@ -506,6 +538,7 @@ export function knhkRuleAreas(o: CatalogueOptions): RuleArea[] {
     sloArea(),
     latencyArea(),
     databasePoolArea(),
+    databaseStatementsArea(),
     integrityArea(),
     ...(ledgerJobs ? [ledgerJobs] : []),
     patroniArea(o),

@@ -197,6 +197,9 @@ export function buildPatroniConfig(input: PatroniYamlInput): Record<string, unkn
             wal_level: "replica",
             hot_standby: "on",
             wal_log_hints: "on",
+            // Per-statement timing for the exporter's stat_statements collector and the runbooks'
+            // slow-query checks (the extension is created by the post-bootstrap script).
+            shared_preload_libraries: "pg_stat_statements",
             synchronous_commit: "on",
             // A standby retries its primary every 1 s instead of 5 s: after a crash restart or a
             // promotion the first commit waits for a synchronous standby to be connected again.
@@ -294,6 +297,8 @@ export function buildPostBootstrapScript(args: PostBootstrapInput): string {
     `CREATE ROLE ${owner} LOGIN;`,
     `CREATE DATABASE ${args.database} OWNER ${owner};`,
     `CREATE ROLE ${args.exporterUser} LOGIN PASSWORD :'exporter_password' IN ROLE pg_monitor;`,
+    // In the database the exporter connects to, and below in the service's (for operators' queries).
+    `CREATE EXTENSION pg_stat_statements;`,
     `CREATE ROLE ${service} NOLOGIN;`,
     // CREATEROLE lets Vault create and drop its dynamic users and rotate the owner's password;
     // pg_signal_backend lets it end a revoked user's sessions. It is no member of the owner.
@@ -311,6 +316,7 @@ export function buildPostBootstrapScript(args: PostBootstrapInput): string {
     `ALTER SCHEMA public OWNER TO ${owner};`,
     `REVOKE ALL ON SCHEMA public FROM PUBLIC;`,
     `GRANT USAGE ON SCHEMA public TO ${service};`,
+    `CREATE EXTENSION pg_stat_statements;`,
     "SQL",
     "",
   ].join("\n");

@@ -28,7 +28,7 @@ describe("Monitoring in the prod stack", () => {
     const children = prod.resources.filter((r) => r.parent === components[0].urn).map((r) => r.name);
     // A PodMonitor per scrape job, a PrometheusRule per rule area (the ledger jobs' area included), the AlertmanagerConfig.
     const areas = monitoringDocuments(monitoringInput(testStackConfig("prod"))).ruleGroups.length;
-    expect(areas).toBe(10);
+    expect(areas).toBe(11);
     expect(children.length).toBe(Object.keys(SCRAPE_JOBS).length + areas + 1);
     expect(children.every((n) => n.startsWith("knhk-monitoring-"))).toBe(true);
   });

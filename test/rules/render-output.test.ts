@@ -30,7 +30,7 @@ test("prometheus/rules.yaml passes promtool check rules and has every area", () 
   const r = run("promtool", ["check", "rules", file]);
   expect(r.status).toBe(0);
   const groups = (parse(readFileSync(file, "utf8")) as { groups: { name: string }[] }).groups.map((g) => g.name);
-  expect(groups).toEqual(["knhk-slo", "knhk-latency", "knhk-database-pool", "knhk-integrity", "knhk-ledger-jobs", "knhk-patroni", "knhk-backup", "knhk-redis", "knhk-workload", "knhk-escalation"]);
+  expect(groups).toEqual(["knhk-slo", "knhk-latency", "knhk-database-pool", "knhk-database-statements", "knhk-integrity", "knhk-ledger-jobs", "knhk-patroni", "knhk-backup", "knhk-redis", "knhk-workload", "knhk-escalation"]);
 });
 
 test("alertmanager/alertmanager.yaml passes amtool check-config with four severity routes", () => {

@@ -52,6 +52,18 @@ const pool = (active: number, max: number) => [
   gauge("knhk_db_pool_connections", { ...SVC, state: "idle" }, max - active),
   gauge("knhk_db_pool_max_connections", SVC, max),
 ];
+/**
+ * 1000 statements a minute in the service's database (so `ms` milliseconds each add `ms` seconds
+ * a minute): a day at `baselineMs`, then `afterMs` (postgres_exporter's stat_statements counters).
+ */
+const DAY = 1440;
+const statements = (baselineMs: number, afterMs: number) => {
+  const labels = { ...PG, datname: "knhk", user: "knhk_app", queryid: "4242" };
+  return [
+    counter("pg_stat_statements_calls_total", labels, 1000),
+    explicit("pg_stat_statements_seconds_total", labels, `0+${baselineMs}x${DAY} ${baselineMs * DAY + afterMs}+${afterMs}x600`),
+  ];
+};
 const members = (metric: string, values: number[]) => values.map((v, i) => gauge(metric, { ...PATRONI, pod: `postgres-${i}` }, v));
 const replicationLag = (lagBytes: number) => [
   ...members("patroni_primary", [1, 0]),
@@ -150,6 +162,9 @@ export const ALERT_SCENARIOS: Readonly<Record<string, AlertScenario>> = {
   // exactly at the threshold (16/20 = 80%, 19/20 = 95%) must not fire
   KnhkDbPoolUtilisationHigh: { severity: "P2", start: 0, fire: pool(17, 20), calm: pool(16, 20), labels: { instance: "a" }, value: "85%" },
   KnhkDbPoolExhausted: { severity: "P1", start: 0, fire: pool(20, 20), calm: pool(19, 20), labels: { instance: "a" }, value: "100%" },
+  // A day at 2 ms a statement, then 10 ms (5x the day, above the 5 ms floor) fires once enough of
+  // the 15-minute window is past the step; 3 ms then 5.5 ms (above the floor, under 2x) does not.
+  KnhkPostgresStatementTimeRegression: { severity: "P3", start: DAY + 6, fire: statements(2, 10), calm: statements(3, 5.5), labels: {}, value: "10ms", stillFiringAfter: 20 },
 
   KnhkReceiptChainBroken: {
     severity: "P0",

@@ -15,7 +15,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { parse } from "yaml";
-import { PINNED_PATRONI, PINNED_PATRONI_PACKAGE, startEtcd, startPatroniCluster, TestEtcd, TestPatroniCluster } from "../support/patroni";
+import { POSTGRES } from "../../infra/render/topology";
+import { PINNED_PATRONI, PINNED_PATRONI_PACKAGE, startEtcd, startPatroniCluster, TEST_POST_BOOTSTRAP, TestEtcd, TestPatroniCluster } from "../support/patroni";
 import { waitFor } from "../support/ports";
 import { PG_BIN } from "../support/postgres";
 import { renderTestStack, testStackConfig } from "../support/stack-identifiers";
@@ -147,6 +148,21 @@ describe("a real Patroni cluster from the builder's output (etcd DCS, 2 members)
     const standby = cluster.members.find((m) => m.name !== leader.name)!;
     await waitFor("the row on the standby", async () => (await cluster.psql(standby, "SELECT count(*) FROM receipts_probe", "knhk")) === "1", 30_000);
   }, 60_000);
+
+  it("pg_stat_statements is preloaded, and the exporter's role reads every user's statements in the database it connects to", async () => {
+    const leader = cluster.member((await cluster.clusterStatus()).find((m) => m.role === "leader")!.name);
+    expect(await cluster.psql(leader, "SHOW shared_preload_libraries")).toBe("pg_stat_statements");
+    expect(await cluster.psql(leader, "SELECT extname FROM pg_extension WHERE extname = 'pg_stat_statements'", POSTGRES.database)).toBe("pg_stat_statements");
+    // The stat_statements collector's query (PostgreSQL 13+), as the exporter's login, in `postgres`:
+    // it sees the statement the superuser ran in the service's database, with its text.
+    const seen = await cluster.psql(
+      leader,
+      `SET ROLE ${TEST_POST_BOOTSTRAP.exporterUser}; ` +
+        "SELECT count(*) FROM pg_stat_statements JOIN pg_database ON pg_database.oid = pg_stat_statements.dbid " +
+        `WHERE pg_database.datname = '${POSTGRES.database}' AND pg_stat_statements.query LIKE 'INSERT INTO receipts_probe%' AND pg_stat_statements.calls > 0 AND pg_stat_statements.total_exec_time > 0`,
+    );
+    expect(seen.split("\n").pop()).toBe("1");
+  });
 
   it("while PostgreSQL is crashed on the leader, the probed readiness path answers non-200 (the leader lock keeps /primary at 200)", async () => {
     const leader = cluster.member((await cluster.clusterStatus()).find((m) => m.role === "leader")!.name);
