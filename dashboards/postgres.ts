@@ -1,14 +1,18 @@
-/** "KNHK Database Performance" (uid knhk-postgres): Patroni, replication, load, WAL archive and backups. */
+/** "KNHK Database Performance" (uid knhk-postgres): Patroni, replication, load, slowest statements, WAL archive, backups, Redis cache hit rate. */
 import { MappingType, type Dashboard } from "@grafana/grafana-foundation-sdk/dashboard";
+import { REDIS_MIN_HIT_RATIO } from "../infra/render/alert-catalogue";
+import { POSTGRES } from "../infra/render/topology";
 import { type DashboardDefinition, job, newDashboard, statPanel, step, timeseriesPanel } from "./common";
 
 const PATRONI = job("patroni");
 const PG = job("postgres-exporter");
 const BACKREST = job("pgbackrest-exporter");
+const REDIS = job("redis-exporter");
+const SERVICE_DB = `${PG},datname="${POSTGRES.database}"`;
 const RATE = "$__rate_interval";
 
 function build(): Dashboard {
-  return newDashboard("knhk-postgres", "KNHK Database Performance", "Patroni roles and replication, PostgreSQL connections and transactions, WAL archiving and pgBackRest backups.")
+  return newDashboard("knhk-postgres", "KNHK Database Performance", "Patroni roles and replication, PostgreSQL connections, transactions and slowest statements, WAL archiving, pgBackRest backups, and the Redis cache hit rate.")
     .withPanel(
       statPanel({
         title: "Patroni roles",
@@ -110,6 +114,37 @@ function build(): Dashboard {
         min: 0,
         queries: [{ expr: `max by (backup_type) (pgbackrest_backup_since_last_completion_seconds{${BACKREST}})`, legend: "{{backup_type}}" }],
         thresholdLines: [step(null, "green"), step(8 * 86400, "red")],
+      }),
+    )
+    .withPanel(
+      timeseriesPanel({
+        title: "Slowest statements",
+        description:
+          "Mean execution time of the 10 slowest statements (by queryid) in the service's database, from pg_stat_statements " +
+          "(the exporter's stat_statements collector). Their text: the query in runbooks/warm-path-latency.md.",
+        unit: "s",
+        min: 0,
+        queries: [
+          {
+            expr: `topk(10, sum by (queryid) (rate(pg_stat_statements_seconds_total{${SERVICE_DB}}[${RATE}])) / (sum by (queryid) (rate(pg_stat_statements_calls_total{${SERVICE_DB}}[${RATE}])) > 0))`,
+            legend: "{{queryid}}",
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeseriesPanel({
+        title: "Redis cache hit rate",
+        description: `Share of Redis key lookups that hit (the snapshot cache); alert below ${REDIS_MIN_HIT_RATIO * 100}% for 15 min (dashed).`,
+        unit: "percentunit",
+        min: 0,
+        queries: [
+          {
+            expr: `sum(rate(redis_keyspace_hits_total{${REDIS}}[${RATE}])) / (sum(rate(redis_keyspace_hits_total{${REDIS}}[${RATE}])) + sum(rate(redis_keyspace_misses_total{${REDIS}}[${RATE}])) > 0)`,
+            legend: "hit rate",
+          },
+        ],
+        thresholdLines: [step(null, "red"), step(REDIS_MIN_HIT_RATIO, "green")],
       }),
     )
     .build();

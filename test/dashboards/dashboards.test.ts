@@ -121,7 +121,7 @@ describe("dashboards", () => {
 
   test("the database and MAPE-K dashboards have the issue's panels", () => {
     expect(panels("knhk-postgres").map((p) => p.title)).toEqual(
-      expect.arrayContaining(["Patroni roles", "Synchronous standbys", "Replication lag (bytes)", "Connections", "Transactions", "WAL archive", "Backup age"]),
+      expect.arrayContaining(["Patroni roles", "Synchronous standbys", "Replication lag (bytes)", "Connections", "Transactions", "Slowest statements", "WAL archive", "Backup age", "Redis cache hit rate"]),
     );
     expect(panels("knhk-mape-k").map((p) => p.title)).toEqual(expect.arrayContaining(["Cycles by outcome", "Phase durations p95", "Proposals by outcome", "Promotions", "Rollbacks"]));
   });
