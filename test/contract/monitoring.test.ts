@@ -176,7 +176,9 @@ describe("runbooks", () => {
     const pool = readFileSync(join(runbookDir, "database-connection-pool-exhausted.md"), "utf8");
     expect(pool).toMatch(/pg_stat_activity/);
     expect(pool).toMatch(/idle in transaction/);
-    expect(pool).toMatch(/kubectl -n "\$NS" scale deployment/);
+    // The guide scales the Deployment by hand, which the HPA undoes: the runbook raises the HPA floor.
+    expect(pool).toMatch(/kubectl -n "\$NS" patch hpa knhk-<active colour> --type merge -p '\{"spec":\{"minReplicas":6\}\}'/);
+    expect(pool).not.toMatch(/kubectl -n "\$NS" scale deployment/);
     const chain = readFileSync(join(runbookDir, "receipt-chain-integrity-failure.md"), "utf8");
     for (const step of [/--replicas=0/, /kubectl -n "\$NS" create job --from=cronjob\/pgbackrest-full/, /pg_dump/, /security lead/i, /npm run knhk -- receipts verify-chain --format json/, /pg_stat_user_tables/, /key_version/]) {
       expect(chain).toMatch(step);
