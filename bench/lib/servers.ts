@@ -57,16 +57,17 @@ export function residentBytesOf(pid: number): number {
   return Number(match[1]) * 1024;
 }
 
+/** The service process's own environment: production mode, loopback, the `knhk_app` login. */
+export function serviceProcessEnv(pg: TestPostgres, database: string): Record<string, string | undefined> {
+  return { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: "production", DATABASE_URL: pg.url(database, "knhk_app"), KNHK_HOST: "127.0.0.1" };
+}
+
 /** Starts the service and resolves once it logged "knhk listening" (with its URLs). */
 export async function startServiceProcess(options: ServiceProcessOptions): Promise<ServiceProcess> {
   const { pg, database } = options;
   const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    NODE_ENV: "production",
-    DATABASE_URL: pg.url(database, "knhk_app"),
+    ...serviceProcessEnv(pg, database),
     DATABASE_MIGRATION_URL: pg.url(database),
-    KNHK_HOST: "127.0.0.1",
     KNHK_PORT: "0",
     KNHK_METRICS_PORT: "0",
     ...options.env,

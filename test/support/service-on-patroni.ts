@@ -7,24 +7,21 @@
  * migrates the schema and registers the signing key the service is given as a file. Checks read
  * the chain as the verification job's role.
  */
-import { createPublicKey } from "node:crypto";
-import { writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { migrate } from "../../app/src/db/migrate";
 import { openDatabase } from "../../app/src/db/open";
-import { generateSigningKey, rawPublicKey, registerSigningKey, SIGNING_KEY_ENV } from "../../app/src/receipts/keys";
 import { startService, type RunningService } from "../../app/src/server/service";
 import { LEDGER_JOBS } from "../../infra/render/ledger-jobs";
 import { POSTGRES } from "../../infra/render/topology";
 import { TEST_SERVICE_SETTINGS } from "../app/shell/service";
 import type { PatroniOnCluster } from "./patroni-k8s";
+import { provisionSigningKey } from "./signing-key";
 
 const OWNER_PASSWORD = "k8s-test-owner-password";
 const SERVICE_LOGIN = "knhk_app";
 const SERVICE_PASSWORD = "k8s-test-service-password";
 const VERIFIER_LOGIN = "knhk_verify";
 const VERIFIER_PASSWORD = "k8s-test-verifier-password";
-const SIGNING_KEY_VERSION = 1;
 
 export interface ServiceOnPatroni {
   readonly service: RunningService;
@@ -49,13 +46,11 @@ export async function startServiceOnPatroni(pg: PatroniOnCluster, env: Record<st
       `CREATE ROLE ${VERIFIER_LOGIN} LOGIN PASSWORD '${VERIFIER_PASSWORD}' IN ROLE ${LEDGER_JOBS.verifyChain.dbRole};`,
   );
   const ownerUrl = primaryUrl(pg, POSTGRES.ownerDbUser, OWNER_PASSWORD);
-  const signingKeyFile = join(dirname(pg.pki.caFile), "receipt-signing-key.pem");
-  const { privateKey, pem } = generateSigningKey();
-  writeFileSync(signingKeyFile, pem, { mode: 0o600 });
   const owner = await openDatabase({ url: ownerUrl, poolMax: 1, poolMin: 0 });
+  let signingKey: Record<string, string>;
   try {
     await migrate(owner);
-    await registerSigningKey(owner, { keyVersion: SIGNING_KEY_VERSION, publicKey: rawPublicKey(createPublicKey(privateKey)), ephemeral: false });
+    signingKey = await provisionSigningKey(owner, dirname(pg.pki.caFile));
   } finally {
     await owner.close();
   }
@@ -68,8 +63,7 @@ export async function startServiceOnPatroni(pg: PatroniOnCluster, env: Record<st
       KNHK_RATE_LIMIT_MAX: "1000000",
       DATABASE_URL: primaryUrl(pg, SERVICE_LOGIN, SERVICE_PASSWORD),
       KNHK_MIGRATE_ON_START: "false",
-      [SIGNING_KEY_ENV.file]: signingKeyFile,
-      [SIGNING_KEY_ENV.version]: String(SIGNING_KEY_VERSION),
+      ...signingKey,
       ...env,
     },
     (level, message, extra) => logs.push(`${new Date().toISOString()} ${level} ${message} ${extra ? JSON.stringify(extra) : ""}`),
