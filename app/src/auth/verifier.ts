@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
 import type { OidcIssuer } from "../config/oidc";
 import { ClaimError, principalFromClaims, type Principal } from "./claims";
@@ -22,7 +23,23 @@ export interface VerifierSettings {
   readonly maxTokenAgeSeconds: number;
   /** Injected key sources (tests); default: jose's remote JWKS with caching and cooldown. */
   readonly keySource?: (issuer: OidcIssuer) => JWTVerifyGetKey;
+  /** Verified tokens remembered (see VERIFIED_TOKEN_CACHE); 0 turns the cache off. Default 10,000. */
+  readonly cacheEntries?: number;
+  /** Milliseconds since the epoch; default Date.now (tests move it to cross expiry). */
+  readonly clock?: () => number;
+  /** Called on every cache lookup of a well-formed bearer token. */
+  readonly onCacheLookup?: (hit: boolean) => void;
 }
+
+/**
+ * A token that verified is remembered by its SHA-256 until the earliest of its `exp`, its
+ * `iat` + max token age, and `maxSeconds` from its verification, so a client reusing its token
+ * costs one hash instead of a signature verification. `maxSeconds` is below the JWKS cache's own
+ * lifetime (jose keeps fetched keys up to 10 minutes), so the cache never trusts a removed
+ * signing key longer than the verifier already does. Only successes are cached; tolerance for
+ * clock skew is never extended (a cached token expires exactly at `exp`).
+ */
+export const VERIFIED_TOKEN_CACHE = { entries: 10_000, maxSeconds: 60 } as const;
 
 /** jose compares these as numbers, so 1e309 (Infinity) would be a token that never expires. */
 const TIME_CLAIMS = ["exp", "nbf", "iat"] as const;
@@ -30,6 +47,36 @@ const TIME_CLAIMS = ["exp", "nbf", "iat"] as const;
 /** The token of an RFC 6750 `Bearer` credential; the scheme is case-insensitive (RFC 7235 2.1). */
 function bearerToken(header: string): string | undefined {
   return /^bearer +([A-Za-z0-9._~+/-]+=*)$/i.exec(header.trim())?.[1];
+}
+
+/** Successful verifications by token hash, oldest first (Map keeps insertion order). */
+function createVerifiedTokenCache(maxEntries: number, clock: () => number) {
+  const entries = new Map<string, { principal: Principal; until: number }>();
+  return {
+    get(key: string): Principal | undefined {
+      const entry = entries.get(key);
+      if (!entry) return undefined;
+      if (clock() < entry.until) return entry.principal;
+      entries.delete(key);
+      return undefined;
+    },
+    set(key: string, principal: Principal, claims: { exp?: number; iat?: number }, maxTokenAgeSeconds: number): void {
+      if (maxEntries <= 0) return;
+      const now = clock();
+      const until = Math.min(
+        (claims.exp ?? 0) * 1000,
+        ((claims.iat ?? 0) + maxTokenAgeSeconds) * 1000,
+        now + VERIFIED_TOKEN_CACHE.maxSeconds * 1000,
+      );
+      if (until <= now) return;
+      entries.delete(key);
+      entries.set(key, { principal, until });
+      while (entries.size > maxEntries) entries.delete(entries.keys().next().value as string);
+    },
+    get size() {
+      return entries.size;
+    },
+  };
 }
 
 const deny = (reason: string, status: 401 | 503 = 401): Authentication => ({ ok: false, status, reason });
@@ -68,6 +115,8 @@ export function createTokenVerifier(settings: VerifierSettings): TokenVerifier {
       },
     ]),
   );
+  const clock = settings.clock ?? Date.now;
+  const cache = createVerifiedTokenCache(settings.cacheEntries ?? VERIFIED_TOKEN_CACHE.entries, clock);
   return {
     async verify(headers) {
       const all = typeof headers === "string" ? [headers] : [...(headers ?? [])];
@@ -78,6 +127,10 @@ export function createTokenVerifier(settings: VerifierSettings): TokenVerifier {
       const token = bearerToken(header);
       if (!token) return deny("authorization header is not 'Bearer <token>'");
       if (token.length > MAX_TOKEN_LENGTH) return deny("token too long");
+      const cacheKey = createHash("sha256").update(token).digest("base64");
+      const remembered = cache.get(cacheKey);
+      settings.onCacheLookup?.(remembered !== undefined);
+      if (remembered) return { ok: true, principal: remembered };
       let iss: string | undefined;
       try {
         const alg = decodeProtectedHeader(token).alg;
@@ -101,8 +154,11 @@ export function createTokenVerifier(settings: VerifierSettings): TokenVerifier {
           clockTolerance: settings.clockToleranceSeconds,
           maxTokenAge: settings.maxTokenAgeSeconds,
           requiredClaims: ["exp", "iat"],
+          currentDate: new Date(clock()),
         });
-        return { ok: true, principal: principalFromClaims(entry.issuer.claimMapping, entry.issuer.name, payload) };
+        const principal = principalFromClaims(entry.issuer.claimMapping, entry.issuer.name, payload);
+        cache.set(cacheKey, principal, payload, settings.maxTokenAgeSeconds);
+        return { ok: true, principal };
       } catch (error) {
         if (error instanceof ClaimError) return deny(error.message);
         return describeJoseError(error);
