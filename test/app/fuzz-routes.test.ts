@@ -164,12 +164,23 @@ const observationBody = fc.record(
   },
   { requiredKeys: [] },
 );
+/** Batches mix hostile items with well-formed ones, so the per-item paths (stored next to refused) are reached. */
+const wellFormedObservation = fc.record({ event_type: fc.constantFrom("fuzz.event", "fuzz.batch"), value: fc.oneof(fc.integer(), hostileString), sector: fc.constantFrom("finance", "generic") });
+const batchBody = fc.record(
+  { items: fc.oneof(fc.array(fc.oneof(observationBody, wellFormedObservation), { minLength: 1, maxLength: 6 }), fc.array(anything, { maxLength: 3 }), anything) },
+  { requiredKeys: [] },
+);
 const windowBody = fc.record({ window_seconds: fc.oneof(hostileNumber, anything) }, { requiredKeys: [] });
 
 const ROUTES: Record<string, fc.Arbitrary<FuzzRequest>> = {
   "GET /observations": query(["limit", "cursor", "event_type", "sector", "since", "until"]).map((q) => ({ method: "GET", path: `/observations${q}` })),
   "GET /observations/:id": id.map((i) => ({ method: "GET", path: `/observations/${encode(i)}` })),
   "POST /observations": body(observationBody).map((b) => ({ method: "POST", path: "/observations", body: b })),
+  // Half the cases are batches with an items array, so the per-item paths are reached often.
+  "POST /observations/batch": fc
+    .oneof(body(batchBody), batchBody.map((b) => JSON.stringify(b)))
+    .map((b) => ({ method: "POST", path: "/observations/batch", body: b })),
+  "GET /observations/:id/proof": id.map((i) => ({ method: "GET", path: `/observations/${encode(i)}/proof` })),
   "GET /snapshots": query(["limit", "cursor"]).map((q) => ({ method: "GET", path: `/snapshots${q}` })),
   "GET /snapshots/:id": id.map((i) => ({ method: "GET", path: `/snapshots/${encode(i)}` })),
   "POST /snapshots/:id/promote": fc.tuple(id, body(fc.dictionary(key, anything, { maxKeys: 2 }))).map(([i, b]) => ({ method: "POST", path: `/snapshots/${encode(i)}/promote`, body: b })),
@@ -219,6 +230,13 @@ async function send(request: FuzzRequest): Promise<{ status: number; body: any }
 function checkAnswer(request: FuzzRequest, answer: { status: number; body: any }): void {
   const seen = { route: `${request.method} ${request.path.slice(0, 200)}`, status: answer.status, body: answer.body };
   expect({ ...seen, serverError: answer.status >= 500 }).toEqual({ ...seen, serverError: false });
+  // A batch's per-item results: each refused item names a field of its own position.
+  if (Array.isArray(answer.body?.items) && request.path === "/observations/batch") {
+    for (const [i, item] of (answer.body.items as any[]).entries()) {
+      expect(item.index).toBe(i);
+      if (item.status !== "stored") expect({ i, field: item.field }).toEqual({ i, field: expect.stringMatching(new RegExp(`^items\\.${i}(\\.|$)`)) });
+    }
+  }
   if (answer.status < 400) return;
   expect(seen).toEqual({ ...seen, body: expect.any(Object) });
   if (answer.status === 404) {
@@ -253,6 +271,7 @@ describe("every route's input, fuzzed", () => {
     expect(count((s) => s < 300)).toBeGreaterThan(0);
     expect(count((s) => s === 400)).toBeGreaterThan(0);
     expect(statuses["POST /observations"][201] ?? 0).toBeGreaterThan(0);
+    expect(statuses["POST /observations/batch"][201] ?? 0).toBeGreaterThan(0);
   });
 });
 

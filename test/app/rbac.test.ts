@@ -50,6 +50,12 @@ const ENDPOINTS: Record<string, Endpoint> = {
     permission: "INGEST_OBSERVATIONS",
     request: async () => ({ path: "/observations", json: { event_type: "rbac.ingest", value: 42, sector: "logistics", metadata: { site: "a" } } }),
   },
+  "POST /observations/batch": {
+    method: "POST",
+    permission: "INGEST_OBSERVATIONS",
+    request: async () => ({ path: "/observations/batch", json: { items: [{ event_type: "rbac.batch", value: 1, sector: "finance" }, { event_type: "rbac.batch", value: 2, sector: "finance" }] } }),
+  },
+  "GET /observations/:id/proof": { method: "GET", permission: "READ_OBSERVATIONS", request: async () => ({ path: `/observations/${fixed.observationId}/proof` }) },
   "GET /snapshots": { method: "GET", permission: "READ_SNAPSHOTS", request: async () => ({ path: "/snapshots" }) },
   "GET /snapshots/current": { method: "GET", permission: "READ_SNAPSHOTS", request: async () => ({ path: "/snapshots/current" }) },
   "GET /snapshots/:id": { method: "GET", permission: "READ_SNAPSHOTS", request: async () => ({ path: `/snapshots/${(await domain.snapshots.current()).id}` }) },
@@ -107,7 +113,7 @@ describe("role x endpoint matrix", () => {
 
   test("every endpoint is in the matrix, and the matrix covers each permission someone holds", () => {
     const routes = Object.keys(ENDPOINTS);
-    expect(routes).toHaveLength(19);
+    expect(routes).toHaveLength(21);
     const used = new Set(Object.values(ENDPOINTS).map((e) => e.permission));
     for (const role of ROLES) for (const p of ROLE_PERMISSIONS[role]) expect(used).toContain(p);
   });

@@ -171,6 +171,8 @@ interface ObservationRow {
   flagged: boolean;
   guards: string;
   hot_path_ticks: number;
+  batch_id: string | null;
+  batch_index: number | null;
   ready: boolean;
 }
 
@@ -184,7 +186,7 @@ const observations = horizonStream<ObservationRow>({
   columns:
     "seq, id::text AS id, event_type, value::text AS value, sector, metadata::text AS metadata, " +
     `${ISO_US("observed_at")} AS observed_at, ${ISO_US("created_at")} AS created_at, snapshot_id::text AS snapshot_id, ` +
-    "flagged, guards::text AS guards, hot_path_ticks",
+    "flagged, guards::text AS guards, hot_path_ticks, batch_id::text AS batch_id, batch_index",
   horizonOf: (h) => h.observationsBefore,
   toRecord(row) {
     const seq = Number(row.seq);
@@ -202,6 +204,8 @@ const observations = horizonStream<ObservationRow>({
           snapshot_id: row.snapshot_id,
           flagged: row.flagged,
           hot_path_ticks: Number(row.hot_path_ticks),
+          // A batch member's position: with the batch's receipt it proves the observation after archiving.
+          ...(row.batch_id ? { batch_id: row.batch_id, batch_index: Number(row.batch_index) } : {}),
         },
         { value: row.value, metadata: row.metadata, guards: row.guards },
       ),

@@ -90,6 +90,8 @@ const envSchema = z.object({
   KNHK_PORT: port(8080),
   KNHK_METRICS_PORT: port(9090),
   KNHK_BODY_LIMIT_BYTES: int(1024, 10 * 1024 * 1024, 256 * 1024),
+  /** POST /api/v1/observations/batch: up to 1,000 observations of a few KiB each. */
+  KNHK_BATCH_BODY_LIMIT_BYTES: int(1024, 64 * 1024 * 1024, 4 * 1024 * 1024),
   KNHK_RATE_LIMIT_MAX: int(1, 1_000_000, 600),
   KNHK_RATE_LIMIT_WINDOW_SECONDS: int(1, 3600, 60),
   KNHK_MAPE_K_INTERVAL_SECONDS: int(0, 86_400, 60),
@@ -136,7 +138,7 @@ export interface Config {
   readonly domain: { readonly patternWindowSeconds: number; readonly validationTimeoutMs: number; readonly mapeKIntervalSeconds: number };
   /** Blue-green (KNHK_COLOR + KNHK_ACTIVE_COLOR_FILE); absent: a single-colour stack, this replica may always lead. */
   readonly leadership?: { readonly color: Color; readonly activeColorFile: string };
-  readonly http: { readonly host: string; readonly port: number; readonly metricsPort: number; readonly bodyLimitBytes: number };
+  readonly http: { readonly host: string; readonly port: number; readonly metricsPort: number; readonly bodyLimitBytes: number; readonly batchBodyLimitBytes: number };
   readonly rateLimit: { readonly max: number; readonly windowSeconds: number };
   readonly shutdownTimeoutMs: number;
   readonly logLevel: string;
@@ -190,7 +192,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       mapeKIntervalSeconds: e.KNHK_MAPE_K_INTERVAL_SECONDS,
     },
     leadership: e.KNHK_COLOR && e.KNHK_ACTIVE_COLOR_FILE ? { color: e.KNHK_COLOR, activeColorFile: e.KNHK_ACTIVE_COLOR_FILE } : undefined,
-    http: { host: e.KNHK_HOST, port: e.KNHK_PORT, metricsPort: e.KNHK_METRICS_PORT, bodyLimitBytes: e.KNHK_BODY_LIMIT_BYTES },
+    http: { host: e.KNHK_HOST, port: e.KNHK_PORT, metricsPort: e.KNHK_METRICS_PORT, bodyLimitBytes: e.KNHK_BODY_LIMIT_BYTES, batchBodyLimitBytes: e.KNHK_BATCH_BODY_LIMIT_BYTES },
     rateLimit: { max: e.KNHK_RATE_LIMIT_MAX, windowSeconds: e.KNHK_RATE_LIMIT_WINDOW_SECONDS },
     shutdownTimeoutMs: e.KNHK_SHUTDOWN_TIMEOUT_MS,
     logLevel: e.KNHK_LOG_LEVEL,

@@ -10,6 +10,7 @@ import type { DomainMetrics } from "./metrics";
 import type { Clock, LedgerPort, SnapshotBroadcaster } from "./ports";
 import type {
   AnalyticsReport,
+  BatchResult,
   DetectQuery,
   DetectionResult,
   GenerateQuery,
@@ -29,6 +30,10 @@ import type {
   ValidationReport,
 } from "./types";
 import { buildDomain } from "./build";
+import type { ObservationProof } from "./observation-proof";
+export { MERKLE_TREE, proofHolds, type ObservationProof } from "./observation-proof";
+export { MAX_BATCH_ITEMS, type BatchPrecheck } from "./observations";
+import type { BatchPrecheck } from "./observations";
 
 export * from "./types";
 export * from "./errors";
@@ -85,6 +90,14 @@ export interface DomainDeps {
 export interface ObservationService {
   /** Validates, runs append + guards on the hot path, persists, receipts. Guard "reject" -> ValidationError. */
   create(input: ObservationInput): Promise<Observation>;
+  /**
+   * Up to MAX_BATCH_ITEMS observations, each validated and guarded on its own (per-item results);
+   * the stored ones commit together with one receipt whose evidence holds the Merkle root over
+   * their leaves. ValidationError only for the batch as a whole (empty, too many, smoke mixed in).
+   */
+  createBatch(items: readonly unknown[], precheck?: BatchPrecheck): Promise<BatchResult>;
+  /** The observation with what proves it: its leaf hash, and for a batch member the inclusion proof to the batch's root. */
+  proof(id: string): Promise<ObservationProof>;
   get(id: string): Promise<Observation>;
   list(query?: ObservationListQuery): Promise<Page<Observation>>;
 }

@@ -11,12 +11,15 @@ export type DomainCounterName =
   | "knhk_snapshot_promotions_total"
   | "knhk_snapshot_rollbacks_total"
   | "knhk_mape_k_cycles_total"
-  | "knhk_hot_path_parked_total";
+  | "knhk_hot_path_parked_total"
+  | "knhk_observations_ingested_total";
 
 export type DomainHistogramName =
   | "knhk_warm_path_duration_seconds"
   | "knhk_mape_k_phase_duration_seconds"
-  | "knhk_hot_path_ticks";
+  | "knhk_hot_path_ticks"
+  | "knhk_observation_batch_size"
+  | "knhk_observation_commit_size";
 
 export type DomainGaugeName = "knhk_mape_k_leader";
 

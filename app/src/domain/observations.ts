@@ -5,6 +5,8 @@ import { NotFoundError, ValidationError } from "./errors";
 import { runGuards } from "./hotpath-port";
 import { EVENT_TYPE_PATTERN, guardApplies } from "./knowledge";
 import type { ObservationService } from "./index";
+import { batchProof, batchRoot, MERKLE_TREE, observationLeaf, type ObservationProof } from "./observation-proof";
+import { createObservationWriter, type ObservationRecord } from "./observation-writer";
 import type { SnapshotInternals } from "./snapshots";
 import {
   SECTORS,
@@ -19,6 +21,10 @@ import {
   type ObservationListQuery,
   type Page,
   type Sector,
+  type Snapshot,
+  type BatchItemResult,
+  type BatchResult,
+  SMOKE_SECTOR,
 } from "./types";
 
 /** Future observed_at tolerated for clock skew between producers and the service. */
@@ -134,63 +140,221 @@ function toObservation(row: ObservationRow): Observation {
   };
 }
 
+/** Most observations one batch request may carry. */
+export const MAX_BATCH_ITEMS = 1000;
+
+/**
+ * A caller's own check of one batch item before the domain's (the API applies the single POST's
+ * request schema and storability rules item by item): a refusal names the field as items.<index>.<field>.
+ */
+export type BatchPrecheck = (item: unknown, index: number) => { readonly field: string; readonly reason: string } | undefined;
+
+/** One admitted observation: guards run, not yet stored. */
+interface Admitted {
+  readonly record: ObservationRecord;
+  readonly failedGuards: readonly string[];
+}
+
+type Admission = { readonly ok: true; readonly admitted: Admitted } | { readonly ok: false; readonly guard: Guard; readonly snapshot: Snapshot; readonly error: ValidationError };
+
 export function createObservationService(ctx: DomainContext, snapshots: SnapshotInternals): ObservationService {
-  async function create(input: ObservationInput): Promise<Observation> {
-    const now = ctx.clock.now();
-    const obs = validateObservationInput(input, now);
-    const snapshot = await snapshots.current();
+  const writer = createObservationWriter({ db: ctx.db, ledger: ctx.ledger, onCommit: (n) => ctx.metrics.observe("knhk_observation_commit_size", {}, n) });
+
+  /** Validation already done: run the snapshot's guards on the hot path. */
+  function admit(obs: ReturnType<typeof validateObservationInput>, snapshot: Snapshot, now: Date): Admission {
     const guards = guardsFor(snapshot.content, obs.sector, obs.event_type);
     const run = runGuards(ctx.kernel, guards, obs.value, obs.metadata, { metrics: ctx.metrics });
     const rejected = run.outcomes.find((o) => !o.passed && o.action === "reject");
     if (rejected) {
       const guard = guards.find((g) => g.id === rejected.guard_id)!;
+      return { ok: false, guard, snapshot, error: new ValidationError(guard.check.path, `rejected by guard ${guard.id} (${guard.check.op}) of snapshot ${snapshot.version}`) };
+    }
+    const failedGuards = run.outcomes.filter((o) => !o.passed).map((o) => o.guard_id);
+    return {
+      ok: true,
+      admitted: {
+        failedGuards,
+        record: {
+          id: randomUUID(),
+          event_type: obs.event_type,
+          value: obs.value,
+          sector: obs.sector,
+          metadata: obs.metadata,
+          observed_at: obs.observed_at,
+          created_at: now,
+          snapshot_id: snapshot.id,
+          flagged: failedGuards.length > 0,
+          guards: run.outcomes,
+          hot_path_ticks: run.appendTicks + run.evaluationTicks,
+        },
+      },
+    };
+  }
+
+  const leafOf = (r: ObservationRecord) => observationLeaf({ ...r, observed_at: r.observed_at.toISOString() });
+
+  async function create(input: ObservationInput): Promise<Observation> {
+    const now = ctx.clock.now();
+    const obs = validateObservationInput(input, now);
+    const snapshot = await snapshots.current();
+    const admission = admit(obs, snapshot, now);
+    if (!admission.ok) {
+      const { guard } = admission;
+      ctx.metrics.inc("knhk_observations_ingested_total", { path: "single", outcome: "rejected" });
       await receipt(ctx, {
         operation: "observation.create",
         outcome: "rejected",
         evidence: { event_type: obs.event_type, guard_id: guard.id, check: guard.check.op, path: guard.check.path, snapshot_id: snapshot.id },
         sector: obs.sector,
       });
-      throw new ValidationError(guard.check.path, `rejected by guard ${guard.id} (${guard.check.op}) of snapshot ${snapshot.version}`);
+      throw admission.error;
     }
-    const flagged = run.outcomes.some((o) => !o.passed);
-    const id = randomUUID();
-    const hotPathTicks = run.appendTicks + run.evaluationTicks;
-    // The receipt goes into the outbox in the same statement as the row (one round trip, one
-    // commit): the observation is never durable without it. The ledger appends it next.
-    const staging = await ctx.ledger.stagingStatement(
-      {
-        operation: "observation.create",
-        outcome: flagged ? "flagged" : "success",
-        evidence: { observation_id: id, event_type: obs.event_type, snapshot_id: snapshot.id, hot_path_ticks: hotPathTicks, failed_guards: run.outcomes.filter((o) => !o.passed).map((o) => o.guard_id) },
-        sector: obs.sector,
-      },
-      12,
+    const { record, failedGuards } = admission.admitted;
+    // The receipt's outbox entry commits with the row (never one without the other), in a
+    // commit shared with concurrent ingest requests; the ledger appends it next.
+    const stored = await timed(ctx, "persistence", () =>
+      writer.write({
+        records: [record],
+        receipt: {
+          operation: "observation.create",
+          outcome: record.flagged ? "flagged" : "success",
+          evidence: {
+            observation_id: record.id,
+            observation_hash: leafOf(record).toString("hex"),
+            event_type: record.event_type,
+            snapshot_id: snapshot.id,
+            hot_path_ticks: record.hot_path_ticks,
+            failed_guards: [...failedGuards],
+          },
+          sector: record.sector,
+        },
+      }),
     );
-    const row = await timed(ctx, "persistence", async () => {
-      const { rows } = await ctx.db.query<ObservationRow>(
-        `WITH staged AS (${staging.sql})
-         INSERT INTO observations (id, event_type, value, sector, metadata, observed_at, created_at, snapshot_id, flagged, guards, hot_path_ticks)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${COLUMNS}`,
-        [
-          id,
-          obs.event_type,
-          JSON.stringify(obs.value),
-          obs.sector,
-          JSON.stringify(obs.metadata),
-          obs.observed_at,
-          now,
-          snapshot.id,
-          flagged,
-          JSON.stringify(run.outcomes),
-          hotPathTicks,
-          ...staging.params,
-        ],
-      );
-      return rows[0];
+    await ctx.ledger.appendStaged(stored.staged);
+    ctx.metrics.inc("knhk_observations_ingested_total", { path: "single", outcome: record.flagged ? "flagged" : "stored" });
+    return toObservation({ ...record, seq: stored.seqs[0], guards: [...record.guards] });
+  }
+
+  async function createBatch(items: readonly unknown[], precheck?: BatchPrecheck): Promise<BatchResult> {
+    if (!Array.isArray(items) || items.length === 0) throw new ValidationError("items", "must be a non-empty array of observations");
+    if (items.length > MAX_BATCH_ITEMS) throw new ValidationError("items", `must hold at most ${MAX_BATCH_ITEMS} observations, got ${items.length}`);
+    const now = ctx.clock.now();
+    const snapshot = await snapshots.current();
+    const results: BatchItemResult[] = new Array(items.length);
+    const accepted: { index: number; admitted: Admitted }[] = [];
+    const rejectedByGuard: Record<string, number[]> = {};
+    items.forEach((item, index) => {
+      const refused = precheck?.(item, index);
+      if (refused) {
+        results[index] = { index, status: "invalid", field: refused.field, reason: refused.reason };
+        return;
+      }
+      let obs: ReturnType<typeof validateObservationInput>;
+      try {
+        obs = validateObservationInput(item, now);
+      } catch (error) {
+        if (!(error instanceof ValidationError)) throw error;
+        results[index] = { index, status: "invalid", field: `items.${index}.${error.field}`, reason: error.reason };
+        return;
+      }
+      const admission = admit(obs, snapshot, now);
+      if (!admission.ok) {
+        (rejectedByGuard[admission.guard.id] ??= []).push(index);
+        results[index] = { index, status: "rejected", guard_id: admission.guard.id, field: `items.${index}.${admission.error.field}`, reason: admission.error.reason };
+        return;
+      }
+      accepted.push({ index, admitted: admission.admitted });
     });
-    const observation = toObservation(row);
-    await ctx.ledger.appendStaged(staging.staged);
-    return observation;
+    const sectors = new Set(accepted.map((a) => a.admitted.record.sector));
+    if (sectors.has(SMOKE_SECTOR) && sectors.size > 1) {
+      throw new ValidationError("items", `observations of sector ${SMOKE_SECTOR} cannot share a batch with other sectors (their receipt is marked ${SMOKE_SECTOR})`);
+    }
+    const invalid = results.filter((r) => r?.status === "invalid").length;
+    const rejected = results.filter((r) => r?.status === "rejected").length;
+    const count = (outcome: "stored" | "flagged" | "rejected" | "invalid", n: number) => {
+      if (n > 0) ctx.metrics.inc("knhk_observations_ingested_total", { path: "batch", outcome }, n);
+    };
+    ctx.metrics.observe("knhk_observation_batch_size", {}, items.length);
+    count("invalid", invalid);
+    count("rejected", rejected);
+    const sector: Sector = sectors.size === 1 ? [...sectors][0] : "generic";
+    if (accepted.length === 0) {
+      // Nothing stored; guard rejections are still receipted, as a single rejection is.
+      const receiptSeq = rejected > 0
+        ? await receipt(ctx, { operation: "observation.batch", outcome: "rejected", evidence: { items: items.length, stored: 0, invalid, rejected_by_guard: rejectedByGuard, snapshot_id: snapshot.id }, sector })
+        : null;
+      return { batch_id: null, stored: 0, invalid, rejected, merkle_root: null, receipt_seq: receiptSeq, items: results };
+    }
+    const records = accepted.map((a) => a.admitted.record);
+    const leaves = records.map(leafOf);
+    const merkleRoot = batchRoot(leaves);
+    const batchId = randomUUID();
+    const flagged = records.filter((r) => r.flagged).length;
+    const bySector: Record<string, number> = {};
+    for (const r of records) bySector[r.sector] = (bySector[r.sector] ?? 0) + 1;
+    const stored = await timed(ctx, "persistence", () =>
+      writer.write({
+        records,
+        batch: { id: batchId, merkleRoot, createdAt: now },
+        receipt: {
+          operation: "observation.batch",
+          outcome: flagged > 0 ? "flagged" : "success",
+          evidence: {
+            batch_id: batchId,
+            merkle_root: merkleRoot,
+            tree: MERKLE_TREE,
+            stored: records.length,
+            first_observation_id: records[0].id,
+            flagged,
+            invalid,
+            rejected_by_guard: rejectedByGuard,
+            by_sector: bySector,
+            snapshot_id: snapshot.id,
+          },
+          sector,
+        },
+      }),
+    );
+    const appended = await ctx.ledger.appendStaged(stored.staged);
+    count("stored", records.length - flagged);
+    count("flagged", flagged);
+    accepted.forEach((a, i) => {
+      results[a.index] = { index: a.index, status: "stored", id: a.admitted.record.id, seq: stored.seqs[i], flagged: a.admitted.record.flagged };
+    });
+    return { batch_id: batchId, stored: records.length, invalid, rejected, merkle_root: merkleRoot, receipt_seq: Number(appended.seq), items: results };
+  }
+
+  async function proof(id: string): Promise<ObservationProof> {
+    const observation = await get(id);
+    const leaf = observationLeaf(observation);
+    const { rows } = await ctx.db.query<{ batch_id: string | null; batch_index: number | null }>("SELECT batch_id::text AS batch_id, batch_index FROM observations WHERE id = $1", [id]);
+    const position = rows[0];
+    if (!position?.batch_id) {
+      const found = await ctx.db.query<{ seq: string }>(
+        "SELECT seq FROM receipts WHERE operation = 'observation.create' AND evidence::jsonb->>'observation_id' = $1 ORDER BY seq LIMIT 1",
+        [id],
+      );
+      return { observation, leaf_hash: leaf.toString("hex"), tree: MERKLE_TREE, receipt_seq: found.rows[0] ? Number(found.rows[0].seq) : null };
+    }
+    const batch = await ctx.db.query<{ merkle_root: string; item_count: number; receipt_seq: string | null }>(
+      "SELECT merkle_root, item_count, receipt_seq FROM observation_batches WHERE id = $1",
+      [position.batch_id],
+    );
+    const members = await ctx.db.query<ObservationRow>(`SELECT ${COLUMNS} FROM observations WHERE batch_id = $1 ORDER BY batch_index`, [position.batch_id]);
+    const leaves = members.rows.map((row) => observationLeaf(toObservation(row)));
+    return {
+      observation,
+      leaf_hash: leaf.toString("hex"),
+      tree: MERKLE_TREE,
+      batch: {
+        id: position.batch_id,
+        index: position.batch_index!,
+        size: batch.rows[0]?.item_count ?? leaves.length,
+        merkle_root: batch.rows[0]?.merkle_root ?? batchRoot(leaves),
+        inclusion_proof: batchProof(leaves, position.batch_index!),
+      },
+      receipt_seq: batch.rows[0]?.receipt_seq == null ? null : Number(batch.rows[0].receipt_seq),
+    };
   }
 
   async function get(id: string): Promise<Observation> {
@@ -221,5 +385,5 @@ export function createObservationService(ctx: DomainContext, snapshots: Snapshot
     return { items, next_cursor: nextCursor(items, limit) };
   }
 
-  return { create, get, list };
+  return { create, createBatch, proof, get, list };
 }

@@ -24,6 +24,27 @@ export interface ObservationInput {
   readonly observed_at?: string;
 }
 
+/** One item of a batch ingest, in request order. */
+export type BatchItemResult =
+  | { readonly index: number; readonly status: "stored"; readonly id: string; readonly seq: number; readonly flagged: boolean }
+  /** Failed validation (`field` as items.<index>.<field>). */
+  | { readonly index: number; readonly status: "invalid"; readonly field: string; readonly reason: string }
+  /** Refused by a guard with action "reject" of the current snapshot. */
+  | { readonly index: number; readonly status: "rejected"; readonly guard_id: string; readonly field: string; readonly reason: string };
+
+export interface BatchResult {
+  /** Null when no item was stored. */
+  readonly batch_id: string | null;
+  readonly stored: number;
+  readonly invalid: number;
+  readonly rejected: number;
+  /** Merkle root (RFC 9162, SHA-256) over the stored observations' leaf hashes, in order; the receipt's evidence holds it. */
+  readonly merkle_root: string | null;
+  /** The batch's receipt (also written when every item was refused by a guard); null when nothing was receipted. */
+  readonly receipt_seq: number | null;
+  readonly items: readonly BatchItemResult[];
+}
+
 export interface GuardOutcome {
   readonly guard_id: string;
   readonly passed: boolean;

@@ -34,9 +34,11 @@ import {
   RECEIPT_LINK_TABLES,
   outboxOwners,
   stagedOf,
+  stagingRows,
   stagingStatement,
   type ReceiptLink,
   type StagedReceipt,
+  type StagingRows,
   type StagingStatement,
 } from "./outbox";
 import { chainHead, getReceipt, listReceipts, type ChainHead, type ListOptions } from "./store";
@@ -68,6 +70,8 @@ export interface Ledger {
   stage(tx: Sql, input: ReceiptInput, link?: ReceiptLink): Promise<StagedReceipt>;
   /** The outbox INSERT as one statement (placeholders from `$firstParam`), to run inside the caller's statement. */
   stagingStatement(input: ReceiptInput, firstParam: number, link?: ReceiptLink): Promise<StagingStatement>;
+  /** Outbox rows for many receipts, for a caller that inserts them with its own multi-row statement (see outbox.ts). */
+  stagingRows(inputs: readonly ReceiptInput[]): Promise<StagingRows>;
   /** Appends a staged receipt once the caller's transaction committed; removes it from the outbox atomically. */
   appendStaged(staged: StagedReceipt): Promise<Receipt>;
   /**
@@ -330,6 +334,11 @@ export function createLedger(options: LedgerOptions): Ledger {
       return statement.staged;
     },
     stagingStatement: prepareStaging,
+    async stagingRows(inputs) {
+      if (closed) throw new LedgerClosedError();
+      await holdOwnerLock();
+      return stagingRows(owner, inputs);
+    },
     appendStaged,
     async recover() {
       if (closed) throw new LedgerClosedError();

@@ -34,6 +34,8 @@ export interface AppDeps {
   readonly metrics: ServiceMetrics;
   readonly health: HealthService;
   readonly bodyLimitBytes: number;
+  /** Largest body of POST /api/v1/observations/batch (KNHK_BATCH_BODY_LIMIT_BYTES); default: bodyLimitBytes. */
+  readonly batchBodyLimitBytes?: number;
   readonly logger?: FastifyServerOptions["logger"];
   readonly tracer?: Tracer;
 }
@@ -71,7 +73,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       api.addHook("onRequest", createAuthHook(deps));
       api.addHook("preValidation", refuseUnstorableInput);
       const { domain } = deps;
-      await api.register(observationRoutes, { prefix: "/observations", domain });
+      await api.register(observationRoutes, { prefix: "/observations", domain, batchBodyLimitBytes: deps.batchBodyLimitBytes ?? deps.bodyLimitBytes });
       await api.register(snapshotRoutes, { prefix: "/snapshots", domain, cache: deps.snapshotCache });
       await api.register(patternRoutes, { prefix: "/patterns", domain });
       await api.register(analyticsRoutes, { prefix: "/analytics", domain });

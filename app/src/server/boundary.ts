@@ -24,10 +24,13 @@ export function installDepthCheckedJsonParser(app: FastifyInstance): void {
  * one PostgreSQL can store and within the numeric bound, or the request is a 400 naming it.
  */
 export async function refuseUnstorableInput(request: FastifyRequest): Promise<void> {
+  const body = request.body as Record<string, unknown> | undefined;
+  const perItem = request.routeOptions.config?.itemsCheckedOneByOne && body && typeof body === "object" && Array.isArray(body.items);
   const parts: [string, unknown][] = [
     ["params", request.params],
     ["querystring", request.query],
-    ["body", request.body],
+    // A batch's items are checked one by one by its route, so one bad item fails only itself.
+    ["body", perItem ? { ...body, items: [] } : request.body],
   ];
   for (const [context, value] of parts) {
     const found = findUnstorable(value, context);

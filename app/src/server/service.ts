@@ -233,13 +233,14 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
     const app: App = await buildApp({
       domain,
       receipts,
-      verifier: createTokenVerifier(config.oidc),
+      verifier: createTokenVerifier({ ...config.oidc, onCacheLookup: (hit) => metrics.inc("knhk_auth_token_cache_lookups_total", { result: hit ? "hit" : "miss" }) }),
       audit: auditLogSink(auditWriter),
       rateLimiter: createRateLimiter(redis, config.rateLimit),
       snapshotCache,
       metrics,
       health,
       bodyLimitBytes: config.http.bodyLimitBytes,
+      batchBodyLimitBytes: config.http.batchBodyLimitBytes,
       logger: { level: config.logLevel },
       tracer: tracing.tracer,
     });

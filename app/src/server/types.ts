@@ -20,5 +20,7 @@ declare module "fastify" {
   interface FastifyContextConfig {
     /** The permission a route requires; every /api/v1 route must declare one. */
     permission?: Permission;
+    /** The body's `items` are checked one by one by the route (per-item results), not refused as a whole. */
+    itemsCheckedOneByOne?: boolean;
   }
 }

@@ -1,7 +1,12 @@
 import { Type } from "@sinclair/typebox";
-import type { Domain } from "../../domain";
+import Ajv from "ajv";
+import addFormats from "ajv-formats";
+import { MAX_BATCH_ITEMS, type BatchPrecheck, type Domain } from "../../domain";
 import type { JsonObject, JsonValue } from "../../domain/types";
+import { fieldOf } from "../errors";
 import { closed, EventType, IdParams, Paging, Sector, Timestamp } from "../schemas";
+import { findUnstorable } from "../storable";
+import { storableInstantKeyword } from "../timestamps";
 import type { RoutePlugin } from "../types";
 
 const ObservationBody = closed({
@@ -13,14 +18,68 @@ const ObservationBody = closed({
   observed_at: Type.Optional(Timestamp),
 });
 
+/** Items are checked one by one (per-item results), so the envelope only bounds their number. */
+const BatchBody = closed({ items: Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_BATCH_ITEMS }) });
+
+const BatchItemResult = Type.Object({
+  index: Type.Integer(),
+  status: Type.Union([Type.Literal("stored"), Type.Literal("invalid"), Type.Literal("rejected")]),
+  id: Type.Optional(Type.String()),
+  seq: Type.Optional(Type.Integer()),
+  flagged: Type.Optional(Type.Boolean()),
+  guard_id: Type.Optional(Type.String()),
+  field: Type.Optional(Type.String()),
+  reason: Type.Optional(Type.String()),
+});
+const batchFields = {
+  batch_id: Type.Union([Type.String(), Type.Null()]),
+  stored: Type.Integer(),
+  invalid: Type.Integer(),
+  rejected: Type.Integer(),
+  merkle_root: Type.Union([Type.String(), Type.Null()]),
+  receipt_seq: Type.Union([Type.Integer(), Type.Null()]),
+  items: Type.Array(BatchItemResult),
+};
+const BatchResponse = Type.Object(batchFields);
+/**
+ * 400s: a refused batch (the first refused item's field, then every item's result) or any other
+ * 400 of the error handler (envelope schema, body size), so serialised as sent.
+ */
+const BatchRefused = Type.Unknown();
+
 const ListQuery = closed({ ...Paging, event_type: Type.Optional(EventType), sector: Type.Optional(Sector), since: Type.Optional(Timestamp), until: Type.Optional(Timestamp) });
 
-export const observationRoutes: RoutePlugin<{ domain: Domain }> = async (app, { domain }) => {
+/** The single POST's body schema and storability rules, applied to one batch item. */
+function batchItemPrecheck(): BatchPrecheck {
+  const ajv = addFormats(new Ajv({ allErrors: false, removeAdditional: false, useDefaults: false, strict: false, coerceTypes: false })).addKeyword({ ...storableInstantKeyword });
+  const validate = ajv.compile(ObservationBody);
+  return (item, index) => {
+    const context = `items.${index}`;
+    if (!validate(item)) {
+      const issue = validate.errors![0];
+      const field = fieldOf(context, issue);
+      return { field, reason: issue.keyword === "additionalProperties" ? "unknown field" : issue.keyword === "required" ? "is required" : (issue.message ?? "is invalid") };
+    }
+    return findUnstorable(item, context) ?? undefined;
+  };
+}
+
+export interface ObservationRouteOptions {
+  readonly domain: Domain;
+  /** Largest batch request body (KNHK_BATCH_BODY_LIMIT_BYTES). */
+  readonly batchBodyLimitBytes: number;
+}
+
+export const observationRoutes: RoutePlugin<ObservationRouteOptions> = async (app, { domain, batchBodyLimitBytes }) => {
+  const precheck = batchItemPrecheck();
   app.get("", { schema: { querystring: ListQuery }, config: { permission: "READ_OBSERVATIONS" } }, async (request) =>
     domain.observations.list(request.query),
   );
   app.get("/:id", { schema: { params: IdParams }, config: { permission: "READ_OBSERVATIONS" } }, async (request) =>
     domain.observations.get(request.params.id),
+  );
+  app.get("/:id/proof", { schema: { params: IdParams }, config: { permission: "READ_OBSERVATIONS" } }, async (request) =>
+    domain.observations.proof(request.params.id),
   );
   app.post(
     "",
@@ -35,6 +94,29 @@ export const observationRoutes: RoutePlugin<{ domain: Domain }> = async (app, { 
         observed_at: body.observed_at,
       });
       return reply.status(201).send(observation);
+    },
+  );
+  app.post(
+    "/batch",
+    {
+      bodyLimit: batchBodyLimitBytes,
+      schema: { body: BatchBody, response: { 201: BatchResponse, 400: BatchRefused } },
+      config: { permission: "INGEST_OBSERVATIONS", itemsCheckedOneByOne: true },
+    },
+    async (request, reply) => {
+      const result = await domain.observations.createBatch(request.body.items, precheck);
+      const items = [...result.items];
+      if (result.stored > 0) return reply.status(201).send({ ...result, items });
+      // Nothing stored: the request as a whole failed; the first refused item names the field.
+      const first = result.items.find((i) => i.status !== "stored") as { field: string; reason: string };
+      return reply.status(400).send({
+        error: "bad_request",
+        field: first.field,
+        reason: first.reason,
+        message: `no observation of the batch was stored; ${first.field}: ${first.reason}`,
+        ...result,
+        items,
+      });
     },
   );
 };
