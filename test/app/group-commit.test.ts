@@ -161,3 +161,18 @@ describe("one bad item never fails the batch it shares", () => {
     expect(writes).toBe(1);
   });
 });
+
+test("with a weight, a batch holds items while their weight fits; an item heavier than the bound is a batch of its own", async () => {
+  const batches: number[][] = [];
+  const gate = deferred();
+  const group = createGroupCommit<number, number>(100, async (take) => {
+    const items = take();
+    batches.push(items);
+    if (batches.length === 1) await gate.promise;
+    return items;
+  }, { weight: (n) => n, maxWeight: 10 });
+  const all = [1, 4, 5, 2, 30, 3, 3, 3, 3].map((n) => group.submit(n));
+  gate.release();
+  expect(await Promise.all(all)).toEqual([1, 4, 5, 2, 30, 3, 3, 3, 3]);
+  expect(batches).toEqual([[1], [4, 5], [2], [30], [3, 3, 3], [3]]);
+});

@@ -19,9 +19,16 @@ export interface GroupCommit<T, R> {
   drained(): Promise<void>;
 }
 
-export interface GroupCommitOptions {
+export interface GroupCommitOptions<T = unknown> {
   /** Whether a failed batch is worth splitting to isolate a bad item; default: not a connection failure. */
   readonly isolate?: (error: Error) => boolean;
+  /**
+   * Bounds a batch by weight as well as by count: items are taken while their summed weight stays
+   * within `maxWeight` (a first item heavier than that still makes a batch of its own). Default:
+   * every item weighs 1 and only the count bounds.
+   */
+  readonly weight?: (item: T) => number;
+  readonly maxWeight?: number;
 }
 
 /** Connection-level failures (server down or restarting, pool timeout): not caused by any item. */
@@ -47,11 +54,26 @@ const asError = (error: unknown): Error => (error instanceof Error ? error : new
 export function createGroupCommit<T, R>(
   maxBatch: number,
   write: (take: () => T[]) => Promise<R[]>,
-  options: GroupCommitOptions = {},
+  options: GroupCommitOptions<T> = {},
 ): GroupCommit<T, R> {
   type Pending = { item: T; resolve(result: R): void; reject(error: Error): void };
   const isolate = options.isolate ?? ((error: Error) => !isConnectionFailure(error) && !isServerCondition(error));
   const queue: Pending[] = [];
+  const weight = options.weight;
+  const maxWeight = options.maxWeight ?? Number.POSITIVE_INFINITY;
+  /** The next batch off the queue: at most maxBatch items and maxWeight in weight. */
+  function nextBatch(): Pending[] {
+    if (!weight) return queue.splice(0, maxBatch);
+    let n = 0;
+    let total = 0;
+    while (n < queue.length && n < maxBatch) {
+      const w = weight(queue[n].item);
+      if (n > 0 && total + w > maxWeight) break;
+      total += w;
+      n++;
+    }
+    return queue.splice(0, n);
+  }
   let writing: Promise<void> | null = null;
 
   /** Writes pending items that were already taken once and failed together. */
@@ -79,7 +101,7 @@ export function createGroupCommit<T, R>(
       const batch: { taken?: Pending[] } = {};
       try {
         // Taking twice (a retried transaction) returns the same batch.
-        const results = await write(() => (batch.taken ??= queue.splice(0, maxBatch)).map((p) => p.item));
+        const results = await write(() => (batch.taken ??= nextBatch()).map((p) => p.item));
         (batch.taken ?? []).forEach((p, i) => p.resolve(results[i]));
       } catch (error) {
         const failure = asError(error);
@@ -87,7 +109,7 @@ export function createGroupCommit<T, R>(
           await settleFailure(batch.taken, failure);
         } else {
           // Failed before taking (e.g. the database is down): fail what was waiting, not retry forever.
-          for (const p of queue.splice(0, maxBatch)) p.reject(failure);
+          for (const p of nextBatch()) p.reject(failure);
         }
       }
     }

@@ -158,7 +158,7 @@ interface Admitted {
 type Admission = { readonly ok: true; readonly admitted: Admitted } | { readonly ok: false; readonly guard: Guard; readonly snapshot: Snapshot; readonly error: ValidationError };
 
 export function createObservationService(ctx: DomainContext, snapshots: SnapshotInternals): ObservationService {
-  const writer = createObservationWriter({ db: ctx.db, ledger: ctx.ledger, onCommit: (n) => ctx.metrics.observe("knhk_observation_commit_size", {}, n) });
+  const writer = createObservationWriter({ onCommit: (n) => ctx.metrics.observe("knhk_observation_commit_size", {}, n) });
 
   /** Validation already done: run the snapshot's guards on the hot path. */
   function admit(obs: ReturnType<typeof validateObservationInput>, snapshot: Snapshot, now: Date): Admission {
@@ -210,12 +210,11 @@ export function createObservationService(ctx: DomainContext, snapshots: Snapshot
       throw admission.error;
     }
     const { record, failedGuards } = admission.admitted;
-    // The receipt's outbox entry commits with the row (never one without the other), in a
-    // commit shared with concurrent ingest requests; the ledger appends it next.
+    // The row commits in the receipt's own batch transaction (never one without the other),
+    // shared with concurrent ingest requests.
     const stored = await timed(ctx, "persistence", () =>
-      writer.write({
-        records: [record],
-        receipt: {
+      ctx.ledger.appendWith(
+        {
           operation: "observation.create",
           outcome: record.flagged ? "flagged" : "success",
           evidence: {
@@ -228,11 +227,12 @@ export function createObservationService(ctx: DomainContext, snapshots: Snapshot
           },
           sector: record.sector,
         },
-      }),
+        writer,
+        { records: [record] },
+      ),
     );
-    await ctx.ledger.appendStaged(stored.staged);
     ctx.metrics.inc("knhk_observations_ingested_total", { path: "single", outcome: record.flagged ? "flagged" : "stored" });
-    return toObservation({ ...record, seq: stored.seqs[0], guards: [...record.guards] });
+    return toObservation({ ...record, seq: stored.result[0], guards: [...record.guards] });
   }
 
   async function createBatch(items: readonly unknown[], precheck?: BatchPrecheck): Promise<BatchResult> {
@@ -293,10 +293,8 @@ export function createObservationService(ctx: DomainContext, snapshots: Snapshot
     const bySector: Record<string, number> = {};
     for (const r of records) bySector[r.sector] = (bySector[r.sector] ?? 0) + 1;
     const stored = await timed(ctx, "persistence", () =>
-      writer.write({
-        records,
-        batch: { id: batchId, merkleRoot, createdAt: now },
-        receipt: {
+      ctx.ledger.appendWith(
+        {
           operation: "observation.batch",
           outcome: flagged > 0 ? "flagged" : "success",
           evidence: {
@@ -313,33 +311,34 @@ export function createObservationService(ctx: DomainContext, snapshots: Snapshot
           },
           sector,
         },
-      }),
+        writer,
+        { records, batch: { id: batchId, merkleRoot, createdAt: now } },
+      ),
     );
-    const appended = await ctx.ledger.appendStaged(stored.staged);
     count("stored", records.length - flagged);
     count("flagged", flagged);
     accepted.forEach((a, i) => {
-      results[a.index] = { index: a.index, status: "stored", id: a.admitted.record.id, seq: stored.seqs[i], flagged: a.admitted.record.flagged };
+      results[a.index] = { index: a.index, status: "stored", id: a.admitted.record.id, seq: stored.result[i], flagged: a.admitted.record.flagged };
     });
-    return { batch_id: batchId, stored: records.length, invalid, rejected, merkle_root: merkleRoot, receipt_seq: Number(appended.seq), items: results };
+    return { batch_id: batchId, stored: records.length, invalid, rejected, merkle_root: merkleRoot, receipt_seq: Number(stored.receipt.seq), items: results };
   }
 
   async function proof(id: string): Promise<ObservationProof> {
     const observation = await get(id);
     const leaf = observationLeaf(observation);
-    const { rows } = await ctx.db.query<{ batch_id: string | null; batch_index: number | null }>("SELECT batch_id::text AS batch_id, batch_index FROM observations WHERE id = $1", [id]);
+    const { rows } = await ctx.db.query<{ batch_id: string | null; batch_index: number | null; receipt_seq: string | null }>(
+      "SELECT batch_id::text AS batch_id, batch_index, receipt_seq FROM observations WHERE id = $1",
+      [id],
+    );
     const position = rows[0];
     if (!position?.batch_id) {
-      const found = await ctx.db.query<{ seq: string }>(
-        "SELECT seq FROM receipts WHERE operation = 'observation.create' AND evidence::jsonb->>'observation_id' = $1 ORDER BY seq LIMIT 1",
-        [id],
-      );
-      return { observation, leaf_hash: leaf.toString("hex"), tree: MERKLE_TREE, receipt_seq: found.rows[0] ? Number(found.rows[0].seq) : null };
+      // Rows stored before migration 0011 carry no receipt_seq: their receipt names them in its evidence.
+      const seq =
+        position?.receipt_seq ??
+        (await ctx.db.query<{ seq: string }>("SELECT seq FROM receipts WHERE operation = 'observation.create' AND evidence::jsonb->>'observation_id' = $1 ORDER BY seq LIMIT 1", [id])).rows[0]?.seq;
+      return { observation, leaf_hash: leaf.toString("hex"), tree: MERKLE_TREE, receipt_seq: seq == null ? null : Number(seq) };
     }
-    const batch = await ctx.db.query<{ merkle_root: string; item_count: number; receipt_seq: string | null }>(
-      "SELECT merkle_root, item_count, receipt_seq FROM observation_batches WHERE id = $1",
-      [position.batch_id],
-    );
+    const batch = await ctx.db.query<{ merkle_root: string; item_count: number }>("SELECT merkle_root, item_count FROM observation_batches WHERE id = $1", [position.batch_id]);
     const members = await ctx.db.query<ObservationRow>(`SELECT ${COLUMNS} FROM observations WHERE batch_id = $1 ORDER BY batch_index`, [position.batch_id]);
     const leaves = members.rows.map((row) => observationLeaf(toObservation(row)));
     return {
@@ -349,11 +348,12 @@ export function createObservationService(ctx: DomainContext, snapshots: Snapshot
       batch: {
         id: position.batch_id,
         index: position.batch_index!,
+        // From the batch row, not recounted: an archived or missing member makes the proof fail, never shrink.
         size: batch.rows[0]?.item_count ?? leaves.length,
         merkle_root: batch.rows[0]?.merkle_root ?? batchRoot(leaves),
         inclusion_proof: batchProof(leaves, position.batch_index!),
       },
-      receipt_seq: batch.rows[0]?.receipt_seq == null ? null : Number(batch.rows[0].receipt_seq),
+      receipt_seq: position.receipt_seq == null ? null : Number(position.receipt_seq),
     };
   }
 

@@ -12,7 +12,7 @@ export interface ReceiptEntry {
 
 /** A domain row that records its receipt's seq (`receipt_seq`), filled when the receipt is appended. */
 export interface ReceiptBackLink {
-  readonly table: "snapshot_transitions" | "validation_reports" | "observation_batches";
+  readonly table: "snapshot_transitions" | "validation_reports";
   /** The row's `seq`. */
   readonly seq: number;
 }
@@ -33,25 +33,21 @@ export interface LedgerPort {
   /** The same as one statement (placeholders from `$firstParam`), for a step that writes with one statement. */
   stagingStatement(entry: ReceiptEntry, firstParam: number, link?: ReceiptBackLink): Promise<{ readonly sql: string; readonly params: unknown[]; readonly staged: StagedEntry }>;
   /**
-   * Outbox rows for receipts the caller stages in one multi-row statement of its own: column
-   * arrays to unnest (with `owner` as one value), and `staged(i, link)` for entry i once the
-   * statement ran.
+   * Appends the receipt and writes the rows it receipts in the same transaction (durable exactly
+   * together); `writer` is called once per ledger batch with every value that uses it.
    */
-  stagingRows(entries: readonly ReceiptEntry[]): Promise<StagingRows>;
+  appendWith<T, R>(entry: ReceiptEntry, writer: CompanionWriter<T, R>, value: T): Promise<{ readonly receipt: { readonly seq: number }; readonly result: R }>;
   /** Appends a staged receipt after its transaction committed. */
   appendStaged(staged: StagedEntry): Promise<{ readonly seq: number }>;
   /** Appends what crashed processes left staged; resolves with the count. Run before serving. */
   recover(): Promise<number>;
 }
 
-export interface StagingRows {
-  readonly owner: string;
-  readonly ids: readonly string[];
-  readonly operations: readonly string[];
-  readonly outcomes: readonly string[];
-  readonly evidence: readonly string[];
-  readonly sectors: readonly string[];
-  staged(index: number, link?: ReceiptBackLink): StagedEntry;
+/** Rows written inside a receipt batch's transaction, next to their receipts (in batch order). */
+export interface CompanionWriter<T, R> {
+  write(tx: Sql, values: readonly T[], receipts: readonly { readonly seq: number }[]): Promise<R[]>;
+  /** Rows a value writes: bounds the batch transaction. */
+  rows(value: T): number;
 }
 
 /** Publishes snapshot changes to the other replicas (Redis pub/sub in the API process). */

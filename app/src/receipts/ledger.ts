@@ -34,11 +34,9 @@ import {
   RECEIPT_LINK_TABLES,
   outboxOwners,
   stagedOf,
-  stagingRows,
   stagingStatement,
   type ReceiptLink,
   type StagedReceipt,
-  type StagingRows,
   type StagingStatement,
 } from "./outbox";
 import { chainHead, getReceipt, listReceipts, type ChainHead, type ListOptions } from "./store";
@@ -59,6 +57,8 @@ export interface LedgerOptions {
    * chain; default 5000.
    */
   readonly stagedRetryMs?: number;
+  /** Most companion rows (appendWith) one batch transaction writes besides its receipts; default 4000. */
+  readonly maxCompanionRows?: number;
 }
 
 export interface Ledger {
@@ -70,8 +70,13 @@ export interface Ledger {
   stage(tx: Sql, input: ReceiptInput, link?: ReceiptLink): Promise<StagedReceipt>;
   /** The outbox INSERT as one statement (placeholders from `$firstParam`), to run inside the caller's statement. */
   stagingStatement(input: ReceiptInput, firstParam: number, link?: ReceiptLink): Promise<StagingStatement>;
-  /** Outbox rows for many receipts, for a caller that inserts them with its own multi-row statement (see outbox.ts). */
-  stagingRows(inputs: readonly ReceiptInput[]): Promise<StagingRows>;
+  /**
+   * Appends a receipt AND writes the domain rows it receipts in the same transaction (the batch's,
+   * under the chain head lock): the rows are durable exactly when their receipt is. `writer` is
+   * called once per batch with the values of every item that uses it, in order, and the receipts
+   * they got; it returns one result per value.
+   */
+  appendWith<T, R>(input: ReceiptInput, writer: CompanionWriter<T, R>, value: T): Promise<{ receipt: Receipt; result: R }>;
   /** Appends a staged receipt once the caller's transaction committed; removes it from the outbox atomically. */
   appendStaged(staged: StagedReceipt): Promise<Receipt>;
   /**
@@ -105,10 +110,20 @@ const INSERT_BATCH =
   "UPDATE receipt_chain_head SET seq = $12, hash = $13, created_at = $14 " +
   "WHERE (SELECT count(*) FROM inserted) = $15 AND (SELECT count(*) FROM unstaged) = $17";
 
-/** What the batch writer queues: a receipt, and the outbox entry it completes (if staged). */
+/**
+ * Rows a receipt's batch transaction writes next to the receipts (see Ledger.appendWith). `rows`
+ * weighs a value, so one batch transaction stays bounded (LedgerOptions.maxCompanionRows).
+ */
+export interface CompanionWriter<T, R> {
+  write(tx: Sql, values: readonly T[], receipts: readonly Receipt[]): Promise<R[]>;
+  rows(value: T): number;
+}
+
+/** What the batch writer queues: a receipt, the outbox entry it completes (if staged), the rows written with it. */
 interface BatchItem {
   readonly input: ValidatedInput;
   readonly staged?: StagedReceipt;
+  readonly companion?: { readonly writer: CompanionWriter<unknown, unknown>; readonly value: unknown; result?: unknown };
 }
 
 export class LedgerClosedError extends Error {
@@ -245,7 +260,21 @@ export function createLedger(options: LedgerOptions): Ledger {
       );
     }
     await fillBackLinks(tx, items, receipts);
+    await writeCompanions(tx, items, receipts);
     return receipts;
+  }
+
+  /** Each companion writer once, with its items' values and receipts in batch order. */
+  async function writeCompanions(tx: Sql, items: BatchItem[], receipts: Receipt[]): Promise<void> {
+    const byWriter = new Map<CompanionWriter<unknown, unknown>, number[]>();
+    items.forEach((item, i) => {
+      if (item.companion) byWriter.set(item.companion.writer, [...(byWriter.get(item.companion.writer) ?? []), i]);
+    });
+    for (const [writer, indexes] of byWriter) {
+      const results = await writer.write(tx, indexes.map((i) => items[i].companion!.value), indexes.map((i) => receipts[i]));
+      if (results.length !== indexes.length) throw new Error(`companion writer returned ${results.length} results for ${indexes.length} receipts`);
+      indexes.forEach((i, k) => (items[i].companion!.result = results[k]));
+    }
   }
 
   /** `receipt_seq` of the domain rows the batch's staged receipts belong to, in the batch's transaction. */
@@ -275,8 +304,12 @@ export function createLedger(options: LedgerOptions): Ledger {
       metrics?.onAppended?.(receipts.length);
       return receipts;
     },
-    // A signer that cannot sign fails the whole batch: splitting it would only repeat the wait.
-    { isolate: (error) => !(error instanceof SigningUnavailableError) && !isConnectionFailure(error) && !isServerCondition(error) },
+    {
+      // A signer that cannot sign fails the whole batch: splitting it would only repeat the wait.
+      isolate: (error) => !(error instanceof SigningUnavailableError) && !isConnectionFailure(error) && !isServerCondition(error),
+      weight: (item) => 1 + (item.companion ? item.companion.writer.rows(item.companion.value) : 0),
+      maxWeight: options.maxCompanionRows ?? 4000,
+    },
   );
 
   async function prepareStaging(input: ReceiptInput, firstParam: number, link?: ReceiptLink): Promise<StagingStatement> {
@@ -334,10 +367,11 @@ export function createLedger(options: LedgerOptions): Ledger {
       return statement.staged;
     },
     stagingStatement: prepareStaging,
-    async stagingRows(inputs) {
+    async appendWith<T, R>(input: ReceiptInput, writer: CompanionWriter<T, R>, value: T) {
       if (closed) throw new LedgerClosedError();
-      await holdOwnerLock();
-      return stagingRows(owner, inputs);
+      const companion: BatchItem["companion"] = { writer: writer as CompanionWriter<unknown, unknown>, value };
+      const receipt = await batches.submit({ input: validateReceiptInput(input), companion });
+      return { receipt, result: companion!.result as R };
     },
     appendStaged,
     async recover() {

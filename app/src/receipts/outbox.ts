@@ -11,8 +11,8 @@ import { validateReceiptInput, type ValidatedInput } from "./canonical";
 import type { ReceiptInput } from "./types";
 
 /** Domain tables whose rows point back at their receipt (`receipt_seq`). */
-export type ReceiptLinkTable = "snapshot_transitions" | "validation_reports" | "observation_batches";
-export const RECEIPT_LINK_TABLES: readonly ReceiptLinkTable[] = ["snapshot_transitions", "validation_reports", "observation_batches"];
+export type ReceiptLinkTable = "snapshot_transitions" | "validation_reports";
+export const RECEIPT_LINK_TABLES: readonly ReceiptLinkTable[] = ["snapshot_transitions", "validation_reports"];
 
 export interface ReceiptLink {
   readonly table: ReceiptLinkTable;
@@ -46,40 +46,6 @@ export function stagingStatement(owner: string, input: ReceiptInput, firstParam 
       `VALUES (${p(0)}::uuid, ${p(1)}::uuid, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}::text, ${p(7)}::bigint)`,
     params: [outboxId, owner, validated.operation, validated.outcome, validated.evidenceJson, validated.sector, link?.table ?? null, link?.seq ?? null],
     staged: { outboxId, input: validated, link },
-  };
-}
-
-/**
- * Outbox entries for a caller that stages many receipts in one multi-row statement of its own
- * (unnest of these column arrays, with the owner as one value): the ids are chosen here, the
- * back-links are the caller's (known once its rows are inserted), so `staged(i, link)` builds
- * entry i's StagedReceipt after the statement ran.
- */
-export interface StagingRows {
-  readonly owner: string;
-  readonly ids: readonly string[];
-  readonly operations: readonly string[];
-  readonly outcomes: readonly string[];
-  readonly evidence: readonly string[];
-  readonly sectors: readonly string[];
-  staged(index: number, link?: ReceiptLink): StagedReceipt;
-}
-
-/** Validates every input (throws ReceiptInputError on the first bad one) and assigns outbox ids. */
-export function stagingRows(owner: string, inputs: readonly ReceiptInput[]): StagingRows {
-  const validated = inputs.map(validateReceiptInput);
-  const ids = validated.map(() => randomUUID());
-  return {
-    owner,
-    ids,
-    operations: validated.map((v) => v.operation),
-    outcomes: validated.map((v) => v.outcome),
-    evidence: validated.map((v) => v.evidenceJson),
-    sectors: validated.map((v) => v.sector),
-    staged(index, link) {
-      if (link && !RECEIPT_LINK_TABLES.includes(link.table)) throw new RangeError(`link.table: not a receipt link table: ${link.table}`);
-      return { outboxId: ids[index], input: validated[index], link };
-    },
   };
 }
 
