@@ -31,7 +31,9 @@ import { loadKeyring, rawPublicKey, registerSigningKey, SigningKeyRegistrationEr
 import { exportTrustedKeys, mergeTrustedKeys, parseTrustedKeys, transitSource, TrustedKeysError } from "../receipts/trusted-keys";
 import { readTransitKeys, TRANSIT_ENV, TransitConfigError, transitSettingsFromEnv, type TransitSettings } from "../receipts/vault-transit";
 import { exportReceipts } from "../receipts/store";
-import { verifyChain } from "../receipts/verify";
+import { verifyChain, type VerifierConnection } from "../receipts/verify";
+import { loadConfig } from "../config";
+import { readDatabaseUrlFile } from "../db/url-file";
 import { recordRun, verificationRun } from "../ledger-jobs";
 import type { ChainFailure, VerificationReport } from "../receipts/types";
 import type { CliContext } from "./context";
@@ -115,6 +117,20 @@ async function trustedKeys(file: string | undefined, fromVault: boolean, ctx: Cl
   return { keys: mergeTrustedKeys(sources), source: sources.map((s) => s.source).join(" and ") };
 }
 
+/**
+ * The URL the dispatcher opened ctx.db with (DATABASE_URL, or DATABASE_URL_FILE's content): the
+ * verifier threads read receipts over connections of their own with it, as the same role and
+ * with the same TLS settings. None for the embedded database: ctx.db's connection reads for them.
+ */
+function verifierConnection(ctx: CliContext): VerifierConnection | undefined {
+  if (ctx.db.kind !== "postgres") return undefined;
+  const { url, urlFile } = loadConfig(ctx.env).database;
+  if (url) return { connectionString: url };
+  if (!urlFile) return undefined;
+  const read = readDatabaseUrlFile(urlFile);
+  return read.kind === "url" ? { connectionString: read.url } : undefined;
+}
+
 async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
   const { values } = parse(args, {
     format: { type: "string", default: "text" },
@@ -137,6 +153,7 @@ async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
   const started = Date.now();
   const report = await verifyChain({
     db: ctx.db,
+    connection: verifierConnection(ctx),
     limit,
     workers,
     fromCheckpoint: values.incremental === true,

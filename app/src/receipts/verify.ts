@@ -1,8 +1,10 @@
 /**
- * Chain verification. Pages of receipts are read in seq order; each page's hashes and signatures
- * are checked by a pool of worker threads (one per core by default) while this thread reads the
- * next page and checks the links: seq without gaps, parent_hash = previous hash, created_at never
- * older than the parent's ("retrocausation").
+ * Chain verification. The chain is cut into ranges of receipts (verify-plan.ts); a pool of worker
+ * threads (one per core by default) checks each range's hashes, ids, signatures and the links
+ * inside it (verify-core.ts), reading the range from PostgreSQL itself when given a connection
+ * (verify-threads.ts). This thread joins the ranges in seq order: the first receipt of each range
+ * must follow the last of the range before (seq without gaps, parent_hash = previous hash,
+ * created_at never older than the parent's: "retrocausation").
  *
  * Incremental mode starts after the latest checkpoint in receipt_verification_checkpoints (after
  * confirming the checkpointed receipt still has the checkpointed hash); a run that finds no
@@ -13,21 +15,21 @@
  * database: Vault transit, or a keys file exported from it), every receipt's key_version must be
  * there with the same public key as receipt_signing_keys, and signatures are checked with the
  * trusted key: a key row swapped inside the database is caught.
+ *
+ * A run that cannot read or check every range (a connection lost, a thread gone) throws: it never
+ * reports a chain it did not finish as verified.
  */
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
 import type { Database, Sql } from "../db/types";
 import { checkChainHead, checkCheckpoints, untrustedKeys } from "./anchors";
 import { GENESIS_PARENT_HASH } from "./canonical";
 import { loadKeyring, type Keyring } from "./keyring";
-import {
-  VERIFY_WORKER_SOURCE,
-  makeInlineVerifier,
-  type PageVerifier,
-  type RowFailure,
-  type VerifyRow,
-} from "./verify-core";
+import { ISO_UTC, SELECT_RANGE, makeInlineRangeVerifier, toRangeRow, type RangeConfig, type RangeResult, type RangeRow } from "./verify-core";
+import { RangePlanner, type PlannedRange } from "./verify-plan";
+import { VerifierThreads, type VerifierConnection } from "./verify-threads";
 import type { ChainFailure, VerificationMetrics, VerificationProgress, VerificationReport } from "./types";
+
+export type { VerifierConnection } from "./verify-threads";
 
 export interface VerifyOptions {
   readonly db: Database;
@@ -47,7 +49,12 @@ export interface VerifyOptions {
   readonly onProgress?: (progress: VerificationProgress) => void;
   /** Worker threads; default one per core; 0 verifies in the calling thread. */
   readonly workers?: number;
-  /** Receipts per page handed to a worker; default 2048. */
+  /**
+   * The worker threads read receipts themselves over connections of their own to this URL (the
+   * same role and TLS settings as `db`'s), instead of this thread reading and posting them.
+   */
+  readonly connection?: VerifierConnection;
+  /** Receipts per range handed to a thread at most; default 1024. */
   readonly pageSize?: number;
   /** Store a checkpoint after a run without failures; default true. */
   readonly saveCheckpoint?: boolean;
@@ -61,14 +68,7 @@ export interface Checkpoint {
   readonly verified_at: string;
 }
 
-/** Receipts per chunk handed to a verifier thread (~40 ms of work on a slow core). */
-const CHUNK_SIZE = 256;
-
-const ISO_UTC = `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-
-const SELECT_PAGE =
-  `SELECT seq, id::text AS id, operation, outcome, evidence, sector, ${ISO_UTC} AS created_at, ` +
-  "parent_hash, key_version, hash, signature FROM receipts WHERE seq > $1 ORDER BY seq LIMIT $2";
+const DEFAULT_PAGE_SIZE = 1024;
 
 export async function latestCheckpoint(db: Sql): Promise<Checkpoint | null> {
   const result = await db.query<{ seq: string; hash: string; created_at: string; verified_at: Date }>(
@@ -80,70 +80,9 @@ export async function latestCheckpoint(db: Sql): Promise<Checkpoint | null> {
     : null;
 }
 
-interface PageJob {
-  readonly rows: VerifyRow[];
-  resolve(failures: RowFailure[]): void;
-  reject(error: Error): void;
-}
-
-/** A fixed pool of verifier threads; pages go to whichever thread is free. */
-class VerifierPool {
-  private readonly idle: Worker[] = [];
-  private readonly all: Worker[] = [];
-  private readonly waiting: PageJob[] = [];
-  private readonly running = new Map<Worker, PageJob>();
-
-  constructor(size: number, keyring: Array<[number, string]>) {
-    for (let i = 0; i < size; i++) {
-      const worker = new Worker(VERIFY_WORKER_SOURCE, { eval: true, workerData: { keyring } });
-      worker.on("message", (message: { failures?: RowFailure[]; error?: string }) => {
-        const job = this.running.get(worker);
-        this.running.delete(worker);
-        if (job) {
-          if (message.error) job.reject(new Error(`verifier thread failed: ${message.error}`));
-          else job.resolve(message.failures ?? []);
-        }
-        this.release(worker);
-      });
-      worker.on("error", (error) => {
-        const job = this.running.get(worker);
-        this.running.delete(worker);
-        job?.reject(error);
-      });
-      this.all.push(worker);
-      this.idle.push(worker);
-    }
-  }
-
-  verify(rows: VerifyRow[]): Promise<RowFailure[]> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ rows, resolve, reject });
-      this.dispatch();
-    });
-  }
-
-  private release(worker: Worker): void {
-    this.idle.push(worker);
-    this.dispatch();
-  }
-
-  private dispatch(): void {
-    while (this.idle.length > 0 && this.waiting.length > 0) {
-      const worker = this.idle.pop() as Worker;
-      const job = this.waiting.shift() as PageJob;
-      this.running.set(worker, job);
-      worker.postMessage({ id: 0, rows: job.rows });
-    }
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(this.all.map((w) => w.terminate()));
-  }
-}
-
 export async function verifyChain(options: VerifyOptions): Promise<VerificationReport> {
-  const { db, onProgress, metrics } = options;
-  const pageSize = options.pageSize ?? 2048;
+  const { db } = options;
+  const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
   const limit = options.limit ?? Number.POSITIVE_INFINITY;
   const workerCount = options.workers ?? availableParallelism();
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 100_000) {
@@ -155,12 +94,27 @@ export async function verifyChain(options: VerifyOptions): Promise<VerificationR
   if (!Number.isInteger(workerCount) || workerCount < 0 || workerCount > 256) {
     throw new RangeError(`workers: must be an integer from 0 to 256, got ${workerCount}`);
   }
+  if (options.connection !== undefined && (typeof options.connection.connectionString !== "string" || !/^postgres(ql)?:\/\//.test(options.connection.connectionString))) {
+    // The URL holds a password: the message does not repeat it.
+    throw new RangeError("connection.connectionString: must be a postgres:// or postgresql:// URL");
+  }
+  // Started first: threads start up and connect while this thread checks the anchors.
+  const threads = workerCount > 0 ? new VerifierThreads(workerCount, db.kind === "postgres" ? options.connection : undefined) : null;
+  try {
+    return await verifyWith(options, { pageSize, limit, workerCount, threads });
+  } finally {
+    await threads?.close();
+  }
+}
+
+async function verifyWith(
+  options: VerifyOptions,
+  { pageSize, limit, workerCount, threads }: { pageSize: number; limit: number; workerCount: number; threads: VerifierThreads | null },
+): Promise<VerificationReport> {
+  const { db, onProgress, metrics } = options;
   const stored = options.keyring ?? (await loadKeyring(db));
   const trusted = options.trustedKeys;
   const trustedSource = options.trustedSource ?? "the trusted key source";
-  // Signatures are checked with the trusted key where there is one (a version missing from the
-  // trusted source is reported once below, and checked with the stored key meanwhile).
-  const keyring = [...new Map([...stored, ...(trusted ?? new Map<number, string>())]).entries()];
 
   const signatureFailures: ChainFailure[] = [];
   const chainBreaks: ChainFailure[] = [];
@@ -211,101 +165,56 @@ export async function verifyChain(options: VerifyOptions): Promise<VerificationR
   }
   // An explicit keyring is the caller's trust decision; keys read from the table need a trusted registrar.
   const untrusted = options.keyring ? new Map<number, string>() : await untrustedKeys(db);
+  const config = rangeConfig(stored, trusted, trustedSource, untrusted);
+  threads?.configure(config);
 
   const headSeq = Number(
     (await db.query<{ seq: string | null }>("SELECT max(seq) AS seq FROM receipts")).rows[0]?.seq ?? 0,
   );
   const total = Math.max(0, Math.min(limit, headSeq - afterSeq));
 
-  const inline: PageVerifier | null = workerCount === 0 ? makeInlineVerifier(keyring) : null;
-  const pool = workerCount > 0 ? new VerifierPool(workerCount, keyring) : null;
-  const chunkSize = Math.min(pageSize, CHUNK_SIZE);
-  const inFlight: Promise<void>[] = [];
-  // Chunks queued or being verified: enough that no thread waits for the next page's query.
-  const maxInFlight = Math.max(2, workerCount * 2) * Math.ceil(pageSize / chunkSize);
-
+  // Ranges come back in any order; they are joined in seq order.
+  const results = new Map<number, RangeResult>();
+  let joined = 0;
   let examined = 0;
-  let expectedSeq = afterSeq + 1;
-  let lastRow: VerifyRow | null = null;
-  let pageError: Error | null = null;
   let firstSeq: number | null = null;
-  try {
-    let cursor = afterSeq;
-    while (examined < limit) {
-      const want = Math.min(pageSize, limit - examined);
-      const rows = (await db.query<VerifyRow>(SELECT_PAGE, [cursor, want])).rows;
-      if (rows.length === 0) break;
-      // Links are checked here, in order; hashes and signatures by the pool.
-      for (const row of rows) {
-        const seq = Number(row.seq);
-        if (seq !== expectedSeq) {
-          record({ id: row.id, seq, kind: "sequence_gap", detail: `expected seq ${expectedSeq}, found ${seq}` });
-        }
-        if (row.parent_hash !== previousHash) {
-          record({ id: row.id, seq, kind: "parent_mismatch", detail: "parent_hash differs from the previous receipt's hash" });
-        }
-        if (row.created_at < previousCreatedAt) {
-          record({
-            id: row.id,
-            seq,
-            kind: "retrocausation",
-            detail: `created_at ${row.created_at} is older than its parent's ${previousCreatedAt}`,
-          });
-        }
-        if (trusted) {
-          const version = Number(row.key_version);
-          const trustedKey = trusted.get(version);
-          if (trustedKey === undefined) {
-            record({ id: row.id, seq, kind: "signature_invalid", detail: `key_version ${version} is not in ${trustedSource}` });
-          } else if (stored.get(version) !== trustedKey) {
-            record({
-              id: row.id,
-              seq,
-              kind: "signature_invalid",
-              detail: `key_version ${version}: receipt_signing_keys holds a different public key than ${trustedSource} (the key row was replaced)`,
-            });
-          }
-        }
-        const registrar = untrusted.get(Number(row.key_version));
-        if (registrar !== undefined) {
-          record({
-            id: row.id,
-            seq,
-            kind: "signature_invalid",
-            detail: `signed with key_version ${row.key_version}, registered by role ${registrar}, which may not register signing keys (only the owner of receipt_signing_keys may)`,
-          });
-        }
-        expectedSeq = seq + 1;
-        previousHash = row.hash;
-        previousCreatedAt = row.created_at;
+  let last: RangeResult["last"] = null;
+  let expectedSeq = afterSeq + 1;
+  const join = (): void => {
+    for (let result = results.get(joined); result !== undefined; result = results.get(joined)) {
+      results.delete(joined++);
+      if (!result.first || !result.last) continue;
+      const [seq, id, parentHash, createdAt] = result.first;
+      if (seq !== expectedSeq) record({ id, seq, kind: "sequence_gap", detail: `expected seq ${expectedSeq}, found ${seq}` });
+      if (parentHash !== previousHash) record({ id, seq, kind: "parent_mismatch", detail: "parent_hash differs from the previous receipt's hash" });
+      if (createdAt < previousCreatedAt) {
+        record({ id, seq, kind: "retrocausation", detail: `created_at ${createdAt} is older than its parent's ${previousCreatedAt}` });
       }
-      // A page is read in one query but handed to the threads in smaller chunks, so they finish
-      // together: with whole pages, the last one kept one thread busy while the others idled.
-      for (let from = 0; from < rows.length; from += chunkSize) {
-        const chunk = rows.slice(from, from + chunkSize);
-        const checked = (pool ? pool.verify(chunk) : Promise.resolve((inline as PageVerifier)(chunk))).then((failures) => {
-          for (const f of failures) {
-            const row = chunk[f.index];
-            record({ id: row.id, seq: Number(row.seq), kind: f.kind, detail: f.detail });
-          }
-        }, (error: Error) => {
-          pageError ??= error;
-        });
-        inFlight.push(checked);
-      }
-      firstSeq ??= Number(rows[0].seq);
-      examined += rows.length;
-      lastRow = rows[rows.length - 1];
-      cursor = Number(lastRow.seq);
-      onProgress?.({ verified: examined, total, seq: cursor });
-      while (inFlight.length > maxInFlight) await inFlight.shift();
-      if (rows.length < want) break;
+      for (const f of result.failures) record({ id: f.id, seq: f.seq, kind: f.kind, detail: f.detail });
+      firstSeq ??= seq;
+      examined += result.count;
+      last = result.last;
+      [expectedSeq, previousHash, previousCreatedAt] = [last[0] + 1, last[1], last[2]];
+      onProgress?.({ verified: examined, total, seq: last[0] });
     }
-    await Promise.all(inFlight);
-  } finally {
-    await pool?.close();
+  };
+
+  const planner = new RangePlanner(db, afterSeq, limit, total, Math.max(1, workerCount), pageSize);
+  const read = async (range: PlannedRange): Promise<RangeRow[]> =>
+    (await db.query<Parameters<typeof toRangeRow>[0]>(SELECT_RANGE, [range.from, range.to])).rows.map(toRangeRow);
+  if (threads) {
+    await verifyOnThreads(planner, threads, read, (index, result) => {
+      results.set(index, result);
+      join();
+    });
+  } else {
+    const verifyRange = makeInlineRangeVerifier(config);
+    for (let index = 0, range = await planner.next(); range; range = await planner.next(), index++) {
+      results.set(index, verifyRange(await read(range)));
+      join();
+    }
   }
-  if (pageError) throw pageError;
+  if (results.size > 0) throw new Error(`verify-chain: ${results.size} verified ranges could not be joined to the chain`);
 
   const byOrder = (a: ChainFailure, b: ChainFailure) => a.seq - b.seq || a.kind.localeCompare(b.kind);
   signatureFailures.sort(byOrder);
@@ -313,14 +222,15 @@ export async function verifyChain(options: VerifyOptions): Promise<VerificationR
   retrocausation.sort(byOrder);
   const ok = failedSeqs.size === 0 && anchorFailures === 0;
   const verifiedCount = examined - [...failedSeqs].filter((s) => s > afterSeq).length;
+  const end = last as RangeResult["last"];
 
-  if (ok && lastRow && options.saveCheckpoint !== false) {
+  if (ok && end && options.saveCheckpoint !== false) {
     await db.query(
       "INSERT INTO receipt_verification_checkpoints (seq, hash, created_at, verified_count) VALUES ($1, $2, $3, $4)",
-      [Number(lastRow.seq), lastRow.hash, lastRow.created_at, examined],
+      [end[0], end[1], end[2], examined],
     );
   }
-  if (ok) metrics?.onVerifiedSeq?.(lastRow ? Number(lastRow.seq) : afterSeq);
+  if (ok) metrics?.onVerifiedSeq?.(end ? end[0] : afterSeq);
 
   return {
     total_count: examined,
@@ -328,10 +238,72 @@ export async function verifyChain(options: VerifyOptions): Promise<VerificationR
     signature_failures: signatureFailures,
     chain_breaks: chainBreaks,
     retrocausation_violations: retrocausation,
-    last_verified_timestamp: lastRow ? lastRow.created_at : (checkpoint?.created_at ?? null),
+    last_verified_timestamp: end ? end[2] : (checkpoint?.created_at ?? null),
     from_seq: firstSeq,
-    to_seq: lastRow ? Number(lastRow.seq) : null,
+    to_seq: end ? end[0] : null,
     incremental: checkpoint !== null,
     ok,
   };
+}
+
+/**
+ * Hands every planned range to a thread with room (the rows read here first when the threads have
+ * no connection of their own) and delivers each result with its range's index. The first failure
+ * stops the handing out; it is thrown once the ranges in flight have settled.
+ */
+async function verifyOnThreads(
+  planner: RangePlanner,
+  threads: VerifierThreads,
+  read: (range: PlannedRange) => Promise<RangeRow[]>,
+  deliver: (index: number, result: RangeResult) => void,
+): Promise<void> {
+  const inFlight = new Set<Promise<void>>();
+  let failure: Error | null = null;
+  for (let index = 0, range = await planner.next(); range && !failure; range = await planner.next(), index++) {
+    const rows = threads.connection ? undefined : await read(range);
+    while (!threads.hasRoom() && inFlight.size > 0) await Promise.race(inFlight);
+    if (failure) break;
+    const at = index;
+    const done: Promise<void> = threads
+      .verify(range, rows)
+      .then(
+        (result) => deliver(at, result),
+        (error: Error) => {
+          failure ??= error;
+        },
+      )
+      .finally(() => inFlight.delete(done));
+    inFlight.add(done);
+  }
+  await Promise.all(inFlight);
+  if (failure) throw failure;
+}
+
+/**
+ * What the threads check every receipt's key_version against: signatures with the trusted key
+ * where there is one (else the stored one); a version missing from the trusted source, or held
+ * there with another key than receipt_signing_keys, or registered by a role that may not register
+ * keys, fails every receipt signed with it.
+ */
+function rangeConfig(stored: Keyring, trusted: Keyring | undefined, trustedSource: string, untrusted: ReadonlyMap<number, string>): RangeConfig {
+  const keys = [...new Map([...stored, ...(trusted ?? new Map<number, string>())]).entries()];
+  const versions = new Set([...stored.keys(), ...(trusted?.keys() ?? []), ...untrusted.keys()]);
+  const keyProblems: Array<[number, string[]]> = [...versions].map((version) => {
+    const problems: string[] = [];
+    if (trusted) {
+      const trustedKey = trusted.get(version);
+      if (trustedKey === undefined) problems.push(`key_version ${version} is not in ${trustedSource}`);
+      else if (stored.get(version) !== trustedKey) {
+        problems.push(`key_version ${version}: receipt_signing_keys holds a different public key than ${trustedSource} (the key row was replaced)`);
+      }
+    }
+    const registrar = untrusted.get(version);
+    if (registrar !== undefined) {
+      problems.push(
+        `signed with key_version ${version}, registered by role ${registrar}, which may not register signing keys (only the owner of receipt_signing_keys may)`,
+      );
+    }
+    return [version, problems];
+  });
+  return { keys, keyProblems, missingKeySource: trusted ? trustedSource : null };
 }
