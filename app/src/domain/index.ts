@@ -32,14 +32,14 @@ import type {
 import { buildDomain } from "./build";
 import type { ObservationProof } from "./observation-proof";
 export { MERKLE_TREE, proofHolds, type ObservationProof } from "./observation-proof";
-export { MAX_BATCH_ITEMS, type BatchPrecheck } from "./observations";
-import type { BatchPrecheck } from "./observations";
+export { MAX_BATCH_ITEMS, type BatchOptions, type BatchPrecheck, type IngestOptions } from "./observations";
+import type { BatchOptions, IngestOptions } from "./observations";
 
 export * from "./types";
 export * from "./errors";
 export type { DomainMetrics, DomainCounterName, DomainHistogramName, DomainGaugeName, DomainMetricName } from "./metrics";
 export { noMetrics, recordingMetrics } from "./metrics";
-export type { Clock, LedgerPort, ReceiptEntry, SnapshotBroadcaster } from "./ports";
+export type { Clock, CompanionWrite, CompanionWriter, LedgerPort, ReceiptEntry, SnapshotBroadcaster } from "./ports";
 export { systemClock } from "./ports";
 export type { HotPathKernel } from "./hotpath-port";
 export { contentHash, GENESIS_CONTENT } from "./knowledge";
@@ -89,13 +89,13 @@ export interface DomainDeps {
 
 export interface ObservationService {
   /** Validates, runs append + guards on the hot path, persists, receipts. Guard "reject" -> ValidationError. */
-  create(input: ObservationInput): Promise<Observation>;
+  create(input: ObservationInput, options?: IngestOptions): Promise<Observation>;
   /**
    * Up to MAX_BATCH_ITEMS observations, each validated and guarded on its own (per-item results);
    * the stored ones commit together with one receipt whose evidence holds the Merkle root over
    * their leaves. ValidationError only for the batch as a whole (empty, too many, smoke mixed in).
    */
-  createBatch(items: readonly unknown[], precheck?: BatchPrecheck): Promise<BatchResult>;
+  createBatch(items: readonly unknown[], options?: BatchOptions): Promise<BatchResult>;
   /** The observation with what proves it: its leaf hash, and for a batch member the inclusion proof to the batch's root. */
   proof(id: string): Promise<ObservationProof>;
   get(id: string): Promise<Observation>;

@@ -7,6 +7,7 @@ import { EVENT_TYPE_PATTERN, guardApplies } from "./knowledge";
 import type { ObservationService } from "./index";
 import { batchProof, batchRoot, MERKLE_TREE, observationLeaf, type ObservationProof } from "./observation-proof";
 import { createObservationWriter, type ObservationRecord } from "./observation-writer";
+import type { CompanionWrite } from "./ports";
 import type { SnapshotInternals } from "./snapshots";
 import {
   SECTORS,
@@ -149,6 +150,19 @@ export const MAX_BATCH_ITEMS = 1000;
  */
 export type BatchPrecheck = (item: unknown, index: number) => { readonly field: string; readonly reason: string } | undefined;
 
+export interface IngestOptions {
+  /**
+   * Rows committed in the same transaction as the observations and their receipt (the API's
+   * audit row of the request); each is marked `committed` when that happens. A request that
+   * stores nothing (refused) does not write them.
+   */
+  readonly alsoCommit?: readonly CompanionWrite[];
+}
+
+export interface BatchOptions extends IngestOptions {
+  readonly precheck?: BatchPrecheck;
+}
+
 /** One admitted observation: guards run, not yet stored. */
 interface Admitted {
   readonly record: ObservationRecord;
@@ -193,7 +207,7 @@ export function createObservationService(ctx: DomainContext, snapshots: Snapshot
 
   const leafOf = (r: ObservationRecord) => observationLeaf({ ...r, observed_at: r.observed_at.toISOString() });
 
-  async function create(input: ObservationInput): Promise<Observation> {
+  async function create(input: ObservationInput, options: IngestOptions = {}): Promise<Observation> {
     const now = ctx.clock.now();
     const obs = validateObservationInput(input, now);
     const snapshot = await snapshots.current();
@@ -229,13 +243,15 @@ export function createObservationService(ctx: DomainContext, snapshots: Snapshot
         },
         writer,
         { records: [record] },
+        options.alsoCommit,
       ),
     );
     ctx.metrics.inc("knhk_observations_ingested_total", { path: "single", outcome: record.flagged ? "flagged" : "stored" });
     return toObservation({ ...record, seq: stored.result[0], guards: [...record.guards] });
   }
 
-  async function createBatch(items: readonly unknown[], precheck?: BatchPrecheck): Promise<BatchResult> {
+  async function createBatch(items: readonly unknown[], options: BatchOptions = {}): Promise<BatchResult> {
+    const { precheck } = options;
     if (!Array.isArray(items) || items.length === 0) throw new ValidationError("items", "must be a non-empty array of observations");
     if (items.length > MAX_BATCH_ITEMS) throw new ValidationError("items", `must hold at most ${MAX_BATCH_ITEMS} observations, got ${items.length}`);
     const now = ctx.clock.now();
@@ -313,6 +329,7 @@ export function createObservationService(ctx: DomainContext, snapshots: Snapshot
         },
         writer,
         { records, batch: { id: batchId, merkleRoot, createdAt: now } },
+        options.alsoCommit,
       ),
     );
     count("stored", records.length - flagged);

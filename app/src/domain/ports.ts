@@ -36,11 +36,22 @@ export interface LedgerPort {
    * Appends the receipt and writes the rows it receipts in the same transaction (durable exactly
    * together); `writer` is called once per ledger batch with every value that uses it.
    */
-  appendWith<T, R>(entry: ReceiptEntry, writer: CompanionWriter<T, R>, value: T): Promise<{ readonly receipt: { readonly seq: number }; readonly result: R }>;
+  appendWith<T, R>(entry: ReceiptEntry, writer: CompanionWriter<T, R>, value: T, also?: readonly CompanionWrite[]): Promise<{ readonly receipt: { readonly seq: number }; readonly result: R }>;
   /** Appends a staged receipt after its transaction committed. */
   appendStaged(staged: StagedEntry): Promise<{ readonly seq: number }>;
   /** Appends what crashed processes left staged; resolves with the count. Run before serving. */
   recover(): Promise<number>;
+}
+
+/**
+ * Rows of another module written in the same transaction as a step's rows and receipt (the API's
+ * audit row of the request); `committed` turns true once that transaction committed.
+ */
+export interface CompanionWrite {
+  readonly writer: CompanionWriter<any, unknown>;
+  readonly value: unknown;
+  committed?: boolean;
+  result?: unknown;
 }
 
 /** Rows written inside a receipt batch's transaction, next to their receipts (in batch order). */

@@ -76,7 +76,7 @@ export interface Ledger {
    * called once per batch with the values of every item that uses it, in order, and the receipts
    * they got; it returns one result per value.
    */
-  appendWith<T, R>(input: ReceiptInput, writer: CompanionWriter<T, R>, value: T): Promise<{ receipt: Receipt; result: R }>;
+  appendWith<T, R>(input: ReceiptInput, writer: CompanionWriter<T, R>, value: T, also?: readonly CompanionWrite[]): Promise<{ receipt: Receipt; result: R }>;
   /** Appends a staged receipt once the caller's transaction committed; removes it from the outbox atomically. */
   appendStaged(staged: StagedReceipt): Promise<Receipt>;
   /**
@@ -119,11 +119,22 @@ export interface CompanionWriter<T, R> {
   rows(value: T): number;
 }
 
+/**
+ * More rows for the same transaction (e.g. the request's audit row): `committed` is set once the
+ * transaction that wrote them committed, so a caller can tell whether they still need writing.
+ */
+export interface CompanionWrite {
+  readonly writer: CompanionWriter<any, unknown>;
+  readonly value: unknown;
+  committed?: boolean;
+  result?: unknown;
+}
+
 /** What the batch writer queues: a receipt, the outbox entry it completes (if staged), the rows written with it. */
 interface BatchItem {
   readonly input: ValidatedInput;
   readonly staged?: StagedReceipt;
-  readonly companion?: { readonly writer: CompanionWriter<unknown, unknown>; readonly value: unknown; result?: unknown };
+  readonly companions?: readonly CompanionWrite[];
 }
 
 export class LedgerClosedError extends Error {
@@ -264,16 +275,16 @@ export function createLedger(options: LedgerOptions): Ledger {
     return receipts;
   }
 
-  /** Each companion writer once, with its items' values and receipts in batch order. */
+  /** Each companion writer once, with its writes' values and receipts in batch order. */
   async function writeCompanions(tx: Sql, items: BatchItem[], receipts: Receipt[]): Promise<void> {
-    const byWriter = new Map<CompanionWriter<unknown, unknown>, number[]>();
+    const byWriter = new Map<CompanionWriter<any, unknown>, { write: CompanionWrite; receipt: Receipt }[]>();
     items.forEach((item, i) => {
-      if (item.companion) byWriter.set(item.companion.writer, [...(byWriter.get(item.companion.writer) ?? []), i]);
+      for (const write of item.companions ?? []) byWriter.set(write.writer, [...(byWriter.get(write.writer) ?? []), { write, receipt: receipts[i] }]);
     });
-    for (const [writer, indexes] of byWriter) {
-      const results = await writer.write(tx, indexes.map((i) => items[i].companion!.value), indexes.map((i) => receipts[i]));
-      if (results.length !== indexes.length) throw new Error(`companion writer returned ${results.length} results for ${indexes.length} receipts`);
-      indexes.forEach((i, k) => (items[i].companion!.result = results[k]));
+    for (const [writer, writes] of byWriter) {
+      const results = await writer.write(tx, writes.map((w) => w.write.value), writes.map((w) => w.receipt));
+      if (results.length !== writes.length) throw new Error(`companion writer returned ${results.length} results for ${writes.length} writes`);
+      writes.forEach((w, k) => (w.write.result = results[k]));
     }
   }
 
@@ -299,7 +310,9 @@ export function createLedger(options: LedgerOptions): Ledger {
   const batches = createGroupCommit<BatchItem, Receipt>(
     maxBatch,
     async (take) => {
-      const receipts = await db.transaction((tx) => writeBatch(tx, take));
+      let taken: BatchItem[] = [];
+      const receipts = await db.transaction((tx) => writeBatch(tx, () => (taken = take())));
+      for (const item of taken) for (const write of item.companions ?? []) write.committed = true;
       metrics?.onBatch?.(receipts.length);
       metrics?.onAppended?.(receipts.length);
       return receipts;
@@ -307,7 +320,7 @@ export function createLedger(options: LedgerOptions): Ledger {
     {
       // A signer that cannot sign fails the whole batch: splitting it would only repeat the wait.
       isolate: (error) => !(error instanceof SigningUnavailableError) && !isConnectionFailure(error) && !isServerCondition(error),
-      weight: (item) => 1 + (item.companion ? item.companion.writer.rows(item.companion.value) : 0),
+      weight: (item) => (item.companions ?? []).reduce((n, c) => n + c.writer.rows(c.value), 1),
       maxWeight: options.maxCompanionRows ?? 4000,
     },
   );
@@ -367,11 +380,11 @@ export function createLedger(options: LedgerOptions): Ledger {
       return statement.staged;
     },
     stagingStatement: prepareStaging,
-    async appendWith<T, R>(input: ReceiptInput, writer: CompanionWriter<T, R>, value: T) {
+    async appendWith<T, R>(input: ReceiptInput, writer: CompanionWriter<T, R>, value: T, also: readonly CompanionWrite[] = []) {
       if (closed) throw new LedgerClosedError();
-      const companion: BatchItem["companion"] = { writer: writer as CompanionWriter<unknown, unknown>, value };
-      const receipt = await batches.submit({ input: validateReceiptInput(input), companion });
-      return { receipt, result: companion!.result as R };
+      const primary: CompanionWrite = { writer, value };
+      const receipt = await batches.submit({ input: validateReceiptInput(input), companions: [primary, ...also] });
+      return { receipt, result: primary.result as R };
     },
     appendStaged,
     async recover() {

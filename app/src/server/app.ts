@@ -6,7 +6,7 @@ import type { RateLimiter } from "../redis/rate-limit";
 import type { CurrentSnapshotCache } from "../redis/snapshot-cache";
 import type { ServiceMetrics } from "../telemetry/metrics";
 import type { AuditSink } from "./audit";
-import { createAuthHook } from "./auth-hook";
+import { auditBeforeResponse, createAuthHook } from "./auth-hook";
 import { installDepthCheckedJsonParser, refuseUnstorableInput } from "./boundary";
 import { errorHandler } from "./errors";
 import type { HealthService } from "./health";
@@ -71,6 +71,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         if (!route.config?.permission) throw new Error(`route ${route.method} ${route.url} declares no permission`);
       });
       api.addHook("onRequest", createAuthHook(deps));
+      api.addHook("onSend", auditBeforeResponse(deps.audit, (error) => app.log.error({ err: error }, "audit log write failed; the request was refused")));
       api.addHook("preValidation", refuseUnstorableInput);
       const { domain } = deps;
       await api.register(observationRoutes, { prefix: "/observations", domain, batchBodyLimitBytes: deps.batchBodyLimitBytes ?? deps.bodyLimitBytes });

@@ -1,4 +1,5 @@
-import type { AuditWriter } from "../audit";
+import { appendAuditBatch, type AuditEvent, type AuditWriter } from "../audit";
+import type { CompanionWrite, CompanionWriter } from "../domain/ports";
 import type { Permission } from "../auth/roles";
 import { storableText } from "./storable";
 
@@ -22,6 +23,17 @@ export interface AuthDecisionRecord {
 /** Where decisions go (audit_log in the service; the sink must throw when it cannot persist). */
 export interface AuditSink {
   record(decision: AuthDecisionRecord): Promise<void>;
+  /**
+   * The decision as rows the request's own write commits (a route with `auditWithWrite`): the
+   * decision is then durable exactly with what it allowed. Absent: every decision is recorded
+   * before the handler.
+   */
+  deferred?(decision: AuthDecisionRecord): DeferredAudit;
+}
+
+/** An allow decision waiting to be committed with the request's write (or recorded before the response). */
+export interface DeferredAudit extends CompanionWrite {
+  readonly decision: AuthDecisionRecord;
 }
 
 /**
@@ -43,20 +55,33 @@ const MAX_REASON = 512;
  */
 export function auditLogSink(writer: Pick<AuditWriter, "record">): AuditSink {
   return {
-    async record(d) {
-      await writer.record({
-        actor: d.subject ? storableText(`${d.issuer}:${d.subject}`, 256) : "anonymous",
-        action: "authz.decision",
-        target: storableText(`${d.method} ${d.route}`, 512),
-        outcome: d.decision,
-        details: {
-          permission: d.permission,
-          roles: d.roles.map((r) => storableText(r, 64)),
-          reason: storableText(d.reason, MAX_REASON),
-          request_id: storableText(d.requestId, 128),
-          ip: storableText(d.ip, 64),
-        },
-      });
+    record: (d) => writer.record(auditEventOf(d)),
+    deferred: (d) => ({ decision: d, writer: AUDIT_ROWS, value: auditEventOf(d) }),
+  };
+}
+
+/** The decision as an audit_log event (action "authz.decision"). */
+export function auditEventOf(d: AuthDecisionRecord): AuditEvent {
+  return {
+    actor: d.subject ? storableText(`${d.issuer}:${d.subject}`, 256) : "anonymous",
+    action: "authz.decision",
+    target: storableText(`${d.method} ${d.route}`, 512),
+    outcome: d.decision,
+    details: {
+      permission: d.permission,
+      roles: d.roles.map((r) => storableText(r, 64)),
+      reason: storableText(d.reason, MAX_REASON),
+      request_id: storableText(d.requestId, 128),
+      ip: storableText(d.ip, 64),
     },
   };
 }
+
+/** audit_log rows in another module's transaction: one multi-row INSERT for the batch's decisions. */
+const AUDIT_ROWS: CompanionWriter<AuditEvent, undefined> = {
+  rows: () => 1,
+  async write(tx, events) {
+    await appendAuditBatch(tx, events);
+    return events.map(() => undefined);
+  },
+};

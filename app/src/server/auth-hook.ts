@@ -4,7 +4,7 @@ import type { Permission } from "../auth/roles";
 import type { TokenVerifier } from "../auth/verifier";
 import type { RateLimiter } from "../redis/rate-limit";
 import type { ServiceMetrics } from "../telemetry/metrics";
-import type { AuditSink, AuthDecision, AuthDecisionRecord } from "./audit";
+import type { AuditSink, AuthDecision, AuthDecisionRecord, DeferredAudit } from "./audit";
 
 export interface AuthHookDeps {
   readonly verifier: TokenVerifier;
@@ -29,15 +29,15 @@ function authorizationHeaders(rawHeaders: readonly string[]): string[] {
  * An allow that cannot be audited is refused (503): no unaudited access.
  */
 export function createAuthHook(deps: AuthHookDeps) {
-  async function decide(
+  function recordOf(
     request: FastifyRequest,
     decision: AuthDecision,
     permission: Permission | null,
     principal: Principal | undefined,
     reason: string,
-  ): Promise<boolean> {
+  ): AuthDecisionRecord {
     deps.metrics.inc("knhk_auth_decisions_total", { decision });
-    const record: AuthDecisionRecord = {
+    return {
       decision,
       method: request.method,
       route: request.routeOptions.url ?? request.url.split("?")[0],
@@ -49,6 +49,16 @@ export function createAuthHook(deps: AuthHookDeps) {
       requestId: request.id,
       ip: request.ip,
     };
+  }
+
+  async function decide(
+    request: FastifyRequest,
+    decision: AuthDecision,
+    permission: Permission | null,
+    principal: Principal | undefined,
+    reason: string,
+  ): Promise<boolean> {
+    const record = recordOf(request, decision, permission, principal, reason);
     try {
       await deps.audit.record(record);
       return true;
@@ -85,9 +95,39 @@ export function createAuthHook(deps: AuthHookDeps) {
       await decide(request, "deny_forbidden", permission, principal, reason);
       return reply.status(403).send({ error: "forbidden", message: reason, permission });
     }
-    if (!(await decide(request, "allow", permission, principal, `granted by ${permission}`))) {
-      return reply.status(503).send({ error: "unavailable", message: "audit log unavailable; request refused" });
-    }
     request.principal = principal;
+    const reasonAllowed = `granted by ${permission}`;
+    if (request.routeOptions.config?.auditWithWrite && deps.audit.deferred) {
+      // Committed with the request's write; if the request writes nothing, recorded before its response (auditBeforeResponse).
+      request.pendingAudit = deps.audit.deferred(recordOf(request, "allow", permission, principal, reasonAllowed));
+      return;
+    }
+    if (!(await decide(request, "allow", permission, principal, reasonAllowed))) {
+      request.principal = undefined;
+      return reply.status(503).send(AUDIT_UNAVAILABLE);
+    }
+  };
+}
+
+const AUDIT_UNAVAILABLE = { error: "unavailable", message: "audit log unavailable; request refused" } as const;
+
+/**
+ * onSend hook for /api/v1: a deferred allow decision that the request's write did not commit
+ * (the request was refused, failed, or wrote nothing) is recorded now, before the response
+ * leaves; if it cannot be, the response becomes a 503. So every decision is durable before its
+ * caller learns anything, and a write is never durable without its decision.
+ */
+export function auditBeforeResponse(audit: AuditSink, log: (error: unknown) => void) {
+  return async function onSend(request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
+    const pending: DeferredAudit | undefined = request.pendingAudit;
+    if (!pending || pending.committed) return payload;
+    try {
+      await audit.record(pending.decision);
+      return payload;
+    } catch (error) {
+      log(error);
+      reply.code(503).type("application/json; charset=utf-8");
+      return JSON.stringify(AUDIT_UNAVAILABLE);
+    }
   };
 }

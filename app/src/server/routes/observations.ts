@@ -7,6 +7,7 @@ import { fieldOf } from "../errors";
 import { closed, EventType, IdParams, Paging, Sector, Timestamp } from "../schemas";
 import { findUnstorable } from "../storable";
 import { storableInstantKeyword } from "../timestamps";
+import type { DeferredAudit } from "../audit";
 import type { RoutePlugin } from "../types";
 
 const ObservationBody = closed({
@@ -64,6 +65,9 @@ function batchItemPrecheck(): BatchPrecheck {
   };
 }
 
+/** The request's deferred allow decision, committed with its observations (see auditWithWrite). */
+const alsoCommit = (pending: DeferredAudit | undefined) => (pending ? [pending] : []);
+
 export interface ObservationRouteOptions {
   readonly domain: Domain;
   /** Largest batch request body (KNHK_BATCH_BODY_LIMIT_BYTES). */
@@ -83,16 +87,19 @@ export const observationRoutes: RoutePlugin<ObservationRouteOptions> = async (ap
   );
   app.post(
     "",
-    { schema: { body: ObservationBody }, config: { permission: "INGEST_OBSERVATIONS" } },
+    { schema: { body: ObservationBody }, config: { permission: "INGEST_OBSERVATIONS", auditWithWrite: true } },
     async (request, reply) => {
       const body = request.body;
-      const observation = await domain.observations.create({
-        event_type: body.event_type,
-        value: body.value as JsonValue,
-        sector: body.sector,
-        metadata: body.metadata as JsonObject | undefined,
-        observed_at: body.observed_at,
-      });
+      const observation = await domain.observations.create(
+        {
+          event_type: body.event_type,
+          value: body.value as JsonValue,
+          sector: body.sector,
+          metadata: body.metadata as JsonObject | undefined,
+          observed_at: body.observed_at,
+        },
+        { alsoCommit: alsoCommit(request.pendingAudit) },
+      );
       return reply.status(201).send(observation);
     },
   );
@@ -101,10 +108,10 @@ export const observationRoutes: RoutePlugin<ObservationRouteOptions> = async (ap
     {
       bodyLimit: batchBodyLimitBytes,
       schema: { body: BatchBody, response: { 201: BatchResponse, 400: BatchRefused } },
-      config: { permission: "INGEST_OBSERVATIONS", itemsCheckedOneByOne: true },
+      config: { permission: "INGEST_OBSERVATIONS", itemsCheckedOneByOne: true, auditWithWrite: true },
     },
     async (request, reply) => {
-      const result = await domain.observations.createBatch(request.body.items, precheck);
+      const result = await domain.observations.createBatch(request.body.items, { precheck, alsoCommit: alsoCommit(request.pendingAudit) });
       const items = [...result.items];
       if (result.stored > 0) return reply.status(201).send({ ...result, items });
       // Nothing stored: the request as a whole failed; the first refused item names the field.
