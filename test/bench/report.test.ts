@@ -155,3 +155,40 @@ describe("failover figures", () => {
     expect(figuresOf(result([]))[0].measured).toMatch(/not understood: no drills/);
   });
 });
+
+describe("the API's ingest figures", () => {
+  const step = (rate: number, p95: number) => ({ connections: 8, throughputPerSecond: rate, latencyMs: { p50: p95 / 2, p95, p99: p95 * 1.2 }, sustained: true, rssMaxBytes: 2 ** 27, loadAverage1m: 1, unexpectedStatus: 0, errors: 0, timeouts: 0 });
+  const endpoint = (name: string, route: string, rate: number, p95: number, targetP95Ms = 20) => ({
+    name, method: "POST", route, role: name === "baseline.ingest" ? "none (baseline)" : "ingestor", targetP95Ms,
+    steps: [step(rate, p95)], best: step(rate, p95), confirmation: step(rate, p95), sustainedRatePerSecond: rate, met: true, rssMaxBytes: 2 ** 27,
+  });
+  const api = (single: number, baseline: number, batchRate: number): StoredResult => ({
+    benchmark: "api",
+    machine: machine(),
+    data: {
+      target_p95_ms: 20,
+      memory_request_bytes: 2 ** 29,
+      memory: { rss_max_bytes: 2 ** 27 },
+      endpoints: [endpoint("baseline.ingest", "/api/v1/observations", baseline, 3), endpoint("observations.create", "/api/v1/observations", single, 12), endpoint("observations.batch", "/api/v1/observations/batch", batchRate, 150, 200)],
+      ingest: {
+        baseline: { rate: baseline },
+        single: { rate: single, baseline_ratio: single / baseline, target_baseline_share: 0.5, target_rate: 2000, met: single / baseline >= 0.5 && single >= 2000 },
+        batch: { observations_per_request: 500, observations_per_second: batchRate * 500, target_observations_per_second: 20000, target_p95_ms: 200, target_ratio: (batchRate * 500) / 20000, met: batchRate * 500 >= 20000 },
+      },
+    },
+  });
+
+  test("the baseline is a reference, single ingest is judged against it and the rate, batch by observations per second", () => {
+    const rows = figuresOf(api(900, 4000, 50));
+    expect(rows[0]).toMatchObject({ met: null, figure: expect.stringContaining("baseline") });
+    expect(rows[1]).toMatchObject({ met: false, reference: "baseline 4,000 req/s in the same run", ratio: "22.5% of baseline; 0.45 of 2,000 req/s" });
+    expect(rows[2]).toMatchObject({ met: true, measured: expect.stringMatching(/^25,000 observations\/s durable/), ratio: "1.25 of target" });
+  });
+
+  test("single ingest is met only when both the share of the baseline and the absolute rate hold", () => {
+    expect(figuresOf(api(2100, 4000, 30))[1].met).toBe(true);
+    expect(figuresOf(api(2100, 5000, 30))[1].met).toBe(false);
+    expect(figuresOf(api(1900, 3000, 30))[1].met).toBe(false);
+    expect(renderReport({ results: [api(1900, 3000, 30)], generatedAt: "now" })).toMatch(/POST \/api\/v1\/observations\/batch\*\*: the best sustained step was 30 req\/s/);
+  });
+});
