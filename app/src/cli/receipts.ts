@@ -154,6 +154,8 @@ async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
   const report = await verifyChain({
     db: ctx.db,
     connection: verifierConnection(ctx),
+    // A CLI process has nothing else to do: its own thread verifies beside the workers.
+    callingThread: true,
     limit,
     workers,
     fromCheckpoint: values.incremental === true,

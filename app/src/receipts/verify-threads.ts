@@ -9,8 +9,11 @@
  *
  * Each thread gets up to PIPELINE ranges at once: it sends the next range's query before checking
  * the current one, so PostgreSQL produces rows while the thread verifies.
+ *
+ * `openRangeReader` reads ranges the same way in the calling thread, when it verifies too.
  */
 import { Worker } from "node:worker_threads";
+import { Client, type QueryArrayConfig } from "pg";
 import { SELECT_RANGE, VERIFY_CORE_SOURCE, type RangeConfig, type RangeResult, type RangeRow } from "./verify-core";
 
 /** Where the threads read receipts from; the URL holds a password: it is never logged or reported. */
@@ -186,4 +189,34 @@ export class VerifierThreads {
       }),
     );
   }
+}
+
+/** Every column as PostgreSQL's text output: the checks compare and hash exactly that text. */
+const RAW_TEXT = { getTypeParser: () => (value: string) => value };
+
+export interface RangeReader {
+  read(range: SeqRange): Promise<RangeRow[]>;
+  close(): Promise<void>;
+}
+
+/** A connection of its own that reads ranges as the threads do (array rows of text). */
+export async function openRangeReader(connection: VerifierConnection): Promise<RangeReader> {
+  const client = new Client({ connectionString: connection.connectionString, application_name: "knhk verify-chain" });
+  let broken: Error | null = null;
+  client.on("error", (error) => {
+    broken ??= error;
+  });
+  await client.connect();
+  return {
+    async read(range) {
+      if (broken) throw broken;
+      const query: QueryArrayConfig = { name: "knhk-verify-range", text: SELECT_RANGE, values: [range.from, range.to], rowMode: "array", types: RAW_TEXT as never };
+      try {
+        return (await client.query(query)).rows as RangeRow[];
+      } catch (error) {
+        throw new Error(`reading receipts ${range.from}..${range.to} failed: ${(error as Error).message}`);
+      }
+    },
+    close: () => client.end().catch(() => undefined),
+  };
 }

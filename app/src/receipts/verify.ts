@@ -26,7 +26,8 @@ import { GENESIS_PARENT_HASH } from "./canonical";
 import { loadKeyring, type Keyring } from "./keyring";
 import { ISO_UTC, SELECT_RANGE, makeInlineRangeVerifier, toRangeRow, type RangeConfig, type RangeResult, type RangeRow } from "./verify-core";
 import { RangePlanner, type PlannedRange } from "./verify-plan";
-import { VerifierThreads, type VerifierConnection } from "./verify-threads";
+import { runRanges } from "./verify-run";
+import { openRangeReader, VerifierThreads, type RangeReader, type VerifierConnection } from "./verify-threads";
 import type { ChainFailure, VerificationMetrics, VerificationProgress, VerificationReport } from "./types";
 
 export type { VerifierConnection } from "./verify-threads";
@@ -47,8 +48,14 @@ export interface VerifyOptions {
   /** Verify at most this many receipts. */
   readonly limit?: number;
   readonly onProgress?: (progress: VerificationProgress) => void;
-  /** Worker threads; default one per core; 0 verifies in the calling thread. */
+  /** Worker threads; default one per core (one fewer with `callingThread`); 0 verifies in the calling thread. */
   readonly workers?: number;
+  /**
+   * The calling thread verifies ranges too, beside the worker threads: for a process that has
+   * nothing else to do meanwhile (the CLI). Not for a service, whose event loop would block for a
+   * range at a time. Default false.
+   */
+  readonly callingThread?: boolean;
   /**
    * The worker threads read receipts themselves over connections of their own to this URL (the
    * same role and TLS settings as `db`'s), instead of this thread reading and posting them.
@@ -84,7 +91,7 @@ export async function verifyChain(options: VerifyOptions): Promise<VerificationR
   const { db } = options;
   const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
   const limit = options.limit ?? Number.POSITIVE_INFINITY;
-  const workerCount = options.workers ?? availableParallelism();
+  const workerCount = options.workers ?? Math.max(0, availableParallelism() - (options.callingThread ? 1 : 0));
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 100_000) {
     throw new RangeError(`pageSize: must be an integer from 1 to 100000, got ${pageSize}`);
   }
@@ -98,19 +105,30 @@ export async function verifyChain(options: VerifyOptions): Promise<VerificationR
     // The URL holds a password: the message does not repeat it.
     throw new RangeError("connection.connectionString: must be a postgres:// or postgresql:// URL");
   }
+  const connection = db.kind === "postgres" ? options.connection : undefined;
   // Started first: threads start up and connect while this thread checks the anchors.
-  const threads = workerCount > 0 ? new VerifierThreads(workerCount, db.kind === "postgres" ? options.connection : undefined) : null;
+  const threads = workerCount > 0 ? new VerifierThreads(workerCount, connection) : null;
+  const callerVerifies = workerCount === 0 || options.callingThread === true;
+  const opening = callerVerifies && connection ? openRangeReader(connection) : null;
+  opening?.catch(() => undefined); // awaited below
   try {
-    return await verifyWith(options, { pageSize, limit, workerCount, threads });
+    const reader = opening ?? (callerVerifies ? "db" : null);
+    return await verifyWith(options, { pageSize, limit, workerCount, threads, reader });
   } finally {
-    await threads?.close();
+    await Promise.all([threads?.close(), opening?.then((r) => r.close(), () => undefined)]);
   }
 }
 
-async function verifyWith(
-  options: VerifyOptions,
-  { pageSize, limit, workerCount, threads }: { pageSize: number; limit: number; workerCount: number; threads: VerifierThreads | null },
-): Promise<VerificationReport> {
+interface Verifiers {
+  readonly pageSize: number;
+  readonly limit: number;
+  readonly workerCount: number;
+  readonly threads: VerifierThreads | null;
+  /** How the calling thread reads the ranges it verifies: its own connection, `db`, or it verifies none. */
+  readonly reader: Promise<RangeReader> | "db" | null;
+}
+
+async function verifyWith(options: VerifyOptions, { pageSize, limit, workerCount, threads, reader }: Verifiers): Promise<VerificationReport> {
   const { db, onProgress, metrics } = options;
   const stored = options.keyring ?? (await loadKeyring(db));
   const trusted = options.trustedKeys;
@@ -199,21 +217,21 @@ async function verifyWith(
     }
   };
 
-  const planner = new RangePlanner(db, afterSeq, limit, total, Math.max(1, workerCount), pageSize);
+  const verifiers = workerCount + (reader ? 1 : 0);
+  const callerReads = reader === "db" || reader === null ? reader : await reader;
+  const planner = new RangePlanner(db, afterSeq, limit, total, Math.max(1, verifiers), pageSize);
   const read = async (range: PlannedRange): Promise<RangeRow[]> =>
     (await db.query<Parameters<typeof toRangeRow>[0]>(SELECT_RANGE, [range.from, range.to])).rows.map(toRangeRow);
-  if (threads) {
-    await verifyOnThreads(planner, threads, read, (index, result) => {
+  await runRanges({
+    planner,
+    threads,
+    readForThreads: read,
+    caller: callerReads ? { read: callerReads === "db" ? read : (range) => callerReads.read(range), verify: makeInlineRangeVerifier(config) } : null,
+    deliver: (index, result) => {
       results.set(index, result);
       join();
-    });
-  } else {
-    const verifyRange = makeInlineRangeVerifier(config);
-    for (let index = 0, range = await planner.next(); range; range = await planner.next(), index++) {
-      results.set(index, verifyRange(await read(range)));
-      join();
-    }
-  }
+    },
+  });
   if (results.size > 0) throw new Error(`verify-chain: ${results.size} verified ranges could not be joined to the chain`);
 
   const byOrder = (a: ChainFailure, b: ChainFailure) => a.seq - b.seq || a.kind.localeCompare(b.kind);
@@ -244,39 +262,6 @@ async function verifyWith(
     incremental: checkpoint !== null,
     ok,
   };
-}
-
-/**
- * Hands every planned range to a thread with room (the rows read here first when the threads have
- * no connection of their own) and delivers each result with its range's index. The first failure
- * stops the handing out; it is thrown once the ranges in flight have settled.
- */
-async function verifyOnThreads(
-  planner: RangePlanner,
-  threads: VerifierThreads,
-  read: (range: PlannedRange) => Promise<RangeRow[]>,
-  deliver: (index: number, result: RangeResult) => void,
-): Promise<void> {
-  const inFlight = new Set<Promise<void>>();
-  let failure: Error | null = null;
-  for (let index = 0, range = await planner.next(); range && !failure; range = await planner.next(), index++) {
-    const rows = threads.connection ? undefined : await read(range);
-    while (!threads.hasRoom() && inFlight.size > 0) await Promise.race(inFlight);
-    if (failure) break;
-    const at = index;
-    const done: Promise<void> = threads
-      .verify(range, rows)
-      .then(
-        (result) => deliver(at, result),
-        (error: Error) => {
-          failure ??= error;
-        },
-      )
-      .finally(() => inFlight.delete(done));
-    inFlight.add(done);
-  }
-  await Promise.all(inFlight);
-  if (failure) throw failure;
 }
 
 /**
