@@ -1,5 +1,5 @@
 import { NotFoundError, ValidationError, type Pattern } from "../../app/src/domain";
-import { mergeCells, summarizeWindow, windowEndingAt, type SummaryCell } from "../../app/src/domain/detectors";
+import { mergeCells, summarizeWindow, summarizeWindowByScan, windowEndingAt, type SummaryCell } from "../../app/src/domain/detectors";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { ago, observe, receiptOperations, withScenario } from "./domain-support";
 
@@ -161,14 +161,15 @@ describe("pattern detection (window 60 s)", () => {
       }
       const content = (await s.domain.snapshots.current()).content;
       const w = windowEndingAt(s.clock.now(), 60);
-      const one = await summarizeWindow(s.db, content, w, 1);
+      const one = await summarizeWindowByScan(s.db, content, w, 1);
       expect(one.cells.map((c) => [c.event_type, c.sector, c.window_n, c.window_errors, c.baseline_n, c.baseline_errors, c.lookback_n])).toEqual([
         ["a.error", "finance", 2, 2, 2, 2, 2],
         ["a.ok", "finance", 2, 0, 0, 0, 0],
         ["a.ok", "generic", 0, 0, 2, 0, 2],
         ["b.ok", "logistics", 0, 0, 4, 0, 4],
       ]);
-      for (const slices of [2, 3, 7]) expect(await summarizeWindow(s.db, content, w, slices)).toEqual(one);
+      for (const slices of [2, 3, 7]) expect(await summarizeWindowByScan(s.db, content, w, slices)).toEqual(one);
+      expect(await summarizeWindow(s.db, content, w)).toEqual(one);
     });
   });
 

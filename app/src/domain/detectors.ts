@@ -3,8 +3,9 @@
  * error spike per sector, silence, schema mismatch. Thresholds and schemas come from the
  * knowledge snapshot.
  *
- * Counting is one pass: `summarizeWindow` reads the window and the history before it (the error
- * baseline and the silence lookback) once, grouped by event type and sector. The detectors are
+ * Counting is one read: `summarizeWindow` reads the window and the history before it (the error
+ * baseline and the silence lookback) from the per-second counts, grouped by event type and sector,
+ * so its cost does not grow with the rate of the history. The detectors are
  * pure functions of that summary; only what a finding cites (sample observation ids, the most
  * frequent error type) and the per-schema conformance counts are read afterwards, and only for
  * what was found or declared.
@@ -58,18 +59,102 @@ interface WindowSummary {
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const earlier = (w: Window, windows: number) => new Date(w.start.getTime() - windows * w.seconds * 1000);
 
+/** The limits of the error-spike baseline and the silence lookback before the window. */
+function horizonOf(content: KnowledgeContent, w: Window) {
+  const baselineStart = earlier(w, content.thresholds.error_spike.baseline_windows);
+  const lookbackStart = earlier(w, content.thresholds.silence.lookback_windows);
+  return { baselineStart, lookbackStart, from: baselineStart < lookbackStart ? baselineStart : lookbackStart };
+}
+
+const SECOND_MS = 1000;
+const floorSecond = (ms: number) => Math.floor(ms / SECOND_MS) * SECOND_MS;
+
+interface SegmentCounts {
+  readonly seg: number;
+  readonly event_type: string;
+  readonly sector: Sector;
+  readonly n: number;
+  readonly errors: number;
+  readonly last_seen: Date | null;
+}
+
+/**
+ * One read of (min(baseline, lookback) start, window end], whatever the history holds: the
+ * horizon is cut at the baseline, lookback and window starts into segments (a, b]; the whole
+ * seconds of each segment come from observation_counts (one row per second, event type and
+ * sector, maintained at every write by migration 0010's trigger), and only the partial seconds at
+ * a segment's ends from the observations themselves. Exactly what summarizeWindowByScan counts.
+ */
+export async function summarizeWindow(sql: Sql, content: KnowledgeContent, w: Window): Promise<WindowSummary> {
+  const { baselineStart, lookbackStart, from } = horizonOf(content, w);
+  const cuts = [...new Set([from, baselineStart, lookbackStart, w.start, w.end].map((d) => d.getTime()))].sort((a, b) => a - b);
+  const params: unknown[] = [];
+  const param = (ms: number) => {
+    params.push(new Date(ms));
+    return `$${params.length}`;
+  };
+  const whole: string[] = [];
+  const partial: string[] = [];
+  const segOfBucket: string[] = [];
+  const segOfRow: string[] = [];
+  cuts.slice(1).forEach((b, seg) => {
+    const a = cuts[seg];
+    const lo = floorSecond(a) + SECOND_MS; // first whole second inside (a, b]
+    const hi = floorSecond(b); // the whole seconds end before hi
+    segOfRow.push(`WHEN observed_at <= ${param(b)} THEN ${seg}`);
+    if (lo < hi) {
+      const [pLo, pHi] = [param(lo), param(hi)];
+      whole.push(`(bucket >= ${pLo} AND bucket < ${pHi})`);
+      segOfBucket.push(`WHEN bucket < ${pHi} THEN ${seg}`);
+      partial.push(`(observed_at > ${param(a)} AND observed_at < ${pLo})`, `(observed_at >= ${pHi} AND observed_at <= ${param(b)})`);
+    } else {
+      partial.push(`(observed_at > ${param(a)} AND observed_at <= ${param(b)})`);
+    }
+  });
+  const parts = [
+    `SELECT CASE ${segOfRow.join(" ")} END AS seg, event_type, sector, count(*)::float8 AS n, count(*) FILTER (WHERE is_error)::float8 AS errors, max(observed_at) AS last_seen
+     FROM observations WHERE (${partial.join(" OR ")}) AND ${scopeCondition(w.scope)} GROUP BY 1, 2, 3`,
+  ];
+  if (whole.length > 0) {
+    parts.push(
+      `SELECT CASE ${segOfBucket.join(" ")} END AS seg, event_type, sector, sum(n)::float8 AS n, sum(errors)::float8 AS errors, max(last_seen) AS last_seen
+       FROM observation_counts WHERE (${whole.join(" OR ")}) AND n > 0 AND ${scopeCondition(w.scope)} GROUP BY 1, 2, 3`,
+    );
+  }
+  const { rows } = await sql.query<SegmentCounts>(parts.join(" UNION ALL "), params);
+  const segEnds = cuts.slice(1);
+  const within = (seg: number, start: Date, end: Date) => segEnds[seg] > start.getTime() && segEnds[seg] <= end.getTime();
+  const cells: SummaryCell[] = rows.map((r) => {
+    const inWindow = within(r.seg, w.start, w.end);
+    const inBaseline = within(r.seg, baselineStart, w.start);
+    const inLookback = within(r.seg, lookbackStart, w.start);
+    return {
+      event_type: r.event_type,
+      sector: r.sector,
+      window_n: inWindow ? r.n : 0,
+      window_errors: inWindow ? r.errors : 0,
+      baseline_n: inBaseline ? r.n : 0,
+      baseline_errors: inBaseline ? r.errors : 0,
+      lookback_n: inLookback ? r.n : 0,
+      lookback_last_seen: inLookback ? r.last_seen : null,
+    };
+  });
+  return { window: w, cells: mergeCells(cells) };
+}
+
 /**
  * The horizon is read in this many consecutive time slices, issued together: on a pool each slice
- * runs on its own connection and backend (PostgreSQL's own parallel query costs more to start than
- * it saves at these sizes), and the counts are summed. On one connection (PGlite) they queue.
+ * runs on its own connection and backend, and the counts are summed. On one connection (PGlite) they queue.
  */
 const SUMMARY_SLICES = 2;
 
-/** One scan of (min(baseline, lookback) start, window end], grouped by event type and sector. */
-export async function summarizeWindow(sql: Sql, content: KnowledgeContent, w: Window, slices = SUMMARY_SLICES): Promise<WindowSummary> {
-  const baselineStart = earlier(w, content.thresholds.error_spike.baseline_windows);
-  const lookbackStart = earlier(w, content.thresholds.silence.lookback_windows);
-  const from = baselineStart < lookbackStart ? baselineStart : lookbackStart;
+/**
+ * The reference summarizeWindow is held to: one scan of every observation of
+ * (min(baseline, lookback) start, window end], grouped by event type and sector. Its cost grows
+ * with the history; tests and the detect-history benchmark compare against it.
+ */
+export async function summarizeWindowByScan(sql: Sql, content: KnowledgeContent, w: Window, slices = SUMMARY_SLICES): Promise<WindowSummary> {
+  const { baselineStart, lookbackStart, from } = horizonOf(content, w);
   const span = w.end.getTime() - from.getTime();
   const bounds = Array.from({ length: slices + 1 }, (_, i) =>
     i === 0 ? from : i === slices ? w.end : new Date(from.getTime() + Math.round((span * i) / slices)),
