@@ -25,7 +25,7 @@ test("defaults: embedded database, no Redis, documented ports, pool and timings"
   const config = loadConfig({});
   expect(config.database).toEqual({ url: undefined, poolMax: 50, poolMin: 10, embeddedDir: undefined, migrationUrl: undefined, migrateOnStart: true, credentialsMaxAgeSeconds: 86_400 });
   expect(config.redis).toBeUndefined();
-  expect(config.http).toEqual({ host: "0.0.0.0", port: 8080, metricsPort: 9090, bodyLimitBytes: 262_144 });
+  expect(config.http).toEqual({ host: "0.0.0.0", port: 8080, metricsPort: 9090, bodyLimitBytes: 262_144, batchBodyLimitBytes: 4_194_304 });
   expect(config.domain).toEqual({ patternWindowSeconds: 60, validationTimeoutMs: 100, mapeKIntervalSeconds: 60 });
   expect(config.oidc).toEqual({ issuers: [], clockToleranceSeconds: 60, maxTokenAgeSeconds: 3600 });
   expect(config.rateLimit).toEqual({ max: 600, windowSeconds: 60 });

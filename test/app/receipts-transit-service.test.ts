@@ -4,9 +4,10 @@
  * policy, use_auto_auth_token = "force"), so the service holds no Vault token; until the owner
  * registers a transit version (the migration Job's `register-transit-keys`) it waits, alive and
  * unready, saying so. A receipted request's receipt verifies with the keys published by Vault. With Vault sealed or the
- * agent gone, the request is a 503 naming receipt signing, the receipt waits in the outbox (the
- * observation is never durable without it) and reaches the chain once Vault is back, without a
- * restart; a service
+ * agent gone, a request is a 503 naming receipt signing: an ingest stores nothing (its rows commit
+ * in the receipt's own transaction, so an observation is never durable without its receipt); a
+ * step that stages its receipt (detection) keeps it in the outbox, and it reaches the chain once
+ * Vault is back, without a restart; a service
  * started before its agent waits for it; a rotated version shows on /metrics as unregistered
  * and signs once the owner registers it, without a restart.
  */
@@ -76,6 +77,15 @@ const observe = async (i: number) => {
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 };
 
+const detect = async () => {
+  const response = await fetch(`${service!.apiUrl}/api/v1/patterns/detect`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+    body: JSON.stringify({ window_seconds: 120 }),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+};
+
 const counts = async () => {
   const [observations, receipts, outbox] = (
     await pg.psql("SELECT (SELECT count(*) FROM observations) || ',' || (SELECT count(*) FROM receipts) || ',' || (SELECT count(*) FROM receipt_outbox)", database)
@@ -136,7 +146,7 @@ test("without a registered transit version the service waits alive and unready, 
   expect(Number(await pg.psql("SELECT count(*) FROM receipts WHERE key_version = 1", database))).toBeGreaterThanOrEqual(5);
 });
 
-test("Vault sealed: 503 naming receipt signing, the receipt waits in the outbox, and reaches the chain when Vault is back", async () => {
+test("Vault sealed: 503 naming receipt signing; an ingest stores nothing, a detection's receipt waits in the outbox and reaches the chain when Vault is back", async () => {
   const before = await counts();
   await bao.seal();
   try {
@@ -145,8 +155,14 @@ test("Vault sealed: 503 naming receipt signing, the receipt waits in the outbox,
     // The agent retries Vault's 503 (sealed) with backoff, so through it the sign call times out.
     expect(refused.body).toMatchObject({ error: "unavailable", message: expect.stringMatching(/^receipt signing unavailable: POST \/v1\/transit\/sign\/.*: Vault at http:\/\/127\.0\.0\.1:\d+ did not answer within 1500 ms$/) });
     expect(JSON.stringify(refused.body)).not.toContain(key.serviceToken);
-    // The observation's transaction committed with its receipt staged: durable, not yet in the chain.
-    expect(await counts()).toEqual({ observations: before.observations + 1, receipts: before.receipts, outbox: 1 });
+    // The observation commits only with its receipt: refused means not stored, the client retries.
+    expect(await counts()).toEqual(before);
+
+    const staged = await detect();
+    expect(staged.status).toBe(503);
+    expect(staged.body.message).toMatch(/^receipt signing unavailable: /);
+    // The detection's transaction committed with its receipt staged: durable, not yet in the chain.
+    expect(await counts()).toEqual({ ...before, outbox: 1 });
   } finally {
     await bao.unseal();
   }
@@ -154,16 +170,19 @@ test("Vault sealed: 503 naming receipt signing, the receipt waits in the outbox,
   await waitFor("the staged receipt to reach the chain", async () => (await counts()).outbox === 0, 60_000, 200);
   expect((await observe(101)).status).toBe(201);
   const after = await counts();
-  expect(after).toMatchObject({ observations: before.observations + 2, outbox: 0 });
-  expect(after.receipts).toBeGreaterThanOrEqual(before.receipts + 2);
+  expect(after).toEqual({ observations: before.observations + 1, receipts: before.receipts + 2, outbox: 0 });
+  expect(Number(await pg.psql("SELECT count(*) FROM receipts WHERE operation = 'pattern.detect'", database))).toBe(1);
   expect((await asOwner(["verify-chain", "--trusted-keys-from-vault"])).code).toBe(0);
 });
 
 test("agent gone: 503 (Vault unreachable), nothing lost; a service started before its agent waits for it", async () => {
   await agent.stop();
+  const before = await counts();
   const refused = await observe(200);
   expect(refused.status).toBe(503);
   expect(refused.body.message).toMatch(/receipt signing unavailable: .*is unreachable \(ECONNREFUSED\)/);
+  expect(await counts()).toEqual(before);
+  expect((await detect()).status).toBe(503);
   expect((await counts()).outbox).toBe(1);
 
   await service!.stop();
@@ -176,7 +195,9 @@ test("agent gone: 503 (Vault unreachable), nothing lost; a service started befor
   await starting;
   expect(logs.join("\n")).toMatch(/waiting up to 60 s for Vault transit/);
   expect((await observe(201)).status).toBe(201);
-  expect((await counts()).outbox).toBe(0);
+  // The stopped service's staged receipt is recovered by the new one.
+  await waitFor("the recovered receipt to reach the chain", async () => (await counts()).outbox === 0, 60_000, 200);
+  expect(await counts()).toEqual({ observations: before.observations + 1, receipts: before.receipts + 2, outbox: 0 });
   expect((await asOwner(["verify-chain", "--trusted-keys-from-vault"])).code).toBe(0);
 });
 
