@@ -5,7 +5,6 @@
  */
 import { createLedger, registerEphemeralSigner, verifyChain, type Ledger } from "../../app/src/receipts";
 import type { CompanionWriter } from "../../app/src/receipts/ledger";
-import type { Sql } from "../../app/src/db/types";
 import { startLedgerPostgres, type LedgerPostgres } from "./receipts-support";
 
 let env: LedgerPostgres;
@@ -15,14 +14,14 @@ const calls: string[][] = [];
 /** Inserts its values into a table of its own; "bad" violates the table's check. */
 const writer: CompanionWriter<string, number> = {
   rows: () => 1,
-  async write(tx: Sql, values, receipts) {
+  statement(values, receipts, prefix, param) {
     calls.push([...values]);
-    const { rows } = await tx.query<{ n: number }>(
-      "INSERT INTO companion_rows (value, receipt_seq) SELECT * FROM unnest($1::text[], $2::bigint[]) RETURNING length(value) AS n",
-      [values, receipts.map((r) => r.seq)],
-    );
-    return rows.map((r) => r.n);
+    return {
+      ctes: `${prefix}rows AS (INSERT INTO companion_rows (value, receipt_seq) SELECT * FROM unnest(${param(values)}::text[], ${param(receipts.map((r) => r.seq))}::bigint[]) RETURNING value)`,
+      result: `(SELECT json_object_agg(value, length(value)) FROM ${prefix}rows)`,
+    };
   },
+  results: (lengths, values) => values.map((v) => (lengths as Record<string, number>)[v]),
 };
 
 beforeAll(async () => {

@@ -148,6 +148,20 @@ export async function appendAudit(db: Sql, event: AuditEvent): Promise<AuditReco
 /** Appends several events in one statement (one commit); all or none. */
 export async function appendAuditBatch(db: Sql, events: readonly AuditEvent[]): Promise<number> {
   if (events.length === 0) return 0;
+  const columns = auditColumns(events);
+  const result = await db.query(`${AUDIT_INSERT} SELECT a, b, c, d, e::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS t(a, b, c, d, e)`, columns);
+  return result.rowCount;
+}
+
+/** The INSERT of audit rows, followed by a SELECT of (actor, action, target, outcome, details text). */
+export const AUDIT_INSERT = "INSERT INTO audit_log (actor, action, target, outcome, details)";
+
+/**
+ * Validated events as the five column arrays of AUDIT_INSERT (actor, action, target, outcome,
+ * details as JSON text), for a caller that writes them inside a statement of its own. Throws
+ * AuditInputError naming events[i].<field>.
+ */
+export function auditColumns(events: readonly AuditEvent[]): [string[], string[], string[], (string | null)[], string[]] {
   const validated = events.map((e, i) => {
     try {
       return validateAuditEvent(e);
@@ -156,18 +170,13 @@ export async function appendAuditBatch(db: Sql, events: readonly AuditEvent[]): 
       throw error;
     }
   });
-  const result = await db.query(
-    "INSERT INTO audit_log (actor, action, target, outcome, details) " +
-      "SELECT a, b, c, d, e::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS t(a, b, c, d, e)",
-    [
-      validated.map((v) => v.actor),
-      validated.map((v) => v.action),
-      validated.map((v) => v.target),
-      validated.map((v) => v.outcome),
-      validated.map((v) => v.details),
-    ],
-  );
-  return result.rowCount;
+  return [
+    validated.map((v) => v.actor),
+    validated.map((v) => v.action),
+    validated.map((v) => v.target),
+    validated.map((v) => v.outcome),
+    validated.map((v) => v.details),
+  ];
 }
 
 export interface AuditQuery {

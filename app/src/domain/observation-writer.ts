@@ -3,11 +3,10 @@
  * row are written inside the receipt ledger's batch transaction, next to the request's receipt
  * (LedgerPort.appendWith). So each request waits for one commit, shared with every concurrent
  * request in the same ledger batch (one WAL flush), and its rows are durable exactly when their
- * receipt is: no outbox entry, no window in which a row exists without its receipt. One
- * statement per ledger batch stores the rows of all its requests. A request whose rows fail on
+ * receipt is: no outbox entry, no window in which a row exists without its receipt. The rows of
+ * all the batch's requests are CTEs of the batch's one INSERT statement. A request whose rows fail on
  * their own (a constraint) fails alone: the ledger's group commit retries the others without it.
  */
-import type { Sql } from "../db/types";
 import type { CompanionWriter } from "./ports";
 import type { GuardOutcome, JsonObject, JsonValue, Sector } from "./types";
 
@@ -35,58 +34,54 @@ export interface IngestUnit {
 /** `seq` of each record, in the unit's order. */
 export type StoredSeqs = readonly number[];
 
-const WRITE_UNITS = `
-WITH batch_rows AS (
-  INSERT INTO observation_batches (id, item_count, merkle_root, created_at, receipt_seq)
-  SELECT * FROM unnest($1::uuid[], $2::integer[], $3::text[], $4::timestamptz[], $5::bigint[])
-  RETURNING 1
-), inserted AS (
-  INSERT INTO observations (id, event_type, value, sector, metadata, observed_at, created_at, snapshot_id, flagged, guards, hot_path_ticks, batch_id, batch_index, receipt_seq)
-  SELECT * FROM unnest($6::uuid[], $7::text[], $8::jsonb[], $9::text[], $10::jsonb[], $11::timestamptz[], $12::timestamptz[],
-                       $13::uuid[], $14::boolean[], $15::jsonb[], $16::integer[], $17::uuid[], $18::integer[], $19::bigint[])
-  RETURNING seq, id
-)
-SELECT seq, id::text AS id, (SELECT count(*) FROM batch_rows)::int AS batches FROM inserted`;
-
-interface WrittenRow {
-  seq: string | number;
-  id: string;
-  batches: number;
-}
-
 export function createObservationWriter(deps: { readonly onCommit?: (observations: number) => void } = {}): CompanionWriter<IngestUnit, StoredSeqs> {
   return {
     rows: (unit) => unit.records.length + (unit.batch ? 1 : 0),
-    async write(tx: Sql, units, receipts) {
+    statement(units, receipts, p, param) {
       const batched = units.flatMap((u, i) => (u.batch ? [{ batch: u.batch, size: u.records.length, receiptSeq: receipts[i].seq }] : []));
       const records = units.flatMap((u, i) => u.records.map((r, index) => ({ r, batchId: u.batch?.id ?? null, index: u.batch ? index : null, receiptSeq: receipts[i].seq })));
       const iso = (d: Date) => d.toISOString();
-      const { rows } = await tx.query<WrittenRow>(WRITE_UNITS, [
-        batched.map((b) => b.batch.id),
-        batched.map((b) => b.size),
-        batched.map((b) => b.batch.merkleRoot),
-        batched.map((b) => iso(b.batch.createdAt)),
-        batched.map((b) => b.receiptSeq),
-        records.map((x) => x.r.id),
-        records.map((x) => x.r.event_type),
-        records.map((x) => JSON.stringify(x.r.value)),
-        records.map((x) => x.r.sector),
-        records.map((x) => JSON.stringify(x.r.metadata)),
-        records.map((x) => iso(x.r.observed_at)),
-        records.map((x) => iso(x.r.created_at)),
-        records.map((x) => x.r.snapshot_id),
-        records.map((x) => x.r.flagged),
-        records.map((x) => JSON.stringify(x.r.guards)),
-        records.map((x) => x.r.hot_path_ticks),
-        records.map((x) => x.batchId),
-        records.map((x) => x.index),
-        records.map((x) => x.receiptSeq),
-      ]);
-      if (rows.length !== records.length || (rows[0]?.batches ?? 0) !== batched.length) {
-        throw new Error(`ingest write stored ${rows.length} observations and ${rows[0]?.batches ?? 0} batches for ${records.length} and ${batched.length}`);
+      const column = (values: unknown[], type: string) => `${param(values)}::${type}[]`;
+      const ctes =
+        `${p}batches AS (INSERT INTO observation_batches (id, item_count, merkle_root, created_at, receipt_seq) SELECT * FROM unnest(` +
+        [
+          column(batched.map((b) => b.batch.id), "uuid"),
+          column(batched.map((b) => b.size), "integer"),
+          column(batched.map((b) => b.batch.merkleRoot), "text"),
+          column(batched.map((b) => iso(b.batch.createdAt)), "timestamptz"),
+          column(batched.map((b) => b.receiptSeq), "bigint"),
+        ].join(", ") +
+        ") RETURNING 1), " +
+        `${p}rows AS (INSERT INTO observations (id, event_type, value, sector, metadata, observed_at, created_at, snapshot_id, flagged, guards, hot_path_ticks, batch_id, batch_index, receipt_seq) SELECT * FROM unnest(` +
+        [
+          column(records.map((x) => x.r.id), "uuid"),
+          column(records.map((x) => x.r.event_type), "text"),
+          column(records.map((x) => JSON.stringify(x.r.value)), "jsonb"),
+          column(records.map((x) => x.r.sector), "text"),
+          column(records.map((x) => JSON.stringify(x.r.metadata)), "jsonb"),
+          column(records.map((x) => iso(x.r.observed_at)), "timestamptz"),
+          column(records.map((x) => iso(x.r.created_at)), "timestamptz"),
+          column(records.map((x) => x.r.snapshot_id), "uuid"),
+          column(records.map((x) => x.r.flagged), "boolean"),
+          column(records.map((x) => JSON.stringify(x.r.guards)), "jsonb"),
+          column(records.map((x) => x.r.hot_path_ticks), "integer"),
+          column(records.map((x) => x.batchId), "uuid"),
+          column(records.map((x) => x.index), "integer"),
+          column(records.map((x) => x.receiptSeq), "bigint"),
+        ].join(", ") +
+        ") RETURNING seq, id)";
+      const result = `json_build_object('batches', (SELECT count(*) FROM ${p}batches), 'rows', coalesce((SELECT json_agg(json_build_array(id, seq)) FROM ${p}rows), '[]'::json))`;
+      return { ctes, result };
+    },
+    results(value, units) {
+      const written = value as { batches: number; rows: [string, number][] };
+      const records = units.reduce((n, u) => n + u.records.length, 0);
+      const batches = units.filter((u) => u.batch).length;
+      if (written.rows.length !== records || written.batches !== batches) {
+        throw new Error(`ingest write stored ${written.rows.length} observations and ${written.batches} batches for ${records} and ${batches}`);
       }
-      const seqById = new Map(rows.map((row) => [row.id, Number(row.seq)]));
-      deps.onCommit?.(records.length);
+      const seqById = new Map(written.rows.map(([id, seq]) => [id, Number(seq)]));
+      deps.onCommit?.(records);
       return units.map((u) => u.records.map((r) => seqById.get(r.id)!));
     },
   };

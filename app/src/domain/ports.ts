@@ -54,11 +54,16 @@ export interface CompanionWrite {
   result?: unknown;
 }
 
-/** Rows written inside a receipt batch's transaction, next to their receipts (in batch order). */
+/**
+ * Rows written in a receipt batch's own statement, next to their receipts (in batch order):
+ * `statement` gives data-modifying CTEs named with `prefix`, placeholders from `param`, and one
+ * SQL expression over them whose JSON value `results` turns into one result per value.
+ */
 export interface CompanionWriter<T, R> {
-  write(tx: Sql, values: readonly T[], receipts: readonly { readonly seq: number }[]): Promise<R[]>;
   /** Rows a value writes: bounds the batch transaction. */
   rows(value: T): number;
+  statement(values: readonly T[], receipts: readonly { readonly seq: number }[], prefix: string, param: (value: unknown) => string): { readonly ctes: string; readonly result: string };
+  results(value: unknown, values: readonly T[]): R[];
 }
 
 /** Publishes snapshot changes to the other replicas (Redis pub/sub in the API process). */

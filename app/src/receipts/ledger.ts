@@ -101,22 +101,30 @@ const LOCK_HEAD =
   "SELECT set_config('synchronous_commit', 'on', true) AS sync, seq, hash, " +
   "(extract(epoch FROM created_at) * 1000)::float8 AS created_ms FROM receipt_chain_head FOR UPDATE";
 
-const INSERT_BATCH =
+const INSERT_RECEIPTS_CTES =
   "WITH inserted AS (INSERT INTO receipts " +
   "(seq, id, operation, outcome, evidence, sector, created_at, parent_hash, key_version, hash, signature) " +
   "SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], " +
   "$7::timestamptz[], $8::text[], $9::integer[], $10::text[], $11::text[]) RETURNING 1) " +
-  ", unstaged AS (DELETE FROM receipt_outbox WHERE id = ANY($16::uuid[]) RETURNING 1) " +
+  ", unstaged AS (DELETE FROM receipt_outbox WHERE id = ANY($16::uuid[]) RETURNING 1) ";
+const MOVE_HEAD =
   "UPDATE receipt_chain_head SET seq = $12, hash = $13, created_at = $14 " +
   "WHERE (SELECT count(*) FROM inserted) = $15 AND (SELECT count(*) FROM unstaged) = $17";
+const INSERT_BATCH = INSERT_RECEIPTS_CTES + MOVE_HEAD;
+/** The same as CTEs, for companion CTEs to follow (Ledger.appendWith). */
+const INSERT_BATCH_CTES = `${INSERT_RECEIPTS_CTES}, moved AS (${MOVE_HEAD} RETURNING 1)`;
 
 /**
- * Rows a receipt's batch transaction writes next to the receipts (see Ledger.appendWith). `rows`
+ * Rows a receipt's batch transaction writes next to the receipts (see Ledger.appendWith), in the
+ * same statement as the receipts: `statement` returns data-modifying CTEs (named with `prefix`,
+ * placeholders from `param`) and one SQL expression over them whose value, as JSON, `results`
+ * turns into one result per value. So a batch with companions still costs one statement. `rows`
  * weighs a value, so one batch transaction stays bounded (LedgerOptions.maxCompanionRows).
  */
 export interface CompanionWriter<T, R> {
-  write(tx: Sql, values: readonly T[], receipts: readonly Receipt[]): Promise<R[]>;
   rows(value: T): number;
+  statement(values: readonly T[], receipts: readonly { readonly seq: number }[], prefix: string, param: (value: unknown) => string): { readonly ctes: string; readonly result: string };
+  results(value: unknown, values: readonly T[]): R[];
 }
 
 /**
@@ -245,7 +253,7 @@ export function createLedger(options: LedgerOptions): Ledger {
         signature: signatures[i],
       }),
     );
-    const updated = await tx.query(INSERT_BATCH, [
+    const params: unknown[] = [
       seqs,
       receipts.map((r) => r.id),
       taken.map((p) => p.operation),
@@ -263,29 +271,49 @@ export function createLedger(options: LedgerOptions): Ledger {
       taken.length,
       outboxIds,
       outboxIds.length,
-    ]);
-    if (updated.rowCount !== 1) {
+    ];
+    const companions = companionsOf(items, receipts);
+    const moved = companions.length === 0 ? (await tx.query(INSERT_BATCH, params)).rowCount : await insertWithCompanions(tx, params, companions);
+    if (moved !== 1) {
       throw new Error(
         `receipt batch insert did not store all ${taken.length} receipts` +
           (outboxIds.length ? " (or one of its outbox entries was already appended by another process)" : ""),
       );
     }
     await fillBackLinks(tx, items, receipts);
-    await writeCompanions(tx, items, receipts);
     return receipts;
   }
 
-  /** Each companion writer once, with its writes' values and receipts in batch order. */
-  async function writeCompanions(tx: Sql, items: BatchItem[], receipts: Receipt[]): Promise<void> {
+  /** The batch's companion writes grouped by writer, in batch order, with their receipts. */
+  function companionsOf(items: BatchItem[], receipts: Receipt[]): [CompanionWriter<any, unknown>, { write: CompanionWrite; receipt: Receipt }[]][] {
     const byWriter = new Map<CompanionWriter<any, unknown>, { write: CompanionWrite; receipt: Receipt }[]>();
     items.forEach((item, i) => {
       for (const write of item.companions ?? []) byWriter.set(write.writer, [...(byWriter.get(write.writer) ?? []), { write, receipt: receipts[i] }]);
     });
-    for (const [writer, writes] of byWriter) {
-      const results = await writer.write(tx, writes.map((w) => w.write.value), writes.map((w) => w.receipt));
+    return [...byWriter];
+  }
+
+  /**
+   * INSERT_BATCH with each companion writer's CTEs in the same statement: the receipts, the head
+   * move and every companion row in one round trip. Returns the number of head rows moved (1).
+   */
+  async function insertWithCompanions(tx: Sql, params: unknown[], companions: ReturnType<typeof companionsOf>): Promise<number> {
+    const param = (value: unknown) => {
+      params.push(value);
+      return `$${params.length}`;
+    };
+    const parts = companions.map(([writer, writes], k) => writer.statement(writes.map((w) => w.write.value), writes.map((w) => w.receipt), `c${k}_`, param));
+    const sql =
+      INSERT_BATCH_CTES +
+      parts.map((p) => `, ${p.ctes}`).join("") +
+      ` SELECT (SELECT count(*) FROM moved)::int AS moved${parts.map((p, k) => `, (${p.result}) AS c${k}`).join("")}`;
+    const row = (await tx.query<Record<string, unknown>>(sql, params)).rows[0];
+    companions.forEach(([writer, writes], k) => {
+      const results = writer.results(row[`c${k}`], writes.map((w) => w.write.value));
       if (results.length !== writes.length) throw new Error(`companion writer returned ${results.length} results for ${writes.length} writes`);
-      writes.forEach((w, k) => (w.write.result = results[k]));
-    }
+      writes.forEach((w, i) => (w.write.result = results[i]));
+    });
+    return Number(row.moved);
   }
 
   /** `receipt_seq` of the domain rows the batch's staged receipts belong to, in the batch's transaction. */

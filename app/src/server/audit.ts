@@ -1,4 +1,4 @@
-import { appendAuditBatch, type AuditEvent, type AuditWriter } from "../audit";
+import { AUDIT_INSERT, auditColumns, type AuditEvent, type AuditWriter } from "../audit";
 import type { CompanionWrite, CompanionWriter } from "../domain/ports";
 import type { Permission } from "../auth/roles";
 import { storableText } from "./storable";
@@ -77,11 +77,18 @@ export function auditEventOf(d: AuthDecisionRecord): AuditEvent {
   };
 }
 
-/** audit_log rows in another module's transaction: one multi-row INSERT for the batch's decisions. */
+/** audit_log rows in the statement of another module's write: one multi-row INSERT for the batch's decisions. */
 const AUDIT_ROWS: CompanionWriter<AuditEvent, undefined> = {
   rows: () => 1,
-  async write(tx, events) {
-    await appendAuditBatch(tx, events);
+  statement(events, _receipts, prefix, param) {
+    const [a, b, c, d, e] = auditColumns(events).map((column) => param(column));
+    return {
+      ctes: `${prefix}audit AS (${AUDIT_INSERT} SELECT a, b, c, d, e::jsonb FROM unnest(${a}::text[], ${b}::text[], ${c}::text[], ${d}::text[], ${e}::text[]) AS t(a, b, c, d, e) RETURNING 1)`,
+      result: `(SELECT count(*) FROM ${prefix}audit)::int`,
+    };
+  },
+  results(stored, events) {
+    if (Number(stored) !== events.length) throw new Error(`audit rows: stored ${String(stored)} of ${events.length}`);
     return events.map(() => undefined);
   },
 };
