@@ -51,7 +51,7 @@ export interface SummaryCell {
   readonly lookback_last_seen: Date | null;
 }
 
-interface WindowSummary {
+export interface WindowSummary {
   readonly window: Window;
   readonly cells: readonly SummaryCell[];
 }
@@ -373,9 +373,14 @@ async function schemaMismatch(sql: Sql, content: KnowledgeContent, summary: Wind
   return findings;
 }
 
-/** All four detectors over one summary, findings in detector order. */
-export async function detectAll(sql: Sql, content: KnowledgeContent, w: Window): Promise<{ findings: Finding[]; observations: number }> {
-  const summary = await summarizeWindow(sql, content, w);
+/** All four detectors over one summary, findings in detector order (summarize: tests pass the full scan to compare). */
+export async function detectAll(
+  sql: Sql,
+  content: KnowledgeContent,
+  w: Window,
+  summarize: (sql: Sql, content: KnowledgeContent, w: Window) => Promise<WindowSummary> = summarizeWindow,
+): Promise<{ findings: Finding[]; observations: number }> {
+  const summary = await summarize(sql, content, w);
   const [hf, es, sm] = await Promise.all([highFrequency(sql, content, summary), errorSpike(sql, content, summary), schemaMismatch(sql, content, summary)]);
   return { findings: [...hf, ...es, ...silence(content, summary), ...sm], observations: observationsInWindow(summary) };
 }
