@@ -6,7 +6,7 @@
  * (guided scheduling), so the threads finish together instead of one finishing a long last range.
  */
 import type { Sql } from "../db/types";
-import type { SeqRange } from "./verify-threads";
+import { PIPELINE, type SeqRange } from "./verify-threads";
 
 /** Receipts per planned unit; a range is one or more of them. */
 const GRANULE = 64;
@@ -26,12 +26,13 @@ export interface PlannedRange extends SeqRange {
 }
 
 /**
- * Receipts in the next range: as many granules as an even share of what remains over
- * 2 x `threads` would take, at least one and at most `pageSize` receipts' worth.
+ * Granules in the next range: an even share of what remains over 2 x PIPELINE x `verifiers`
+ * (each verifier holds up to PIPELINE ranges, so the last ones it holds are small), at least one
+ * and at most `pageSize` receipts' worth.
  */
-export function nextRangeGranules(remaining: number, threads: number, granule: number, pageSize: number): number {
+export function nextRangeGranules(remaining: number, verifiers: number, granule: number, pageSize: number): number {
   const most = Math.max(1, Math.floor(pageSize / granule));
-  const share = Math.ceil(remaining / (2 * Math.max(1, threads) * granule));
+  const share = Math.ceil(remaining / (2 * PIPELINE * Math.max(1, verifiers) * granule));
   return Math.min(most, Math.max(1, share));
 }
 

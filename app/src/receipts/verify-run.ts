@@ -65,7 +65,10 @@ export async function runRanges({ planner, threads, readForThreads, caller, deli
         }
         const mine = own.shift();
         if (mine) {
-          deliver(mine.index, caller.verify(await mine.rows));
+          const rows = await mine.rows;
+          // A macrotask first: the reader sends its next query before this thread is busy checking.
+          await new Promise((resolve) => setImmediate(resolve));
+          deliver(mine.index, caller.verify(rows));
           continue;
         }
       }

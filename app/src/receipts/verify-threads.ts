@@ -22,7 +22,7 @@ export interface VerifierConnection {
 }
 
 /** Ranges handed to one thread at a time. */
-export const PIPELINE = 2;
+export const PIPELINE = 3;
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -55,11 +55,17 @@ if (workerData.connection) {
   ready = client.connect();
   ready.catch(() => undefined);
 }
-async function readRange(from, to) {
-  await ready;
-  if (broken) throw broken;
-  const result = await client.query({ name: "knhk-verify-range", text: workerData.selectRange, values: [from, to], rowMode: "array", types: RAW });
-  return result.rows;
+// One query at a time on the connection (pg queues no more), each sent as soon as the one before
+// has its rows: the checks run in a later macrotask, after the next query has gone out.
+let tail = Promise.resolve();
+function readRange(from, to) {
+  const rows = tail.then(async () => {
+    await ready;
+    if (broken) throw broken;
+    return (await client.query({ name: "knhk-verify-range", text: workerData.selectRange, values: [from, to], rowMode: "array", types: RAW })).rows;
+  });
+  tail = rows.catch(() => undefined);
+  return rows;
 }
 parentPort.on("message", (message) => {
   if (message.config) {
@@ -73,13 +79,13 @@ parentPort.on("message", (message) => {
   }
   const rows = message.rows ? Promise.resolve(message.rows) : readRange(message.from, message.to);
   rows.then(
-    (rows) => {
+    (rows) => setImmediate(() => {
       try {
         reply({ id: message.id, result: core.verifyRange(rows) });
       } catch (error) {
         reply({ id: message.id, error: "verification failed: " + describe(error) });
       }
-    },
+    }),
     (error) => reply({ id: message.id, error: "reading receipts " + message.from + ".." + message.to + " failed: " + describe(error) }),
   );
 });
@@ -207,15 +213,21 @@ export async function openRangeReader(connection: VerifierConnection): Promise<R
     broken ??= error;
   });
   await client.connect();
+  // One query at a time (pg queues no more): each read waits for the one before.
+  let tail: Promise<unknown> = Promise.resolve();
   return {
-    async read(range) {
-      if (broken) throw broken;
+    read(range) {
       const query: QueryArrayConfig = { name: "knhk-verify-range", text: SELECT_RANGE, values: [range.from, range.to], rowMode: "array", types: RAW_TEXT as never };
-      try {
-        return (await client.query(query)).rows as RangeRow[];
-      } catch (error) {
-        throw new Error(`reading receipts ${range.from}..${range.to} failed: ${(error as Error).message}`);
-      }
+      const rows = tail.then(async () => {
+        if (broken) throw broken;
+        try {
+          return (await client.query(query)).rows as RangeRow[];
+        } catch (error) {
+          throw new Error(`reading receipts ${range.from}..${range.to} failed: ${(error as Error).message}`);
+        }
+      });
+      tail = rows.catch(() => undefined);
+      return rows;
     },
     close: () => client.end().catch(() => undefined),
   };
