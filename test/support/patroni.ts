@@ -16,10 +16,10 @@
  * own session under Patroni, so killMember() and destroy() also stop it with pg_ctl
  * (patroni-member.ts holds what both Patroni harnesses do to a member).
  */
-import { chownSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildPostBootstrapScript, PatroniTiming, renderPatroniYaml, type PostBootstrapInput } from "../../infra/render/patroni";
+import { buildPostBootstrapScript, PatroniTiming, renderPatroniYaml, type PostBootstrapInput, type TlsFiles } from "../../infra/render/patroni";
 import { POSTGRES } from "../../infra/render/topology";
 
 /** The deployed bootstrap's roles and database, with the password variables this harness sets. */
@@ -153,6 +153,11 @@ export interface PatroniClusterOptions {
   /** Which Patroni runs the members (PINNED_PATRONI: the version the image deploys). */
   readonly patroni: PatroniLauncher;
   readonly timing: PatroniTiming;
+  /**
+   * PostgreSQL serves TLS with these files (then pg_hba has only `hostssl` lines for TCP, as in
+   * the stacks that mount a certificate); the harness gives them to the postgres OS user.
+   */
+  readonly tls?: TlsFiles;
 }
 
 export async function startPatroniCluster(opts: PatroniClusterOptions): Promise<TestPatroniCluster> {
@@ -168,6 +173,21 @@ export async function startPatroniCluster(opts: PatroniClusterOptions): Promise<
     EXPORTER_PASSWORD: "test-exporter-password",
     VAULT_ADMIN_PASSWORD: "test-vault-admin-password",
   };
+  let tls: TlsFiles | undefined;
+  if (opts.tls) {
+    // Copies inside the cluster's folder, readable by the postgres OS user only (PostgreSQL refuses a wider key).
+    const dir = join(root, "tls");
+    mkdirSync(dir, { mode: 0o700 });
+    own(dir);
+    const copy = (from: string, name: string) => {
+      const to = join(dir, name);
+      copyFileSync(from, to);
+      chmodSync(to, 0o600);
+      own(to);
+      return to;
+    };
+    tls = { certFile: copy(opts.tls.certFile, "server.crt"), keyFile: copy(opts.tls.keyFile, "server.key"), caFile: copy(opts.tls.caFile, "ca.crt") };
+  }
   const postBootstrap = join(root, "post-bootstrap.sh");
   writeFileSync(postBootstrap, buildPostBootstrapScript(TEST_POST_BOOTSTRAP), { mode: 0o755 });
 
@@ -200,6 +220,7 @@ export async function startPatroniCluster(opts: PatroniClusterOptions): Promise<
           rewindUser: "rewind_user",
           parameters: { max_connections: 50, shared_buffers: "32MB" },
           allowedCidrs: ["127.0.0.1/32"],
+          ...(tls ? { tls } : {}),
         },
         // WAL archiving is covered by the pgBackRest suite; here WAL is accepted and dropped.
         archive: { command: "/bin/true", timeoutSeconds: 300 },
