@@ -81,6 +81,8 @@ const PACED_RATE = 10;
 const DETECT_RATE = option("detect-rate", 20);
 const DETECT_WINDOW_SECONDS = 60;
 const DETECT_HISTORY_WINDOWS = 10;
+/** Detection must hold p95 under its target at this rate (issue #15). */
+const DETECT_TARGET_RATE_PER_SECOND = 300;
 /** Sustained steps re-run (fastest first) until one confirms. */
 const CONFIRMATION_ATTEMPTS = 2;
 /** Ladder + bisection steps per endpoint, bounding the whole run (at most ~70 s per endpoint by default). */
@@ -540,6 +542,7 @@ async function main(): Promise<void> {
         observations_per_second: DETECT_RATE,
         observations_in_window: perWindow,
         history_windows: DETECT_HISTORY_WINDOWS,
+        target_rate_per_second: DETECT_TARGET_RATE_PER_SECOND,
         observations_in_horizon: perWindow * (DETECT_HISTORY_WINDOWS + 1),
       },
     };

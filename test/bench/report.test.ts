@@ -191,4 +191,16 @@ describe("the API's ingest figures", () => {
     expect(figuresOf(api(1900, 3000, 30))[1].met).toBe(false);
     expect(renderReport({ results: [api(1900, 3000, 30)], generatedAt: "now" })).toMatch(/POST \/api\/v1\/observations\/batch\*\*: the best sustained step was 30 req\/s/);
   });
+
+  test("detection with a target rate is met only at that rate, and a slower sustained rate says where the time goes", () => {
+    const withDetect = (rate: number): StoredResult => {
+      const r = api(2100, 4000, 50);
+      const detect = { ...endpoint("patterns.detect", "/api/v1/patterns/detect", rate, 15), context: { window_seconds: 60, observations_in_window: 1200, observations_in_horizon: 13200, target_rate_per_second: 300 } };
+      return { ...r, data: { ...r.data, endpoints: [...r.data.endpoints, detect] } };
+    };
+    const slow = figuresOf(withDetect(150)).find((f) => f.figure.includes("patterns/detect"))!;
+    expect(slow).toMatchObject({ met: false, target: "p95 < 20 ms at >= 300 req/s, all 2xx", ratio: "0.5 of 300 req/s; p95 0.75x target" });
+    expect(figuresOf(withDetect(320)).find((f) => f.figure.includes("patterns/detect"))!.met).toBe(true);
+    expect(renderReport({ results: [withDetect(150)], generatedAt: "now" })).toMatch(/POST \/api\/v1\/patterns\/detect\*\*: the best sustained step was 150 req\/s/);
+  });
 });
