@@ -5,12 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 # The real Pulumi engine for test/engine and the deploy scripts' tests, the local Kubernetes
-# control plane for test/cluster, the NetworkPolicy evaluator for test/infra/network-flows and the
-# exporters for test/system/exporters (each built once, cached outside the repo).
+# control plane for test/cluster, the NetworkPolicy evaluator for test/infra/network-flows, the
+# exporters for test/system/exporters and the independent tlog verifier for test/app/tlog (each
+# built once, cached outside the repo).
 bash scripts/engine.sh >/dev/null
 bash scripts/cluster-build.sh >/dev/null
 bash scripts/netpol-build.sh >/dev/null
 bash scripts/exporters-build.sh >/dev/null
+bash scripts/tlog-verify-build.sh >/dev/null
 
 echo "== typecheck"
 npx tsc --noEmit -p tsconfig.json
