@@ -7,6 +7,7 @@
 import { createPublicKey, verify as verifySignature } from "node:crypto";
 import { proofHolds } from "../../app/src/domain";
 import { startPostgres, type TestPostgres } from "../support/postgres";
+import { waitFor } from "../support/ports";
 import { startOidc, type TestOidc } from "./shell/oidc";
 import { startTestService, type ServiceUnderTest } from "./shell/service";
 
@@ -95,4 +96,17 @@ test("a client checks a batch member's proof on its own: the leaf from the field
 
   const unknown = await svc.api("/api/v1/observations/00000000-0000-4000-8000-000000000000/proof", { token: observer });
   expect(unknown.status).toBe(404);
+});
+
+test("the service keeps the receipt log's Merkle tree up with the chain, as knhk_app, and reports its size", async () => {
+  const head = async () => (await pg.psql("SELECT (SELECT count(*) FROM receipts) || ',' || (SELECT size FROM receipt_tree_head)", svc.database)).trim().split(",").map(Number);
+  expect((await post([good(20), good(21)])).status).toBe(201);
+  await waitFor("the tree to cover every receipt", async () => {
+    const [receipts, tree] = await head();
+    return receipts > 0 && tree === receipts;
+  }, 30_000, 100);
+  const [receipts] = await head();
+  const metrics = await (await fetch(`${svc.service.metricsUrl}/metrics`)).text();
+  expect(Number(/^knhk_receipt_tree_size (\d+)$/m.exec(metrics)?.[1])).toBe(receipts);
+  expect(svc.logs.join("\n")).not.toMatch(/receipt tree advance failed/);
 });

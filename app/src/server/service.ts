@@ -8,6 +8,7 @@ import { describeSchemaStatus, schemaStatus } from "../db/schema-status";
 import type { Database } from "../db/types";
 import { createDomain, type Domain } from "../domain";
 import { createKernel } from "../hotpath";
+import { createTreeFollower } from "../receipts/tlog/follower";
 import { createLedger, loadSigner, SIGNING_KEY_ENV, SigningKeyRegistrationError, SigningUnavailableError, TRANSIT_ENV, verifyChain, type Ledger, type TransitKeyStatus } from "../receipts";
 import { addVerificationRunCollector } from "../ledger-jobs";
 import { closeRedis, createRedisClient, probeRedis } from "../redis/connection";
@@ -136,15 +137,26 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
     }
     signer ??= await loadSigner({ db, env, log: (line) => write("warn", line), onTransitStatus });
     metrics.set("knhk_receipt_signing_key_version", {}, signer.keyVersion);
+    // The Merkle tree follows the chain in the background (it never delays an append).
+    const tree = createTreeFollower({
+      db,
+      onAdvanced: (r) => metrics.set("knhk_receipt_tree_size", {}, r.to),
+      onError: (error) => write("warn", "receipt tree advance failed; retried after the next receipts", { error: error.message }),
+    });
+    cleanups.push(["receipt tree", () => tree.close()]);
     const ledger: Ledger = createLedger({
       db,
       signer,
       metrics: {
-        onBatch: (size) => metrics.observe("knhk_receipt_append_batch_size", {}, size),
+        onBatch: (size) => {
+          metrics.observe("knhk_receipt_append_batch_size", {}, size);
+          tree.notify();
+        },
         onAppended: (n) => metrics.inc("knhk_receipts_appended_total", {}, n),
       },
     });
     cleanups.push(["receipt ledger", () => ledger.close()]);
+    tree.notify();
 
     const kernel = await createKernel();
 

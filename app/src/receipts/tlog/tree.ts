@@ -190,3 +190,63 @@ export async function consistencyProof(size: number, from: number, read: HashRea
   treeProofIndexes(0, size, from, need);
   return treeProof(0, size, from, await readExactly(read, need))[0];
 }
+
+/** Stored indexes of the complete subtrees a tree of n leaves splits into, largest first (its right edge). */
+export function frontierIndexes(n: number): number[] {
+  checkCount("n", n);
+  const need: number[] = [];
+  subtreeIndexes(0, n, need);
+  return need;
+}
+
+/**
+ * A tree kept as its right edge only (the hashes of frontierIndexes(size), at most log2(size) of
+ * them): enough to append leaves, emit the stored hashes each one adds, and give the root. The
+ * tree writer seeds it from the stored hashes; verification seeds it empty and replays the leaves.
+ */
+export class TreeFrontier {
+  private constructor(
+    private readonly edge: Array<{ level: number; hash: Buffer }>,
+    private leaves: number,
+  ) {}
+
+  static empty(): TreeFrontier {
+    return new TreeFrontier([], 0);
+  }
+
+  /** The frontier of a tree of `size` leaves from the hashes at frontierIndexes(size), in that order. */
+  static of(size: number, hashes: readonly Buffer[]): TreeFrontier {
+    checkCount("size", size);
+    const levels: number[] = [];
+    for (let level = 52; level >= 0; level--) if (Math.floor(size / 2 ** level) % 2 === 1) levels.push(level);
+    if (hashes.length !== levels.length) throw new Error(`a tree of ${size} leaves has ${levels.length} frontier hashes, got ${hashes.length}`);
+    return new TreeFrontier(levels.map((level, i) => ({ level, hash: hashes[i] })), size);
+  }
+
+  get size(): number {
+    return this.leaves;
+  }
+
+  /** Appends a leaf hash; returns the stored hashes it adds (the leaf's, then each node it completes). */
+  append(leaf: Buffer): Buffer[] {
+    if (leaf.length !== HASH_BYTES) throw new RangeError(`leaf: must be ${HASH_BYTES} bytes, got ${leaf.length}`);
+    const added = [leaf];
+    let hash = leaf;
+    let level = 0;
+    while (this.edge.length > 0 && this.edge[this.edge.length - 1].level === level) {
+      hash = nodeHash(this.edge.pop()!.hash, hash);
+      added.push(hash);
+      level++;
+    }
+    this.edge.push({ level, hash });
+    this.leaves++;
+    return added;
+  }
+
+  root(): Buffer {
+    if (this.edge.length === 0) return EMPTY_TREE_ROOT;
+    let hash = this.edge[this.edge.length - 1].hash;
+    for (let i = this.edge.length - 2; i >= 0; i--) hash = nodeHash(this.edge[i].hash, hash);
+    return hash;
+  }
+}

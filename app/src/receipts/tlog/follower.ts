@@ -1,0 +1,51 @@
+/**
+ * Keeps the receipt tree up with the chain in the background: `notify()` after receipts commit
+ * starts a tree advance unless one is running, in which case one more follows it, so a burst of
+ * batches costs a few tree transactions, not one per batch, and appends never wait for the tree.
+ * Failures are reported and retried on the next notify (the tree is behind, never wrong).
+ */
+import type { Database } from "../../db/types";
+import { advanceTreeFully, type AdvanceResult } from "./store";
+
+export interface TreeFollower {
+  notify(): void;
+  /** Waits for the advance in progress (and the one queued behind it). */
+  close(): Promise<void>;
+}
+
+export interface TreeFollowerOptions {
+  readonly db: Database;
+  readonly onAdvanced?: (r: AdvanceResult) => void;
+  readonly onError?: (error: Error) => void;
+}
+
+export function createTreeFollower({ db, onAdvanced, onError }: TreeFollowerOptions): TreeFollower {
+  let running: Promise<void> | undefined;
+  let again = false;
+  let closed = false;
+  const run = async (): Promise<void> => {
+    do {
+      again = false;
+      try {
+        await advanceTreeFully(db, onAdvanced);
+      } catch (error) {
+        onError?.(error as Error);
+        return;
+      }
+    } while (again && !closed);
+  };
+  return {
+    notify() {
+      if (closed) return;
+      if (running) {
+        again = true;
+        return;
+      }
+      running = run().finally(() => (running = undefined));
+    },
+    async close() {
+      closed = true;
+      await running;
+    },
+  };
+}

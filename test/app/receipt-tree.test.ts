@@ -1,0 +1,143 @@
+/**
+ * The receipt tree in PostgreSQL 15 (migration 0012, app/src/receipts/tlog/store.ts), written as
+ * the service role knhk_app: it advances over the receipts in seq order in bounded transactions,
+ * its root equals a replay of the receipts and its stored hashes give the same root and proofs as
+ * the tree built in memory; concurrent writers queue on the head; it refuses to skip a missing
+ * receipt; the service role cannot change, delete or shrink it; and a writer killed with SIGKILL
+ * at any point leaves it at a consistent previous head, from which it completes.
+ */
+import { join } from "node:path";
+import { migrate, loadMigrations } from "../../app/src/db/migrate";
+import { createPostgresDatabase, type PostgresDatabase } from "../../app/src/db/postgres";
+import { createLedger, registerEphemeralSigner, type Ledger } from "../../app/src/receipts";
+import { leafHash } from "../../app/src/receipts/merkle";
+import { advanceTree, advanceTreeFully, readTreeHead, receiptLeafData, replayTree, storedHashReader } from "../../app/src/receipts/tlog/store";
+import { consistencyProof, inclusionProof, storedHashCount, storedHashesForLeaf, treeHash, type HashReader } from "../../app/src/receipts/tlog/tree";
+import { startPostgres, type TestPostgres } from "../support/postgres";
+import { spawnTracked } from "../support/processes";
+import { waitFor } from "../support/ports";
+import { asOwnerBypassingTriggers } from "./receipts-support";
+
+jest.setTimeout(300_000);
+
+const ROOT = join(__dirname, "..", "..");
+let pg: TestPostgres;
+let owner: PostgresDatabase;
+let service: PostgresDatabase;
+let ledger: Ledger;
+let serviceUrl: string;
+
+beforeAll(async () => {
+  pg = await startPostgres({ settings: { synchronous_commit: "on" } });
+  await pg.createDatabase("knhk");
+  owner = createPostgresDatabase({ connectionString: pg.url("knhk"), max: 4 });
+  await migrate(owner, loadMigrations());
+  await pg.psql("CREATE ROLE knhk_app LOGIN; GRANT knhk_service TO knhk_app;", "knhk");
+  serviceUrl = pg.url("knhk", "knhk_app");
+  service = createPostgresDatabase({ connectionString: serviceUrl, max: 8 });
+  ledger = createLedger({ db: service, signer: await registerEphemeralSigner(owner) });
+}, 120_000);
+afterAll(async () => {
+  await ledger?.close();
+  await service?.close();
+  await owner?.close();
+  await pg?.destroy();
+});
+
+async function appendReceipts(count: number): Promise<void> {
+  for (let done = 0; done < count; done += 200) {
+    await Promise.all(Array.from({ length: Math.min(200, count - done) }, (_, i) => ledger.append({ operation: "tree.test", outcome: "success", evidence: { i: done + i }, sector: "generic" })));
+  }
+}
+
+async function receiptCount(): Promise<number> {
+  return Number((await service.query<{ n: string }>("SELECT count(*)::text AS n FROM receipts")).rows[0].n);
+}
+
+/** The tree built in memory from the receipts' leaf hashes, as the reference. */
+async function memoryTree(size: number): Promise<HashReader> {
+  const { rows } = await service.query<{ hash: string }>("SELECT hash FROM receipts WHERE seq <= $1 ORDER BY seq", [size]);
+  const hashes: Buffer[] = [];
+  const read: HashReader = async (indexes) => indexes.map((i) => hashes[i]);
+  for (const [n, r] of rows.entries()) hashes.push(...(await storedHashesForLeaf(n, leafHash(receiptLeafData(r.hash)), read)));
+  return read;
+}
+
+async function expectConsistent(): Promise<number> {
+  const head = await readTreeHead(service);
+  const stored = Number((await service.query<{ n: string }>("SELECT count(*)::text AS n FROM receipt_tree_hashes")).rows[0].n);
+  expect(stored).toBe(storedHashCount(head.size));
+  expect(head.root).toEqual(await replayTree(service, head.size));
+  if (head.size > 0) expect(await treeHash(head.size, storedHashReader(service))).toEqual(head.root);
+  return head.size;
+}
+
+test("the tree advances over every receipt in bounded steps; its root, stored hashes and proofs match the receipts", async () => {
+  await appendReceipts(1000);
+  const steps: number[] = [];
+  const head = await advanceTreeFully(service, (r) => steps.push(r.to - r.from), 97);
+  expect(head.size).toBe(await receiptCount());
+  expect(Math.max(...steps)).toBe(97);
+  expect(await expectConsistent()).toBe(head.size);
+  const reference = await memoryTree(head.size);
+  const db = storedHashReader(service);
+  for (const size of [1, 2, 97, 256, 257, 999, head.size]) {
+    expect(await treeHash(size, db)).toEqual(await treeHash(size, reference));
+    for (const index of [0, size - 1, Math.floor(size / 2)]) expect(await inclusionProof(size, index, db)).toEqual(await inclusionProof(size, index, reference));
+    expect(await consistencyProof(head.size, size, db)).toEqual(await consistencyProof(head.size, size, reference));
+  }
+});
+
+test("concurrent writers queue on the head: each receipt enters the tree once", async () => {
+  await appendReceipts(600);
+  const results = await Promise.all([advanceTree(service, 150), advanceTree(service, 150), advanceTree(service, 150), advanceTree(service, 150)]);
+  const covered = results.map((r) => [r.from, r.to]).sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < covered.length; i++) expect(covered[i][0]).toBe(covered[i - 1][1]);
+  expect(await expectConsistent()).toBe(await receiptCount());
+});
+
+test("the service role cannot change, delete or shrink the tree", async () => {
+  await expect(service.query("UPDATE receipt_tree_hashes SET hash = hash WHERE idx = 0")).rejects.toThrow(/permission denied|append-only/);
+  // Not even the owner can change or delete a stored hash (the triggers).
+  await expect(owner.query("UPDATE receipt_tree_hashes SET hash = hash WHERE idx = 0")).rejects.toThrow(/append-only/);
+  await expect(owner.query("DELETE FROM receipt_tree_hashes WHERE idx = 0")).rejects.toThrow(/append-only/);
+  await expect(owner.query("UPDATE receipt_tree_head SET size = 0")).rejects.toThrow(/only grows/);
+  await expect(service.query("DELETE FROM receipt_tree_hashes WHERE idx = 0")).rejects.toThrow(/permission denied|append-only/);
+  await expect(service.query("TRUNCATE receipt_tree_hashes")).rejects.toThrow(/permission denied|append-only/);
+  await expect(service.query("UPDATE receipt_tree_head SET size = size - 1")).rejects.toThrow(/only grows/);
+  await expect(service.query("DELETE FROM receipt_tree_head")).rejects.toThrow(/permission denied|append-only/);
+});
+
+test("a writer killed with SIGKILL at any point leaves a consistent earlier head, and the next run completes", async () => {
+  await appendReceipts(6000);
+  const total = await receiptCount();
+  let previous = (await readTreeHead(service)).size;
+  for (const killAfterSteps of [3, 17, 40]) {
+    const writer = spawnTracked(process.execPath, ["--import", "tsx", join(ROOT, "test", "app", "tree-writer-script.ts")], {
+      cwd: ROOT,
+      env: { ...process.env, DATABASE_URL: serviceUrl, TREE_STEP: "37" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let steps = 0;
+    writer.child.stdout?.on("data", (d: Buffer) => (steps += d.toString().split("\n").length - 1));
+    await waitFor(`${killAfterSteps} steps of the writer`, async () => steps >= killAfterSteps || writer.hasExited(), 60_000, 2);
+    writer.signal("SIGKILL");
+    await writer.stop();
+    const size = await expectConsistent();
+    expect(size).toBeGreaterThan(previous);
+    expect(size).toBeLessThan(total);
+    previous = size;
+  }
+  expect((await advanceTreeFully(service)).size).toBe(total);
+  expect(await expectConsistent()).toBe(total);
+});
+
+test("a missing receipt stops the tree at the gap instead of skipping it, and replay names it", async () => {
+  await appendReceipts(10);
+  const head = await readTreeHead(service);
+  // The owner bypassing the triggers removes a receipt the tree has not reached yet.
+  expect(await asOwnerBypassingTriggers(owner, "DELETE FROM receipts WHERE seq = $1", [head.size + 3])).toBe(1);
+  await expect(advanceTree(service)).rejects.toThrow(`receipt seq ${head.size + 3} is missing (next is ${head.size + 4}); the tree never skips a receipt`);
+  expect(await readTreeHead(service)).toEqual(head);
+  await expect(replayTree(service, head.size + 10)).rejects.toThrow(`receipt seq ${head.size + 3} is missing`);
+});

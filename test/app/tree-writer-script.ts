@@ -1,0 +1,19 @@
+/**
+ * Run by receipt-tree.test.ts as a child process (tsx) to be killed with SIGKILL: advances the
+ * receipt tree in small transactions as the service role (DATABASE_URL) until it covers every
+ * receipt, printing the size after each step.
+ */
+import { createPostgresDatabase } from "../../app/src/db/postgres";
+import { advanceTreeFully } from "../../app/src/receipts/tlog/store";
+
+async function main() {
+  const db = createPostgresDatabase({ connectionString: process.env.DATABASE_URL!, max: 2 });
+  const head = await advanceTreeFully(db, (r) => process.stdout.write(`${r.to}\n`), Number(process.env.TREE_STEP ?? 50));
+  process.stdout.write(`done ${head.size}\n`);
+  await db.close();
+}
+
+main().catch((error) => {
+  process.stderr.write(`${(error as Error).stack}\n`);
+  process.exit(1);
+});
