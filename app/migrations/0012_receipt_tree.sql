@@ -40,7 +40,21 @@ CREATE TRIGGER receipt_tree_head_no_delete BEFORE DELETE ON receipt_tree_head
 CREATE TRIGGER receipt_tree_head_no_truncate BEFORE TRUNCATE ON receipt_tree_head
   FOR EACH STATEMENT EXECUTE FUNCTION knhk_forbid_modification();
 
-REVOKE ALL ON receipt_tree_hashes, receipt_tree_head FROM PUBLIC;
-GRANT SELECT, INSERT ON receipt_tree_hashes TO knhk_service;
+-- Signed checkpoints of the tree (C2SP tlog-checkpoint notes, tlog/checkpoint.ts), one per size:
+-- the primary key makes a second, different checkpoint for a size impossible.
+CREATE TABLE receipt_tree_checkpoints (
+  size        bigint PRIMARY KEY CHECK (size > 0),
+  root        bytea NOT NULL CHECK (length(root) = 32),
+  key_version integer NOT NULL REFERENCES receipt_signing_keys (key_version),
+  note        text NOT NULL,
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TRIGGER receipt_tree_checkpoints_append_only BEFORE UPDATE OR DELETE ON receipt_tree_checkpoints
+  FOR EACH ROW EXECUTE FUNCTION knhk_forbid_modification();
+CREATE TRIGGER receipt_tree_checkpoints_no_truncate BEFORE TRUNCATE ON receipt_tree_checkpoints
+  FOR EACH STATEMENT EXECUTE FUNCTION knhk_forbid_modification();
+
+REVOKE ALL ON receipt_tree_hashes, receipt_tree_head, receipt_tree_checkpoints FROM PUBLIC;
+GRANT SELECT, INSERT ON receipt_tree_hashes, receipt_tree_checkpoints TO knhk_service;
 GRANT SELECT, UPDATE ON receipt_tree_head TO knhk_service;
-GRANT SELECT ON receipt_tree_hashes, receipt_tree_head TO knhk_archiver;
+GRANT SELECT ON receipt_tree_hashes, receipt_tree_head, receipt_tree_checkpoints TO knhk_archiver;

@@ -202,6 +202,16 @@ const ROUTES: Record<string, fc.Arbitrary<FuzzRequest>> = {
   "POST /mape-k/execute": fc.oneof(rawBody, anything.map((v) => JSON.stringify(v) ?? "1")).filter((b) => b !== "{}" && b !== "null").map((b) => ({ method: "POST", path: "/mape-k/execute", body: b })),
   "GET /receipts": query(["after_seq", "limit"]).map((q) => ({ method: "GET", path: `/receipts${q}` })),
   "GET /receipts/:id": id.map((i) => ({ method: "GET", path: `/receipts/${encode(i)}` })),
+  "GET /receipts/checkpoint": fc.constant({ method: "GET", path: "/receipts/checkpoint" }),
+  // Kept under Node's 16 KiB header limit, which answers 431 before the service sees the request.
+  "GET /receipts/:id/proof": fc
+    .tuple(id, query(["size"]))
+    .map(([i, q]): FuzzRequest => ({ method: "GET", path: `/receipts/${encode(i)}/proof${q}` }))
+    .filter((r) => r.path.length < 8192),
+  "GET /receipts/consistency": query(["from", "to"]).map((q) => ({ method: "GET", path: `/receipts/consistency${q}` })),
+  "GET /receipts/tile/*": fc
+    .oneof(hostileString, fc.stringMatching(/^[0-9]{1,2}\/(x[0-9]{3}\/){0,2}[0-9]{3}(\.p\/[0-9]{1,3})?$/))
+    .map((t) => ({ method: "GET", path: `/receipts/tile/${t.split("/").map(encode).join("/")}` })),
   // Verification of the whole chain is slow; only bodies that ask for a bounded one or are refused.
   "POST /receipts/verify": body(fc.record({ from_checkpoint: fc.oneof(fc.boolean(), anything), limit: fc.oneof(fc.constantFrom(1, 10, 0, -1, 1e308, 10_000_001), anything) }, { requiredKeys: ["limit"] })).map((b) => ({
     method: "POST",

@@ -10,12 +10,13 @@ import { startPostgres, type TestPostgres } from "../support/postgres";
 import { passedProposal, promotedSnapshot } from "./shell/fixtures";
 import { startOidc, type TestOidc } from "./shell/oidc";
 import { startTestService, type ServiceUnderTest } from "./shell/service";
+import { waitFor } from "../support/ports";
 
 let pg: TestPostgres;
 let oidc: TestOidc;
 let svc: ServiceUnderTest;
 let domain: Domain;
-const fixed: { observationId: string; proposalId: string; receiptId: string } = { observationId: "", proposalId: "", receiptId: "" };
+const fixed: { observationId: string; proposalId: string; receiptId: string; checkpointSize: number } = { observationId: "", proposalId: "", receiptId: "", checkpointSize: 0 };
 const UNKNOWN = "00000000-0000-4000-8000-000000000000";
 
 beforeAll(async () => {
@@ -27,6 +28,10 @@ beforeAll(async () => {
   fixed.proposalId = (await passedProposal(domain)).id;
   const receipts = await svc.api("/api/v1/receipts?limit=1", { token: await oidc.roleToken("administrator") });
   fixed.receiptId = receipts.body.items[0].id;
+  // The service signs the log's first checkpoint once its tree covers the first receipts.
+  await waitFor("the receipt log's first checkpoint", async () => (await svc.api("/api/v1/receipts/checkpoint", { token: await oidc.roleToken("administrator") })).status === 200, 30_000, 100);
+  const note = (await svc.api("/api/v1/receipts/checkpoint", { token: await oidc.roleToken("administrator") })).body as string;
+  fixed.checkpointSize = Number(String(note).split("\n")[1]);
 }, 180_000);
 
 afterAll(async () => {
@@ -91,6 +96,10 @@ const ENDPOINTS: Record<string, Endpoint> = {
   "GET /receipts": { method: "GET", permission: "READ_RECEIPTS", request: async () => ({ path: "/receipts?limit=10" }) },
   "GET /receipts/:id": { method: "GET", permission: "READ_RECEIPTS", request: async () => ({ path: `/receipts/${fixed.receiptId}` }) },
   "POST /receipts/verify": { method: "POST", permission: "VERIFY_RECEIPTS", request: async () => ({ path: "/receipts/verify", json: {} }) },
+  "GET /receipts/checkpoint": { method: "GET", permission: "READ_RECEIPTS", request: async () => ({ path: "/receipts/checkpoint" }) },
+  "GET /receipts/:id/proof": { method: "GET", permission: "READ_RECEIPTS", request: async () => ({ path: `/receipts/${fixed.receiptId}/proof` }) },
+  "GET /receipts/consistency": { method: "GET", permission: "READ_RECEIPTS", request: async () => ({ path: `/receipts/consistency?from=${fixed.checkpointSize}&to=${fixed.checkpointSize}` }) },
+  "GET /receipts/tile/*": { method: "GET", permission: "READ_RECEIPTS", request: async () => ({ path: "/receipts/tile/0/000.p/1" }) },
 };
 
 const MATRIX: [Role, string][] = ROLES.flatMap((role) => Object.keys(ENDPOINTS).map((name) => [role, name] as [Role, string]));
@@ -113,7 +122,7 @@ describe("role x endpoint matrix", () => {
 
   test("every endpoint is in the matrix, and the matrix covers each permission someone holds", () => {
     const routes = Object.keys(ENDPOINTS);
-    expect(routes).toHaveLength(21);
+    expect(routes).toHaveLength(25);
     const used = new Set(Object.values(ENDPOINTS).map((e) => e.permission));
     for (const role of ROLES) for (const p of ROLE_PERMISSIONS[role]) expect(used).toContain(p);
   });

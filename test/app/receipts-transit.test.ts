@@ -345,6 +345,7 @@ describe("Vault unavailable", () => {
           signCalls++;
           return transit.signMany(hashes, version);
         },
+        signMessage: (message, version) => transit.signMessage(message, version),
         close: () => transit.close(),
       };
       const ledger = s.ledger({ signer, stagedRetryMs: 200 });

@@ -56,6 +56,9 @@ const hostPortList = z
 export const COLORS = ["blue", "green"] as const;
 export type Color = (typeof COLORS)[number];
 
+/** The receipt log's checkpoint settings when KNHK_TLOG_* are unset. */
+export const TLOG_DEFAULTS = { origin: "knhk.local/receipts", everyReceipts: 1000, intervalSeconds: 60 } as const;
+
 /** The service's pool sizes when DB_POOL_MAX/MIN_CONNECTIONS are unset (the stack's connection budget derives from them). */
 export const DB_POOL_DEFAULTS = { max: 50, min: 10 } as const;
 /** A `knhk` CLI run needs one or two connections, never the service's pool: it opens at most this many. */
@@ -92,6 +95,11 @@ const envSchema = z.object({
   KNHK_BODY_LIMIT_BYTES: int(1024, 10 * 1024 * 1024, 256 * 1024),
   /** POST /api/v1/observations/batch: up to 1,000 observations of a few KiB each. */
   KNHK_BATCH_BODY_LIMIT_BYTES: int(1024, 64 * 1024 * 1024, 4 * 1024 * 1024),
+  /** The receipt log's origin line in its checkpoints (and the note key's name): unique per deployment. */
+  KNHK_TLOG_ORIGIN: optionalText.pipe(z.string().regex(/^[\x21-\x2a\x2c-\x7e]{1,255}$/, 'must be 1-255 printable ASCII characters without spaces or "+"').optional()).transform((v) => v ?? TLOG_DEFAULTS.origin),
+  /** A new checkpoint once the tree grew by this many receipts, or when the last is older than the interval. */
+  KNHK_TLOG_CHECKPOINT_EVERY_RECEIPTS: int(1, 10_000_000, TLOG_DEFAULTS.everyReceipts),
+  KNHK_TLOG_CHECKPOINT_INTERVAL_SECONDS: int(1, 86_400, TLOG_DEFAULTS.intervalSeconds),
   KNHK_RATE_LIMIT_MAX: int(1, 1_000_000, 600),
   KNHK_RATE_LIMIT_WINDOW_SECONDS: int(1, 3600, 60),
   KNHK_MAPE_K_INTERVAL_SECONDS: int(0, 86_400, 60),
@@ -140,6 +148,8 @@ export interface Config {
   readonly leadership?: { readonly color: Color; readonly activeColorFile: string };
   readonly http: { readonly host: string; readonly port: number; readonly metricsPort: number; readonly bodyLimitBytes: number; readonly batchBodyLimitBytes: number };
   readonly rateLimit: { readonly max: number; readonly windowSeconds: number };
+  /** The receipt log's checkpoints (origin, every N receipts or T seconds). */
+  readonly tlog: { readonly origin: string; readonly checkpointEveryReceipts: number; readonly checkpointIntervalSeconds: number };
   readonly shutdownTimeoutMs: number;
   readonly logLevel: string;
   readonly telemetry: { readonly otlpEndpoint?: string; readonly serviceName: string };
@@ -194,6 +204,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     leadership: e.KNHK_COLOR && e.KNHK_ACTIVE_COLOR_FILE ? { color: e.KNHK_COLOR, activeColorFile: e.KNHK_ACTIVE_COLOR_FILE } : undefined,
     http: { host: e.KNHK_HOST, port: e.KNHK_PORT, metricsPort: e.KNHK_METRICS_PORT, bodyLimitBytes: e.KNHK_BODY_LIMIT_BYTES, batchBodyLimitBytes: e.KNHK_BATCH_BODY_LIMIT_BYTES },
     rateLimit: { max: e.KNHK_RATE_LIMIT_MAX, windowSeconds: e.KNHK_RATE_LIMIT_WINDOW_SECONDS },
+    tlog: { origin: e.KNHK_TLOG_ORIGIN, checkpointEveryReceipts: e.KNHK_TLOG_CHECKPOINT_EVERY_RECEIPTS, checkpointIntervalSeconds: e.KNHK_TLOG_CHECKPOINT_INTERVAL_SECONDS },
     shutdownTimeoutMs: e.KNHK_SHUTDOWN_TIMEOUT_MS,
     logLevel: e.KNHK_LOG_LEVEL,
     telemetry: { otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME },

@@ -30,6 +30,11 @@ export interface Signer {
    * with exactly that version or throws. Large batches are spread over threads or requests.
    */
   signMany(hashes: string[], keyVersion?: number): Promise<string[]>;
+  /**
+   * ed25519 signature (base64) over `message` itself, with `keyVersion` (default: the current
+   * one) or an error: what signed notes (the receipt log's checkpoints) need.
+   */
+  signMessage(message: Buffer, keyVersion?: number): Promise<string>;
   /** Stops the signing threads / timers (optional: they never keep the process alive). */
   close(): Promise<void>;
 }
@@ -88,6 +93,10 @@ export function signerFromPrivateKey(
       if (version !== keyVersion) throw new SigningUnavailableError(`asked to sign as key_version ${version}, but this key is version ${keyVersion}`);
       if (!pool || hashes.length < PARALLEL_SIGNING_MIN) return hashes.map(signOne);
       return pool.signMany(hashes);
+    },
+    async signMessage(message, version = keyVersion) {
+      if (version !== keyVersion) throw new SigningUnavailableError(`asked to sign as key_version ${version}, but this key is version ${keyVersion}`);
+      return sign(null, message, privateKey).toString("base64");
     },
     close: async () => pool?.close(),
   };

@@ -14,7 +14,7 @@
  * In production the address is the Vault Agent's API proxy on loopback, which adds the pod's
  * token; KNHK_SIGNING_VAULT_TOKEN_FILE is for use without the proxy.
  */
-import { createPublicKey, type KeyObject } from "node:crypto";
+import { createPublicKey, verify, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
@@ -251,19 +251,25 @@ export class TransitClient {
   }
 
   /** Signatures (raw base64) of the hex hashes with `version`, in order; one request per chunk. */
+  /** Signatures over the raw bytes of each hex hash. */
   async sign(version: number, hashes: readonly string[]): Promise<string[]> {
+    return this.signInputs(version, hashes.map((hash) => Buffer.from(hash, "hex")));
+  }
+
+  /** Signatures over each message's bytes. */
+  async signInputs(version: number, messages: readonly Buffer[]): Promise<string[]> {
     const chunks: Promise<string[]>[] = [];
-    for (let from = 0; from < hashes.length; from += TRANSIT_SIGN_CHUNK) {
-      chunks.push(this.signChunk(version, hashes.slice(from, from + TRANSIT_SIGN_CHUNK)));
+    for (let from = 0; from < messages.length; from += TRANSIT_SIGN_CHUNK) {
+      chunks.push(this.signChunk(version, messages.slice(from, from + TRANSIT_SIGN_CHUNK)));
     }
     return (await Promise.all(chunks)).flat();
   }
 
-  private async signChunk(version: number, hashes: readonly string[]): Promise<string[]> {
-    const batch = hashes.map((hash) => ({ input: Buffer.from(hash, "hex").toString("base64") }));
+  private async signChunk(version: number, messages: readonly Buffer[]): Promise<string[]> {
+    const batch = messages.map((message) => ({ input: message.toString("base64") }));
     const { status, body } = await this.call("POST", `${this.settings.mount}/sign/${this.settings.key}`, { batch_input: batch, key_version: version });
     if (status !== 200) throw this.failed(`signing with transit key ${this.settings.mount}/${this.settings.key} version ${version}`, status, body);
-    return parseSignAnswer(body, hashes.length, version);
+    return parseSignAnswer(body, messages.length, version);
   }
 
   close(): void {
@@ -463,6 +469,15 @@ export async function createTransitSigner(options: TransitSignerOptions): Promis
         );
       }
       return signatures;
+    },
+    async signMessage(message, keyVersion = (current as { version: number }).version) {
+      const key = verifiers.get(keyVersion);
+      if (!key) throw new SigningUnavailableError(`key_version ${keyVersion} is not a registered version of transit key ${client.settings.mount}/${client.settings.key}`);
+      const [signature] = await client.signInputs(keyVersion, [message]);
+      if (!verify(null, message, key, Buffer.from(signature, "base64"))) {
+        throw new SigningUnavailableError(`Vault transit sign: the signature does not verify with the registered public key of version ${keyVersion}`);
+      }
+      return signature;
     },
     async close() {
       if (timer) clearInterval(timer);

@@ -8,6 +8,8 @@ import { describeSchemaStatus, schemaStatus } from "../db/schema-status";
 import type { Database } from "../db/types";
 import { createDomain, type Domain } from "../domain";
 import { createKernel } from "../hotpath";
+import { checkpointIfDue, latestCheckpoint } from "../receipts/tlog/checkpoints";
+import { proveConsistency, proveReceipt, readTileByPath } from "../receipts/tlog/log";
 import { createTreeFollower } from "../receipts/tlog/follower";
 import { createLedger, loadSigner, SIGNING_KEY_ENV, SigningKeyRegistrationError, SigningUnavailableError, TRANSIT_ENV, verifyChain, type Ledger, type TransitKeyStatus } from "../receipts";
 import { addVerificationRunCollector } from "../ledger-jobs";
@@ -138,9 +140,12 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
     signer ??= await loadSigner({ db, env, log: (line) => write("warn", line), onTransitStatus });
     metrics.set("knhk_receipt_signing_key_version", {}, signer.keyVersion);
     // The Merkle tree follows the chain in the background (it never delays an append).
+    const checkpointPolicy = { origin: config.tlog.origin, everyReceipts: config.tlog.checkpointEveryReceipts, intervalMs: config.tlog.checkpointIntervalSeconds * 1000 };
     const tree = createTreeFollower({
       db,
       onAdvanced: (r) => metrics.set("knhk_receipt_tree_size", {}, r.to),
+      afterAdvance: () => checkpointIfDue(db, signer!, checkpointPolicy),
+      intervalMs: checkpointPolicy.intervalMs,
       onError: (error) => write("warn", "receipt tree advance failed; retried after the next receipts", { error: error.message }),
     });
     cleanups.push(["receipt tree", () => tree.close()]);
@@ -224,6 +229,10 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
     const receipts: ReceiptsPort = {
       list: (options) => ledger.list(options),
       get: (id) => ledger.get(id),
+      checkpoint: async () => (await latestCheckpoint(db))?.note,
+      prove: (id, size) => proveReceipt(db, id, size),
+      consistency: (from, to) => proveConsistency(db, from, to),
+      tile: (path) => readTileByPath(db, path),
       verify: (options) =>
         verifyChain({
           db,

@@ -16,10 +16,14 @@ export interface TreeFollower {
 export interface TreeFollowerOptions {
   readonly db: Database;
   readonly onAdvanced?: (r: AdvanceResult) => void;
+  /** After each catch-up (e.g. sign a checkpoint if one is due). */
+  readonly afterAdvance?: () => Promise<unknown>;
+  /** Also catch up this often without receipts (a due checkpoint by time); default: only on notify. */
+  readonly intervalMs?: number;
   readonly onError?: (error: Error) => void;
 }
 
-export function createTreeFollower({ db, onAdvanced, onError }: TreeFollowerOptions): TreeFollower {
+export function createTreeFollower({ db, onAdvanced, afterAdvance, intervalMs, onError }: TreeFollowerOptions): TreeFollower {
   let running: Promise<void> | undefined;
   let again = false;
   let closed = false;
@@ -28,13 +32,16 @@ export function createTreeFollower({ db, onAdvanced, onError }: TreeFollowerOpti
       again = false;
       try {
         await advanceTreeFully(db, onAdvanced);
+        await afterAdvance?.();
       } catch (error) {
         onError?.(error as Error);
         return;
       }
     } while (again && !closed);
   };
-  return {
+  const timer = intervalMs ? setInterval(() => follower.notify(), intervalMs) : undefined;
+  timer?.unref();
+  const follower: TreeFollower = {
     notify() {
       if (closed) return;
       if (running) {
@@ -45,7 +52,9 @@ export function createTreeFollower({ db, onAdvanced, onError }: TreeFollowerOpti
     },
     async close() {
       closed = true;
+      if (timer) clearInterval(timer);
       await running;
     },
   };
+  return follower;
 }

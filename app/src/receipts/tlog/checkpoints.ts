@@ -1,0 +1,75 @@
+/**
+ * Signed checkpoints of the receipt tree, stored in receipt_tree_checkpoints (one per size): a
+ * new one is due once the tree has grown by `everyReceipts` since the last, or has grown at all
+ * and the last is `intervalMs` old. Signed with the receipt signing key's current version (its
+ * key name is the log's origin), so a rotated key leaves older checkpoints verifiable with the
+ * version they name.
+ */
+import type { Sql } from "../../db/types";
+import type { Signer } from "../keys";
+import { signCheckpoint } from "./checkpoint";
+import { readTreeHead } from "./store";
+
+export interface CheckpointPolicy {
+  /** The log's origin line, also the signing key's name in the note. */
+  readonly origin: string;
+  readonly everyReceipts: number;
+  readonly intervalMs: number;
+}
+
+export interface StoredCheckpoint {
+  readonly size: number;
+  readonly root: Buffer;
+  readonly keyVersion: number;
+  readonly note: string;
+  readonly createdAt: Date;
+}
+
+interface CheckpointRow {
+  size: string;
+  root: Buffer;
+  key_version: number;
+  note: string;
+  created_at: Date;
+}
+
+const COLUMNS = "size::text AS size, root, key_version, note, created_at";
+const toCheckpoint = (r: CheckpointRow): StoredCheckpoint => ({ size: Number(r.size), root: Buffer.from(r.root), keyVersion: r.key_version, note: r.note, createdAt: new Date(r.created_at) });
+
+export async function latestCheckpoint(sql: Sql): Promise<StoredCheckpoint | undefined> {
+  const { rows } = await sql.query<CheckpointRow>(`SELECT ${COLUMNS} FROM receipt_tree_checkpoints ORDER BY receipt_tree_checkpoints.size DESC LIMIT 1`);
+  return rows[0] ? toCheckpoint(rows[0]) : undefined;
+}
+
+export async function checkpointAt(sql: Sql, size: number): Promise<StoredCheckpoint | undefined> {
+  const { rows } = await sql.query<CheckpointRow>(`SELECT ${COLUMNS} FROM receipt_tree_checkpoints WHERE size = $1`, [size]);
+  return rows[0] ? toCheckpoint(rows[0]) : undefined;
+}
+
+/** Checkpoints in size order after `afterSize` (publication, audit). */
+export async function checkpointsAfter(sql: Sql, afterSize: number, limit: number): Promise<StoredCheckpoint[]> {
+  const { rows } = await sql.query<CheckpointRow>(`SELECT ${COLUMNS} FROM receipt_tree_checkpoints WHERE size > $1 ORDER BY receipt_tree_checkpoints.size LIMIT $2`, [afterSize, limit]);
+  return rows.map(toCheckpoint);
+}
+
+export function checkpointDue(head: { size: number }, last: StoredCheckpoint | undefined, policy: CheckpointPolicy, now: number): boolean {
+  if (head.size === 0 || (last && head.size <= last.size)) return false;
+  if (!last) return true;
+  return head.size - last.size >= policy.everyReceipts || now - last.createdAt.getTime() >= policy.intervalMs;
+}
+
+/**
+ * Signs and stores a checkpoint of the tree's head if one is due; returns the latest checkpoint.
+ * Two processes racing for one size store one note (the first insert wins; the other reads it).
+ */
+export async function checkpointIfDue(sql: Sql, signer: Signer, policy: CheckpointPolicy, now = Date.now()): Promise<StoredCheckpoint | undefined> {
+  const [head, last] = await Promise.all([readTreeHead(sql), latestCheckpoint(sql)]);
+  if (!checkpointDue(head, last, policy, now)) return last;
+  const keyVersion = signer.keyVersion;
+  const note = await signCheckpoint(
+    { origin: policy.origin, size: head.size, root: head.root },
+    { name: policy.origin, publicKey: Buffer.from(signer.publicKey, "base64"), sign: async (m) => Buffer.from(await signer.signMessage(m, keyVersion), "base64") },
+  );
+  await sql.query("INSERT INTO receipt_tree_checkpoints (size, root, key_version, note) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING", [head.size, head.root, keyVersion, note]);
+  return checkpointAt(sql, head.size);
+}

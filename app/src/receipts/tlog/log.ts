@@ -1,0 +1,83 @@
+/**
+ * The receipt log as its readers see it (the API's /receipts/checkpoint, proof, consistency and
+ * tile endpoints, and the CLI): proofs against signed checkpoints, computed from the stored
+ * hashes in O(log n) reads. Bad input is a LogInputError naming the field and the reason.
+ */
+import type { Sql } from "../../db/types";
+import { leafHash } from "../merkle";
+import { checkpointAt, latestCheckpoint, type StoredCheckpoint } from "./checkpoints";
+import { readTreeHead, receiptLeafData, storedHashReader } from "./store";
+import { parseTilePath, readTile, TILE_WIDTH } from "./tiles";
+import { consistencyProof, inclusionProof } from "./tree";
+
+export class LogInputError extends Error {
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {
+    super(`${field}: ${reason}`);
+    this.name = "LogInputError";
+  }
+}
+
+export interface InclusionProofAnswer {
+  readonly receipt_id: string;
+  readonly seq: number;
+  /** 0-based leaf index (seq - 1). */
+  readonly leaf_index: number;
+  readonly tree_size: number;
+  /** base64 of the leaf data (the receipt's 32-byte hash) and of its leaf hash. */
+  readonly leaf_data: string;
+  readonly leaf_hash: string;
+  /** base64 hashes, from the leaf upward (RFC 9162 audit path). */
+  readonly proof: string[];
+  /** The signed checkpoint of tree_size. */
+  readonly checkpoint: string;
+}
+
+export interface ConsistencyProofAnswer {
+  readonly from: number;
+  readonly to: number;
+  readonly proof: string[];
+  readonly from_checkpoint: string;
+  readonly to_checkpoint: string;
+}
+
+const b64 = (b: Buffer) => b.toString("base64");
+
+async function signedAt(sql: Sql, size: number, field: string): Promise<StoredCheckpoint> {
+  const checkpoint = await checkpointAt(sql, size);
+  if (!checkpoint) throw new LogInputError(field, `no signed checkpoint has size ${size}; use the size of a checkpoint (GET /api/v1/receipts/checkpoint gives the latest)`);
+  return checkpoint;
+}
+
+/** The inclusion proof of a receipt (by id) in the checkpointed tree of `size` (default: the latest checkpoint). Undefined: no such receipt. */
+export async function proveReceipt(sql: Sql, receiptId: string, size?: number): Promise<InclusionProofAnswer | undefined> {
+  const { rows } = await sql.query<{ seq: string; hash: string }>("SELECT seq::text AS seq, hash FROM receipts WHERE id = $1", [receiptId]);
+  if (!rows[0]) return undefined;
+  const checkpoint = size === undefined ? await latestCheckpoint(sql) : await signedAt(sql, size, "size");
+  if (!checkpoint) throw new LogInputError("size", "the log has no signed checkpoint yet");
+  const seq = Number(rows[0].seq);
+  if (seq > checkpoint.size) throw new LogInputError("size", `receipt seq ${seq} is not in the tree of size ${checkpoint.size}; use a later checkpoint`);
+  const data = receiptLeafData(rows[0].hash);
+  const proof = await inclusionProof(checkpoint.size, seq - 1, storedHashReader(sql));
+  return { receipt_id: receiptId, seq, leaf_index: seq - 1, tree_size: checkpoint.size, leaf_data: b64(data), leaf_hash: b64(leafHash(data)), proof: proof.map(b64), checkpoint: checkpoint.note };
+}
+
+/** The consistency proof between two checkpointed sizes, from <= to. */
+export async function proveConsistency(sql: Sql, from: number, to: number): Promise<ConsistencyProofAnswer> {
+  if (from > to) throw new LogInputError("from", `must not exceed to (${to})`);
+  const [older, newer] = [await signedAt(sql, from, "from"), await signedAt(sql, to, "to")];
+  const proof = await consistencyProof(to, from, storedHashReader(sql));
+  return { from, to, proof: proof.map(b64), from_checkpoint: older.note, to_checkpoint: newer.note };
+}
+
+/** A tile's bytes by its C2SP path (`tile/...`); undefined: not (yet) in the tree. */
+export async function readTileByPath(sql: Sql, path: string): Promise<{ bytes: Buffer; full: boolean } | undefined> {
+  const tile = parseTilePath(path);
+  if ("error" in tile) throw new LogInputError("path", tile.error);
+  const head = await readTreeHead(sql);
+  const nodesAtLevel = Math.floor(head.size / TILE_WIDTH ** tile.level);
+  if (tile.n * TILE_WIDTH + tile.width > nodesAtLevel) return undefined;
+  return { bytes: await readTile(tile, storedHashReader(sql)), full: tile.width === TILE_WIDTH };
+}
