@@ -18,6 +18,8 @@
  *       the migrations.
  *   export-transit-keys
  *       Prints the transit key's public keys as a keys file (JSON) for --trusted-keys.
+ *   prove <id> [--size N], verify-log [--checkpoint <file>]
+ *       The receipt log (transparency log): see cli/receipt-log.ts.
  *   export --out <dir|-> [--after-seq N]
  *       Writes receipts (seq > N) as NDJSON, one receipt per line, to stdout (-) or to
  *       <dir>/receipts-<first>-<last>.ndjson.
@@ -37,6 +39,7 @@ import { readDatabaseUrlFile } from "../db/url-file";
 import { recordRun, verificationRun } from "../ledger-jobs";
 import type { ChainFailure, VerificationReport } from "../receipts/types";
 import type { CliContext } from "./context";
+import { LogUsageError, proveCommand, verifyLogCommand } from "./receipt-log";
 
 const USAGE = `usage:
   knhk receipts verify-chain [--format text|json] [--limit N] [--incremental] [--workers N] [--record-run]
@@ -45,6 +48,8 @@ const USAGE = `usage:
   knhk receipts register-transit-keys [--keys-file <file>]  (else KNHK_SIGNING_VAULT_ADDR, KNHK_SIGNING_TRANSIT_KEY, ...)
   knhk receipts export-transit-keys        (prints a keys file for --trusted-keys)
   knhk receipts export --out <dir|-> [--after-seq N]
+  knhk receipts prove <receipt id> [--size N] [--format text|json]
+  knhk receipts verify-log [--checkpoint <file>] [--format text|json]
 `;
 
 class UsageError extends Error {}
@@ -318,6 +323,10 @@ export async function run(args: string[], ctx: CliContext): Promise<number> {
         return await registerTransitKeysCommand(rest, ctx);
       case "export-transit-keys":
         return await exportTransitKeysCommand(rest, ctx);
+      case "prove":
+        return await proveCommand(rest, ctx);
+      case "verify-log":
+        return await verifyLogCommand(rest, ctx);
       case undefined:
       case "help":
       case "--help":
@@ -327,8 +336,8 @@ export async function run(args: string[], ctx: CliContext): Promise<number> {
         throw new UsageError(`unknown receipts command ${JSON.stringify(command)}`);
     }
   } catch (error) {
-    if (error instanceof UsageError || error instanceof TransitConfigError || error instanceof TrustedKeysError) {
-      write(ctx.stderr, `receipts: ${error.message}\n${error instanceof UsageError ? USAGE : ""}`);
+    if (error instanceof UsageError || error instanceof LogUsageError || error instanceof TransitConfigError || error instanceof TrustedKeysError) {
+      write(ctx.stderr, `receipts: ${error.message}\n${error instanceof UsageError || error instanceof LogUsageError ? USAGE : ""}`);
       return 2;
     }
     if (error instanceof SigningUnavailableError) {

@@ -1,0 +1,105 @@
+/**
+ * `knhk receipts prove <id> [--size N] [--format text|json]` and
+ * `knhk receipts verify-log [--checkpoint <file>] [--format text|json]`: the receipt log's
+ * transparency-log commands. prove prints a receipt's inclusion proof against a signed checkpoint
+ * and checks it (signature with the registered keys, audit path to the root); verify-log
+ * recomputes the tree from the receipts and compares it with every signed checkpoint, the stored
+ * head and, with --checkpoint, a checkpoint an auditor kept. Exit 0 when everything holds, 1 when
+ * something does not, 2 on bad usage. Progress on stderr.
+ */
+import { readFileSync } from "node:fs";
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { verifyInclusion } from "../receipts/merkle";
+import { LogInputError, proveReceipt } from "../receipts/tlog/log";
+import { openWithRegisteredKeys, verifyLog, type LogReport } from "../receipts/tlog/verify-log";
+import type { CliContext } from "./context";
+
+export class LogUsageError extends Error {}
+
+function options(args: string[], spec: NonNullable<ParseArgsConfig["options"]>, positionals: number) {
+  try {
+    const parsed = parseArgs({ args, options: spec, strict: true, allowPositionals: positionals > 0 });
+    if (parsed.positionals.length !== positionals) throw new Error(positionals ? "needs a receipt id" : "takes no positional arguments");
+    return parsed;
+  } catch (error) {
+    throw new LogUsageError((error as Error).message);
+  }
+}
+
+function format(value: unknown): "text" | "json" {
+  if (value === undefined || value === "text" || value === "json") return (value as "text" | "json") ?? "text";
+  throw new LogUsageError(`--format: must be text or json, got ${JSON.stringify(value)}`);
+}
+
+export async function proveCommand(args: string[], ctx: CliContext): Promise<number> {
+  const parsed = options(args, { size: { type: "string" }, format: { type: "string" } }, 1);
+  const id = parsed.positionals[0];
+  const sizeText = parsed.values.size as string | undefined;
+  if (sizeText !== undefined && !/^[1-9][0-9]{0,15}$/.test(sizeText)) throw new LogUsageError(`--size: must be a positive integer, got ${JSON.stringify(sizeText)}`);
+  let answer;
+  try {
+    answer = await proveReceipt(ctx.db, id, sizeText === undefined ? undefined : Number(sizeText));
+  } catch (error) {
+    if (error instanceof LogInputError) throw new LogUsageError(`--${error.field}: ${error.reason}`);
+    throw error;
+  }
+  if (!answer) {
+    ctx.stderr.write(`receipts: no receipt ${id}\n`);
+    return 1;
+  }
+  const checkpoint = await openWithRegisteredKeys(ctx.db, answer.checkpoint).catch((error: Error) => error);
+  const holds =
+    !(checkpoint instanceof Error) &&
+    checkpoint.size === answer.tree_size &&
+    verifyInclusion(Buffer.from(answer.leaf_hash, "base64"), answer.leaf_index, answer.tree_size, answer.proof.map((p) => Buffer.from(p, "base64")), checkpoint.root);
+  if (format(parsed.values.format) === "json") {
+    ctx.stdout.write(`${JSON.stringify({ ...answer, verified: holds })}\n`);
+  } else {
+    ctx.stdout.write(
+      [
+        `receipt ${answer.receipt_id} (seq ${answer.seq}) is leaf ${answer.leaf_index} of the tree of size ${answer.tree_size}`,
+        `leaf hash: ${answer.leaf_hash}`,
+        "audit path:",
+        ...answer.proof.map((p) => `  ${p}`),
+        "checkpoint:",
+        ...answer.checkpoint.trimEnd().split("\n").map((l) => `  ${l}`),
+        holds ? "verified: the checkpoint's signature and the audit path hold" : `NOT verified: ${checkpoint instanceof Error ? checkpoint.message : "the audit path does not lead to the checkpoint's root"}`,
+        "",
+      ].join("\n"),
+    );
+  }
+  return holds ? 0 : 1;
+}
+
+export function formatLogReport(r: LogReport): string {
+  return [
+    `receipts: ${r.receipts}, tree: ${r.treeSize}, signed checkpoints: ${r.checkpoints}${r.latestCheckpoint === null ? "" : ` (latest size ${r.latestCheckpoint})`}`,
+    ...r.findings.map((f) => `  ${f.kind} at size ${f.size}: ${f.detail}`),
+    r.ok ? "log intact: every checkpoint and the tree match the receipts" : `LOG NOT INTACT: ${r.findings.length} finding(s)`,
+    "",
+  ].join("\n");
+}
+
+export async function verifyLogCommand(args: string[], ctx: CliContext): Promise<number> {
+  const parsed = options(args, { checkpoint: { type: "string" }, format: { type: "string" } }, 0);
+  const as = format(parsed.values.format);
+  let remembered: string | undefined;
+  if (parsed.values.checkpoint !== undefined) {
+    try {
+      remembered = readFileSync(String(parsed.values.checkpoint), "utf8");
+    } catch (error) {
+      throw new LogUsageError(`--checkpoint: cannot read ${parsed.values.checkpoint}: ${(error as Error).message}`);
+    }
+  }
+  let lastReport = 0;
+  const report = await verifyLog(ctx.db, {
+    remembered,
+    onProgress: (done, total) => {
+      if (Date.now() - lastReport < 2000 && done < total) return;
+      lastReport = Date.now();
+      ctx.stderr.write(`verify-log: ${done} of ${total} receipts\n`);
+    },
+  });
+  ctx.stdout.write(as === "json" ? `${JSON.stringify(report)}\n` : formatLogReport(report));
+  return report.ok ? 0 : 1;
+}
