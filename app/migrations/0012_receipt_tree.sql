@@ -54,7 +54,18 @@ CREATE TRIGGER receipt_tree_checkpoints_append_only BEFORE UPDATE OR DELETE ON r
 CREATE TRIGGER receipt_tree_checkpoints_no_truncate BEFORE TRUNCATE ON receipt_tree_checkpoints
   FOR EACH STATEMENT EXECUTE FUNCTION knhk_forbid_modification();
 
-REVOKE ALL ON receipt_tree_hashes, receipt_tree_head, receipt_tree_checkpoints FROM PUBLIC;
+-- How far the archive job has published the log to the ledger bucket (receipts/tlog/): every
+-- checkpoint up to this size, with its tiles (app/src/archive/receipt-log.ts).
+CREATE TABLE receipt_tree_publication (
+  singleton      boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  published_size bigint NOT NULL DEFAULT 0 CHECK (published_size >= 0),
+  updated_at     timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO receipt_tree_publication (singleton) VALUES (true);
+
+REVOKE ALL ON receipt_tree_hashes, receipt_tree_head, receipt_tree_checkpoints, receipt_tree_publication FROM PUBLIC;
 GRANT SELECT, INSERT ON receipt_tree_hashes, receipt_tree_checkpoints TO knhk_service;
 GRANT SELECT, UPDATE ON receipt_tree_head TO knhk_service;
-GRANT SELECT ON receipt_tree_hashes, receipt_tree_head, receipt_tree_checkpoints TO knhk_archiver;
+GRANT SELECT ON receipt_tree_hashes, receipt_tree_head, receipt_tree_checkpoints TO knhk_archiver, knhk_verifier;
+GRANT SELECT, UPDATE ON receipt_tree_publication TO knhk_archiver;
+GRANT SELECT ON receipt_tree_publication TO knhk_service;

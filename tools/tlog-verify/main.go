@@ -11,7 +11,8 @@
 //	 "consistency": [{"older": 0, "newer": 1, "proof": ["<base64>", ...]}],
 //	 "tiles": [{"dir": "<folder holding tile/...>", "checkpoint": 1, "indexes": [0, 7], "data": ["<base64>", ...]}]}
 //
-// Each tiles item answers first for the root rebuilt from the tiles, then once per index.
+// Each tiles item answers first for the root rebuilt from the tiles, then once per index, then once
+// per older checkpoint (consistency proved from the tiles alone).
 //
 // Tiles are read by their C2SP tlog-tiles paths (tile/<L>/<N>[.p/<W>], height 8) and every
 // tile read is checked against the checkpoint's root (tlog.TileHashReader).
@@ -50,6 +51,8 @@ type tiles struct {
 	Checkpoint int      `json:"checkpoint"`
 	Indexes    []int64  `json:"indexes"`
 	Data       []string `json:"data"`
+	// Older checkpoints this one must be consistent with, the proof built from the tiles alone.
+	Older []int `json:"older"`
 }
 
 type request struct {
@@ -217,7 +220,7 @@ func main() {
 		tree, err := treeAt(t.Checkpoint)
 		if err != nil {
 			res.Tiles = append(res.Tiles, fail(err))
-			for range t.Indexes {
+			for range len(t.Indexes) + len(t.Older) {
 				res.Tiles = append(res.Tiles, fail(err))
 			}
 		} else {
@@ -248,6 +251,22 @@ func main() {
 						return fail(err)
 					}
 					return answer{OK: true}
+				}())
+			}
+			for _, o := range t.Older {
+				res.Tiles = append(res.Tiles, func() answer {
+					older, err := treeAt(o)
+					if err != nil {
+						return fail(err)
+					}
+					proof, err := tlog.ProveTree(tree.N, older.N, reader)
+					if err != nil {
+						return fail(fmt.Errorf("consistency proof from tiles: %v", err))
+					}
+					if err := tlog.CheckTree(proof, tree.N, tree.Hash, older.N, older.Hash); err != nil {
+						return fail(err)
+					}
+					return answer{OK: true, Size: older.N}
 				}())
 			}
 		}

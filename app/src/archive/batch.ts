@@ -58,8 +58,8 @@ export function positionsOfKey(key: string): { first: number; last: number } | n
   return match ? { first: Number(match[4]), last: Number(match[5]) } : null;
 }
 
-export function sha256(body: string): { hex: string; base64: string } {
-  const digest = createHash("sha256").update(body, "utf8").digest();
+export function sha256(body: string | Buffer): { hex: string; base64: string } {
+  const digest = typeof body === "string" ? createHash("sha256").update(body, "utf8").digest() : createHash("sha256").update(body).digest();
   return { hex: digest.toString("hex"), base64: digest.toString("base64") };
 }
 

@@ -18,6 +18,7 @@ import { buildBatch, retainUntil, sha256, type Batch, type StreamName } from "./
 import { completeBatch, loadCheckpoint, stageBatch } from "./checkpoints";
 import type { ArchiveConfig } from "./config";
 import { describeS3Error, isNotFound, type S3Sender } from "./s3";
+import { publishReceiptLog, type ReceiptLogSummary } from "./receipt-log";
 import { ARCHIVE_PREFIXES, STREAMS, STREAM_NAMES, type Horizon } from "./streams";
 
 export const DEFAULT_BATCH_SIZE = 1000;
@@ -55,6 +56,8 @@ export interface ArchiveSummary {
   ok: boolean;
   streams: Partial<Record<StreamName, StreamSummary>>;
   signing_keys?: { uploaded: number; skipped: number };
+  /** The receipt log's checkpoints and tiles published with the receipts stream. */
+  receipt_log?: ReceiptLogSummary;
   error?: { bucket: string; key: string; message: string };
 }
 
@@ -81,21 +84,23 @@ export class ArchiveRunError extends Error {
   }
 }
 
-interface ArchiveObject {
+export interface ArchiveObject {
   readonly key: string;
-  readonly body: string;
+  readonly body: string | Buffer;
+  /** Default: JSON for .json keys, NDJSON otherwise. */
+  readonly contentType?: string;
   readonly sha256Hex: string;
   readonly sha256Base64: string;
   readonly metadata: Record<string, string>;
 }
 
-interface Lock {
+export interface Lock {
   readonly mode: "COMPLIANCE" | "GOVERNANCE";
   readonly until: Date;
 }
 
 /** Uploads an object unless the same content is already there; refuses a different one. */
-async function putOnce(s3: S3Sender, bucket: string, object: ArchiveObject, lock: Lock | null, kmsKeyId?: string): Promise<"uploaded" | "skipped"> {
+export async function putOnce(s3: S3Sender, bucket: string, object: ArchiveObject, lock: Lock | null, kmsKeyId?: string): Promise<"uploaded" | "skipped"> {
   let existing: Record<string, string> | undefined | null = null;
   try {
     existing = (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: object.key }))).Metadata ?? {};
@@ -114,7 +119,7 @@ async function putOnce(s3: S3Sender, bucket: string, object: ArchiveObject, lock
     Bucket: bucket,
     Key: object.key,
     Body: object.body,
-    ContentType: object.key.endsWith(".json") ? "application/json" : "application/x-ndjson",
+    ContentType: object.contentType ?? (object.key.endsWith(".json") ? "application/json" : "application/x-ndjson"),
     ChecksumAlgorithm: "SHA256",
     ChecksumSHA256: object.sha256Base64,
     Metadata: { ...object.metadata, [META.sha256]: object.sha256Hex },
@@ -259,6 +264,7 @@ export async function archiveRun(options: ArchiveRunOptions): Promise<ArchiveSum
         summary.streams[name] = streamSummary;
         if (name === "receipts") summary.signing_keys = await archiveSigningKeys(sql, { ...options, now, progress });
         await archiveStream(sql, name, { s3: options.s3, config: options.config, batchSize, horizon, now, progress, summary: streamSummary });
+        if (name === "receipts") summary.receipt_log = await publishReceiptLog(sql, { s3: options.s3, config: options.config, now, progress });
         if (name === "observations" && options.deleteArchivedObservations) {
           await deleteArchivedObservations(sql, { horizon, batchSize, progress, summary: streamSummary });
         }

@@ -23,6 +23,8 @@ export const ARCHIVE_PREFIXES = {
   audit: "audit/",
   observations: "observations/",
   signingKeys: "receipts/signing-keys/",
+  /** The receipt log: tiles by their C2SP paths (tile/...) and one object per checkpoint (checkpoints/<size>). */
+  receiptLog: "receipts/tlog/",
 } as const;
 
 export interface Horizon {

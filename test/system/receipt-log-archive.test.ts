@@ -1,0 +1,174 @@
+/**
+ * The receipt log published to the ledger bucket by `knhk archive run` (moto's S3 with Object Lock
+ * COMPLIANCE, PostgreSQL 15, the archive as a member of knhk_archiver only) and verified from the
+ * bucket alone by the independent verifier (tools/tlog-verify, the Go checksum database's code):
+ * the objects are downloaded by key, the verifier key comes from the archived signing key, the
+ * leaves from the archived receipts. Every published checkpoint opens; the tiles, read by their
+ * C2SP paths, rebuild each checkpoint's root, prove sampled receipts and prove each checkpoint
+ * consistent with the one before. A rerun sends nothing again; a later run publishes only what is new.
+ */
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectLockConfigurationCommand, S3Client } from "@aws-sdk/client-s3";
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { promisify } from "node:util";
+import { run } from "../../app/src/cli/archive";
+import { loadMigrations, migrate } from "../../app/src/db/migrate";
+import { createPostgresDatabase, type PostgresDatabase } from "../../app/src/db/postgres";
+import { createLedger, loadSigner, type Ledger } from "../../app/src/receipts";
+import type { Signer } from "../../app/src/receipts/keys";
+import { verifierKey } from "../../app/src/receipts/tlog/checkpoint";
+import { checkpointIfDue } from "../../app/src/receipts/tlog/checkpoints";
+import { advanceTreeFully } from "../../app/src/receipts/tlog/store";
+import { objectLockConfiguration, retentionDays } from "../../infra/render/archive";
+import { MOTO_CREDENTIALS, MOTO_REGION, startMoto, type TestMoto } from "../support/moto";
+import { startPostgres, type TestPostgres } from "../support/postgres";
+import { capturedStreams } from "../support/streams";
+
+const exec = promisify(execFile);
+jest.setTimeout(600_000);
+
+const REPO = join(__dirname, "..", "..");
+const LEDGER = "knhk-tlog-ledger";
+const DATA = "knhk-tlog-data";
+const ORIGIN = "knhk.test/receipt-log-archive";
+const POLICY = { origin: ORIGIN, everyReceipts: 100, intervalMs: 3_600_000 };
+
+let pg: TestPostgres;
+let moto: TestMoto;
+let s3: S3Client;
+let owner: PostgresDatabase;
+let service: PostgresDatabase;
+let archiver: PostgresDatabase;
+let ledger: Ledger;
+let signer: Signer;
+let verifierBin: string;
+let root: string;
+
+beforeAll(async () => {
+  const built = exec("bash", [join(REPO, "scripts", "tlog-verify-build.sh")], { timeout: 600_000 });
+  [pg, moto] = await Promise.all([startPostgres({ settings: { synchronous_commit: "on" } }), startMoto()]);
+  s3 = new S3Client({ region: MOTO_REGION, endpoint: moto.endpoint, forcePathStyle: true, credentials: MOTO_CREDENTIALS });
+  await pg.createDatabase("knhk");
+  owner = createPostgresDatabase({ connectionString: pg.url("knhk"), max: 2 });
+  await migrate(owner, loadMigrations());
+  await pg.psql("CREATE ROLE knhk_app LOGIN; GRANT knhk_service TO knhk_app; CREATE ROLE knhk_archive_job LOGIN; GRANT knhk_archiver TO knhk_archive_job;", "knhk");
+  service = createPostgresDatabase({ connectionString: pg.url("knhk", "knhk_app"), max: 4 });
+  archiver = createPostgresDatabase({ connectionString: pg.url("knhk", "knhk_archive_job"), max: 2 });
+  signer = await loadSigner({ db: service, env: {}, log: () => undefined, registrar: owner });
+  ledger = createLedger({ db: service, signer });
+  const where = { CreateBucketConfiguration: { LocationConstraint: MOTO_REGION } } as const;
+  await s3.send(new CreateBucketCommand({ Bucket: LEDGER, ObjectLockEnabledForBucket: true, ...where }));
+  await s3.send(new PutObjectLockConfigurationCommand({ Bucket: LEDGER, ObjectLockConfiguration: objectLockConfiguration({ mode: "COMPLIANCE", years: 7 }) }));
+  await s3.send(new CreateBucketCommand({ Bucket: DATA, ...where }));
+  verifierBin = join((await built).stdout.trim(), "tlog-verify");
+  root = mkdtempSync(join(tmpdir(), "knhk-tlog-archive-"));
+}, 300_000);
+afterAll(async () => {
+  await ledger?.close();
+  for (const db of [archiver, service, owner]) await db?.close().catch(() => undefined);
+  s3?.destroy();
+  await Promise.all([pg?.destroy(), moto?.destroy()]);
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+/** Receipts in waves of 50, the tree advanced and checkpoints signed as the service does. */
+async function grow(count: number): Promise<void> {
+  for (let done = 0; done < count; done += 50) {
+    await Promise.all(Array.from({ length: 50 }, (_, i) => ledger.append({ operation: "tlog.archive", outcome: "success", evidence: { i: done + i }, sector: "generic" })));
+    await advanceTreeFully(service);
+    await checkpointIfDue(service, signer, POLICY);
+  }
+}
+
+async function archive(): Promise<any> {
+  const { stdout, stderr, out, err } = capturedStreams();
+  const env = {
+    ...moto.env,
+    KNHK_ARCHIVE_LEDGER_BUCKET: LEDGER,
+    KNHK_ARCHIVE_DATA_BUCKET: DATA,
+    KNHK_ARCHIVE_RETENTION_MODE: "COMPLIANCE",
+    KNHK_ARCHIVE_RETENTION_DAYS: String(retentionDays({ mode: "COMPLIANCE", years: 7 })),
+    KNHK_OBSERVATION_ARCHIVE_AFTER_DAYS: "90",
+  };
+  const code = await run(["run", "--batch", "100", "--stream", "receipts"], { db: archiver, env, stdout, stderr });
+  expect({ code, err: code === 0 ? "" : err() }).toEqual({ code: 0, err: "" });
+  return JSON.parse(out());
+}
+
+async function keys(prefix: string): Promise<string[]> {
+  const found: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: LEDGER, Prefix: prefix, ContinuationToken: token }));
+    for (const o of page.Contents ?? []) found.push(o.Key as string);
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return found.sort();
+}
+
+const object = async (key: string) => Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: LEDGER, Key: key }))).Body!.transformToByteArray());
+
+/** Downloads the log and checks it with the Go verifier, using only what is in the bucket. */
+async function verifyFromBucket(): Promise<{ sizes: number[]; result: any; expectedTiles: number }> {
+  const dir = mkdtempSync(join(root, "bucket-"));
+  for (const key of await keys("receipts/tlog/tile/")) {
+    const file = join(dir, key.slice("receipts/tlog/".length));
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, await object(key));
+  }
+  const notes = await Promise.all((await keys("receipts/tlog/checkpoints/")).map(async (k) => (await object(k)).toString("utf8")));
+  const signingKey = JSON.parse((await object("receipts/signing-keys/v1.json")).toString("utf8")) as { public_key: string };
+  const hashes = new Map<number, string>();
+  for (const key of (await keys("receipts/")).filter((k) => k.endsWith(".ndjson"))) {
+    for (const line of (await object(key)).toString("utf8").trimEnd().split("\n")) {
+      const receipt = JSON.parse(line) as { seq: number; hash: string };
+      hashes.set(receipt.seq, receipt.hash);
+    }
+  }
+  const sizes = notes.map((n) => Number(n.split("\n")[1]));
+  const tiles = sizes.map((size, c) => {
+    const seqs = [...new Set([1, Math.ceil(size / 2), size])];
+    return { dir, checkpoint: c, indexes: seqs.map((s) => s - 1), data: seqs.map((s) => Buffer.from(hashes.get(s)!, "hex").toString("base64")), older: c > 0 ? [c - 1] : [] };
+  });
+  const file = join(dir, "request.json");
+  writeFileSync(file, JSON.stringify({ vkey: verifierKey(ORIGIN, Buffer.from(signingKey.public_key, "base64")), checkpoints: notes, tiles }));
+  const result = JSON.parse((await exec(verifierBin, [file], { timeout: 120_000, maxBuffer: 64 * 2 ** 20 })).stdout);
+  return { sizes, result, expectedTiles: tiles.reduce((n, t) => n + 1 + t.indexes.length + t.older.length, 0) };
+}
+
+test("every published checkpoint opens, and the tiles rebuild its root, prove receipts and its consistency with the one before", async () => {
+  // Checkpoints at 50 (the first), then every 100: 150, 250, ..., 550.
+  await grow(550);
+  const summary = await archive();
+  expect(summary.receipt_log).toMatchObject({ published_size: 550, checkpoints: 6 });
+  expect(summary.receipt_log.tiles_uploaded).toBeGreaterThan(0);
+
+  const { sizes, result, expectedTiles } = await verifyFromBucket();
+  expect(sizes).toEqual([50, 150, 250, 350, 450, 550]);
+  expect(result.checkpoints.filter((c: any) => !c.ok)).toEqual([]);
+  expect(result.checkpoints.map((c: any) => c.size)).toEqual(sizes);
+  expect(result.tiles).toHaveLength(expectedTiles);
+  expect(result.tiles.filter((t: any) => !t.ok)).toEqual([]);
+
+  const head = await s3.send(new HeadObjectCommand({ Bucket: LEDGER, Key: (await keys("receipts/tlog/checkpoints/")).at(-1)! }));
+  expect(head.ObjectLockMode).toBe("COMPLIANCE");
+  expect(head.ObjectLockRetainUntilDate!.getTime()).toBeGreaterThan(Date.now() + 6 * 365 * 86_400_000);
+});
+
+test("a rerun sends nothing again; a later run publishes only the new checkpoints, consistent with the old", async () => {
+  const before = (await keys("receipts/tlog/")).length;
+  expect((await archive()).receipt_log).toEqual({ checkpoints: 0, tiles_uploaded: 0, tiles_skipped: 0, published_size: 550 });
+  expect((await keys("receipts/tlog/")).length).toBe(before);
+
+  await grow(400);
+  const later = await archive();
+  expect(later.receipt_log).toMatchObject({ published_size: 950, checkpoints: 4 });
+  expect(later.receipt_log.tiles_skipped).toBe(0);
+  const { sizes, result, expectedTiles } = await verifyFromBucket();
+  expect(sizes).toEqual([50, 150, 250, 350, 450, 550, 650, 750, 850, 950]);
+  expect(result.checkpoints.filter((c: any) => !c.ok)).toEqual([]);
+  expect(result.tiles).toHaveLength(expectedTiles);
+  expect(result.tiles.filter((t: any) => !t.ok)).toEqual([]);
+});
