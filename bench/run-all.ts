@@ -33,6 +33,7 @@ const SEQUENCE: readonly Benchmark[] = [
   { name: "receipts-append", file: "bench/receipts-append.ts", args: [], quickArgs: [] },
   { name: "receipts-transit", file: "bench/receipts-transit.ts", args: [], quickArgs: [] },
   { name: "verify-chain", file: "bench/verify-chain.ts", args: [], quickArgs: [] },
+  { name: "receipt-log", file: "bench/receipt-log.ts", args: [], quickArgs: ["--quick"] },
   { name: "api", file: "bench/api.ts", args: [], quickArgs: ["--quick"] },
   { name: "warm-path", file: "bench/warm-path.ts", args: [], quickArgs: ["--quick"] },
   { name: "stack-render", file: "bench/stack-render.ts", args: ["--runs", "3"], quickArgs: ["--runs", "2"] },

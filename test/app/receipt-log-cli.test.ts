@@ -110,6 +110,7 @@ test("prove prints and checks a receipt's proof; verify-log finds an intact log 
   expect((await log.cli("prove", ids[0], "--size", "0")).code).toBe(2);
   expect((await log.cli("prove")).code).toBe(2);
   expect(await log.cli("prove", "00000000-0000-4000-8000-000000000000")).toMatchObject({ code: 1, err: expect.stringMatching(/no receipt/) });
+  expect(await log.cli("prove", "not-a-receipt-id")).toMatchObject({ code: 1, err: expect.stringMatching(/no receipt not-a-receipt-id/) });
 });
 
 test("a truncated tail is reported against the last signed checkpoint, and against an auditor's when the owner also removed the tree and checkpoints", async () => {

@@ -204,3 +204,18 @@ describe("the API's ingest figures", () => {
     expect(renderReport({ results: [withDetect(150)], generatedAt: "now" })).toMatch(/POST \/api\/v1\/patterns\/detect\*\*: the best sustained step was 150 req\/s/);
   });
 });
+
+describe("the receipt log's figures", () => {
+  const result = (figures: unknown): StoredResult => ({ benchmark: "receipt-log", machine: machine(), data: { figures } });
+  test("rows as the benchmark wrote them, an informational row without a verdict", () => {
+    const rows = figuresOf(result([
+      { figure: "inclusion proof", measured: "p95 1.2 ms", reference: "-", target: "p95 < 2 ms", ratio: "0.6x target", met: true },
+      { figure: "tree built", measured: "58,000 receipts/s", reference: "-", target: "-", ratio: "-", met: null },
+    ]));
+    expect(rows.map((r) => [r.figure, r.met])).toEqual([["inclusion proof", true], ["tree built", null]]);
+  });
+  test("a figure that is not text is reported as not understood", () => {
+    expect(figuresOf(result([{ figure: "x", measured: 3 }]))[0].measured).toMatch(/^not understood: figure measured is not text/);
+    expect(figuresOf(result([]))[0].measured).toMatch(/^not understood: no figures/);
+  });
+});

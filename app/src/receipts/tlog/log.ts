@@ -5,7 +5,7 @@
  */
 import type { Sql } from "../../db/types";
 import { leafHash } from "../merkle";
-import { checkpointAt, latestCheckpoint, type StoredCheckpoint } from "./checkpoints";
+import { checkpointAt, type StoredCheckpoint } from "./checkpoints";
 import { readTreeHead, receiptLeafData, storedHashReader } from "./store";
 import { parseTilePath, readTile, TILE_WIDTH } from "./tiles";
 import { consistencyProof, inclusionProof } from "./tree";
@@ -53,10 +53,20 @@ async function signedAt(sql: Sql, size: number, field: string): Promise<StoredCh
 
 /** The inclusion proof of a receipt (by id) in the checkpointed tree of `size` (default: the latest checkpoint). Undefined: no such receipt. */
 export async function proveReceipt(sql: Sql, receiptId: string, size?: number): Promise<InclusionProofAnswer | undefined> {
-  const { rows } = await sql.query<{ seq: string; hash: string }>("SELECT seq::text AS seq, hash FROM receipts WHERE id = $1", [receiptId]);
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(receiptId)) return undefined;
+  // The receipt and its checkpoint (of `size`, else the latest) in one round trip.
+  const { rows } = await sql.query<{ seq: string; hash: string; size: string | null; note: string | null }>(
+    `SELECT r.seq::text AS seq, r.hash, c.size::text AS size, c.note FROM receipts r
+     LEFT JOIN LATERAL (SELECT t.size, t.note FROM receipt_tree_checkpoints t WHERE $2::bigint IS NULL OR t.size = $2 ORDER BY t.size DESC LIMIT 1) c ON true
+     WHERE r.id = $1`,
+    [receiptId, size ?? null],
+  );
   if (!rows[0]) return undefined;
-  const checkpoint = size === undefined ? await latestCheckpoint(sql) : await signedAt(sql, size, "size");
-  if (!checkpoint) throw new LogInputError("size", "the log has no signed checkpoint yet");
+  if (rows[0].size === null || rows[0].note === null) {
+    if (size !== undefined) throw new LogInputError("size", `no signed checkpoint has size ${size}; use the size of a checkpoint (GET /api/v1/receipts/checkpoint gives the latest)`);
+    throw new LogInputError("size", "the log has no signed checkpoint yet");
+  }
+  const checkpoint = { size: Number(rows[0].size), note: rows[0].note };
   const seq = Number(rows[0].seq);
   if (seq > checkpoint.size) throw new LogInputError("size", `receipt seq ${seq} is not in the tree of size ${checkpoint.size}; use a later checkpoint`);
   const data = receiptLeafData(rows[0].hash);
