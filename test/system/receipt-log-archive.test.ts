@@ -6,19 +6,24 @@
  * leaves from the archived receipts. Every published checkpoint opens; the tiles, read by their
  * C2SP paths, rebuild each checkpoint's root, prove sampled receipts and prove each checkpoint
  * consistent with the one before. A rerun sends nothing again; a later run publishes only what is new.
+ * `receipts audit --bucket` does the same checks from the bucket alone, and reports a changed tile
+ * and a checkpoint signed by another key in a copy of the bucket someone could write to.
  */
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectLockConfigurationCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, PutObjectLockConfigurationCommand, S3Client } from "@aws-sdk/client-s3";
+import { generateKeyPairSync, sign } from "node:crypto";
 import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { run } from "../../app/src/cli/archive";
+import { run as runReceipts } from "../../app/src/cli/receipts";
+import { checkpointObjectKey } from "../../app/src/archive/receipt-log";
 import { loadMigrations, migrate } from "../../app/src/db/migrate";
 import { createPostgresDatabase, type PostgresDatabase } from "../../app/src/db/postgres";
 import { createLedger, loadSigner, type Ledger } from "../../app/src/receipts";
 import type { Signer } from "../../app/src/receipts/keys";
-import { verifierKey } from "../../app/src/receipts/tlog/checkpoint";
+import { signCheckpoint, verifierKey } from "../../app/src/receipts/tlog/checkpoint";
 import { checkpointIfDue } from "../../app/src/receipts/tlog/checkpoints";
 import { advanceTreeFully } from "../../app/src/receipts/tlog/store";
 import { objectLockConfiguration, retentionDays } from "../../infra/render/archive";
@@ -171,4 +176,40 @@ test("a rerun sends nothing again; a later run publishes only the new checkpoint
   expect(result.checkpoints.filter((c: any) => !c.ok)).toEqual([]);
   expect(result.tiles).toHaveLength(expectedTiles);
   expect(result.tiles.filter((t: any) => !t.ok)).toEqual([]);
+});
+
+async function audit(bucket: string): Promise<{ code: number; report: any; err: string }> {
+  const { stdout, stderr, out, err } = capturedStreams();
+  const code = await runReceipts(["audit", "--bucket", bucket, "--format", "json"], { db: archiver, env: { ...moto.env }, stdout, stderr });
+  return { code, report: code <= 1 ? JSON.parse(out()) : undefined, err: err() };
+}
+
+test("receipts audit checks the published log from the bucket alone: signatures, roots from tiles, consistency, inclusion of archived receipts", async () => {
+  const { code, report, err } = await audit(LEDGER);
+  expect({ code, findings: report.findings }).toEqual({ code: 0, findings: [] });
+  expect(report).toMatchObject({ ok: true, checkpoints: 10, latestSize: 950, consistencyChecked: 9 });
+  expect(report.receiptsChecked).toBeGreaterThan(0);
+  expect(err).toMatch(/audit: checkpoint 10 of 10 \(size 950\)/);
+});
+
+test("receipts audit reports a changed tile and refuses a checkpoint signed by another key", async () => {
+  // A copy without Object Lock stands for a bucket someone could write to.
+  const copy = "knhk-tlog-tampered";
+  await s3.send(new CreateBucketCommand({ Bucket: copy, CreateBucketConfiguration: { LocationConstraint: MOTO_REGION } }));
+  for (const key of await keys("receipts/")) await s3.send(new PutObjectCommand({ Bucket: copy, Key: key, Body: await object(key) }));
+  const tileKey = "receipts/tlog/tile/0/001";
+  const tile = await object(tileKey);
+  tile[5] ^= 1;
+  await s3.send(new PutObjectCommand({ Bucket: copy, Key: tileKey, Body: tile }));
+  const stranger = generateKeyPairSync("ed25519");
+  const forged = await signCheckpoint(
+    { origin: ORIGIN, size: 960, root: Buffer.alloc(32, 9) },
+    { name: ORIGIN, publicKey: Buffer.from(stranger.publicKey.export({ format: "jwk" }).x!, "base64url"), sign: async (m) => sign(null, m, stranger.privateKey) },
+  );
+  await s3.send(new PutObjectCommand({ Bucket: copy, Key: checkpointObjectKey(960), Body: forged }));
+  const { code, report } = await audit(copy);
+  expect(code).toBe(1);
+  expect(report.findings).toEqual(expect.arrayContaining([expect.objectContaining({ kind: "bad_signature", key: checkpointObjectKey(960) })]));
+  // The roots come from the higher tiles; the leaf-by-leaf rebuild of the latest catches the change.
+  expect(report.findings).toEqual(expect.arrayContaining([{ kind: "tiles", key: checkpointObjectKey(950), detail: "the leaf tiles do not rebuild the root of size 950" }]));
 });

@@ -4,13 +4,17 @@
  * transparency-log commands. prove prints a receipt's inclusion proof against a signed checkpoint
  * and checks it (signature with the registered keys, audit path to the root); verify-log
  * recomputes the tree from the receipts and compares it with every signed checkpoint, the stored
- * head and, with --checkpoint, a checkpoint an auditor kept. Exit 0 when everything holds, 1 when
+ * head and, with --checkpoint, a checkpoint an auditor kept; `audit --bucket <name> [--prefix P]
+ * [--sample N]` checks the published log from the bucket alone (AWS_REGION, AWS_ENDPOINT_URL_S3
+ * and the usual AWS credentials). Exit 0 when everything holds, 1 when
  * something does not, 2 on bad usage. Progress on stderr.
  */
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { readFileSync } from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { verifyInclusion } from "../receipts/merkle";
 import { LogInputError, proveReceipt } from "../receipts/tlog/log";
+import { auditBucket, type AuditReport, type BucketReader } from "../receipts/tlog/audit";
 import { openWithRegisteredKeys, verifyLog, type LogReport } from "../receipts/tlog/verify-log";
 import type { CliContext } from "./context";
 
@@ -101,5 +105,55 @@ export async function verifyLogCommand(args: string[], ctx: CliContext): Promise
     },
   });
   ctx.stdout.write(as === "json" ? `${JSON.stringify(report)}\n` : formatLogReport(report));
+  return report.ok ? 0 : 1;
+}
+
+/** The ledger bucket through the S3 API (read only). */
+export function s3BucketReader(bucket: string, env: NodeJS.ProcessEnv): BucketReader {
+  const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+  if (!region) throw new LogUsageError("AWS_REGION: required (or AWS_DEFAULT_REGION) to read the bucket");
+  const endpoint = env.AWS_ENDPOINT_URL_S3;
+  const credentials = env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) } : undefined;
+  const s3 = new S3Client({ region, ...(endpoint ? { endpoint, forcePathStyle: true } : {}), ...(credentials ? { credentials } : {}), maxAttempts: 5 });
+  return {
+    async list(prefix) {
+      const keys: string[] = [];
+      let token: string | undefined;
+      do {
+        const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+        for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+      return keys.sort();
+    },
+    async read(key) {
+      const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      return Buffer.from(await object.Body!.transformToByteArray());
+    },
+  };
+}
+
+export function formatAuditReport(r: AuditReport): string {
+  return [
+    `published checkpoints: ${r.checkpoints}${r.latestSize === null ? "" : ` (latest size ${r.latestSize})`}, consistency checked: ${r.consistencyChecked}, receipts checked for inclusion: ${r.receiptsChecked}`,
+    ...r.findings.map((f) => `  ${f.kind} ${f.key}: ${f.detail}`),
+    r.ok ? "published log intact" : `PUBLISHED LOG NOT INTACT: ${r.findings.length} finding(s)`,
+    "",
+  ].join("\n");
+}
+
+export async function auditCommand(args: string[], ctx: CliContext, reader: (bucket: string) => BucketReader = (b) => s3BucketReader(b, ctx.env)): Promise<number> {
+  const parsed = options(args, { bucket: { type: "string" }, prefix: { type: "string" }, sample: { type: "string" }, format: { type: "string" } }, 0);
+  const bucket = parsed.values.bucket as string | undefined;
+  if (!bucket) throw new LogUsageError("--bucket: required (the ledger bucket)");
+  const sampleText = parsed.values.sample as string | undefined;
+  if (sampleText !== undefined && !/^[1-9][0-9]{0,6}$/.test(sampleText)) throw new LogUsageError(`--sample: must be a positive integer, got ${JSON.stringify(sampleText)}`);
+  const as = format(parsed.values.format);
+  const report = await auditBucket(reader(bucket), {
+    prefix: (parsed.values.prefix as string | undefined) ?? "receipts/",
+    sample: sampleText === undefined ? undefined : Number(sampleText),
+    onProgress: (line) => ctx.stderr.write(`${line}\n`),
+  });
+  ctx.stdout.write(as === "json" ? `${JSON.stringify(report)}\n` : formatAuditReport(report));
   return report.ok ? 0 : 1;
 }

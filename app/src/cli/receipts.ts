@@ -18,7 +18,7 @@
  *       the migrations.
  *   export-transit-keys
  *       Prints the transit key's public keys as a keys file (JSON) for --trusted-keys.
- *   prove <id> [--size N], verify-log [--checkpoint <file>]
+ *   prove <id> [--size N], verify-log [--checkpoint <file>], audit --bucket <name>
  *       The receipt log (transparency log): see cli/receipt-log.ts.
  *   export --out <dir|-> [--after-seq N]
  *       Writes receipts (seq > N) as NDJSON, one receipt per line, to stdout (-) or to
@@ -39,7 +39,7 @@ import { readDatabaseUrlFile } from "../db/url-file";
 import { recordRun, verificationRun } from "../ledger-jobs";
 import type { ChainFailure, VerificationReport } from "../receipts/types";
 import type { CliContext } from "./context";
-import { LogUsageError, proveCommand, verifyLogCommand } from "./receipt-log";
+import { auditCommand, LogUsageError, proveCommand, verifyLogCommand } from "./receipt-log";
 
 const USAGE = `usage:
   knhk receipts verify-chain [--format text|json] [--limit N] [--incremental] [--workers N] [--record-run]
@@ -50,6 +50,7 @@ const USAGE = `usage:
   knhk receipts export --out <dir|-> [--after-seq N]
   knhk receipts prove <receipt id> [--size N] [--format text|json]
   knhk receipts verify-log [--checkpoint <file>] [--format text|json]
+  knhk receipts audit --bucket <ledger bucket> [--prefix receipts/] [--sample N] [--format text|json]
 `;
 
 class UsageError extends Error {}
@@ -327,6 +328,8 @@ export async function run(args: string[], ctx: CliContext): Promise<number> {
         return await proveCommand(rest, ctx);
       case "verify-log":
         return await verifyLogCommand(rest, ctx);
+      case "audit":
+        return await auditCommand(rest, ctx);
       case undefined:
       case "help":
       case "--help":

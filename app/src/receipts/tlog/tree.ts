@@ -250,3 +250,62 @@ export class TreeFrontier {
     return hash;
   }
 }
+
+const trailingZeros = (n: number): number => {
+  let count = 0;
+  for (let x = n; x > 0 && x % 2 === 0; x /= 2) count++;
+  return count;
+};
+
+/** The level and node number of a stored hash index (the inverse of storedHashIndex). */
+export function splitStoredHashIndex(index: number): { level: number; n: number } {
+  checkCount("index", index);
+  let n = Math.floor(index / 2);
+  let indexN = storedHashIndex(0, n);
+  for (;;) {
+    const x = indexN + 1 + trailingZeros(n + 1);
+    if (x > index) break;
+    n++;
+    indexN = x;
+  }
+  const level = index - indexN;
+  return { level, n: Math.floor(n / 2 ** level) };
+}
+
+/**
+ * Whether `proof` shows the tree of `size` leaves with root `root` extends the tree of its first
+ * `from` leaves with root `fromRoot` (RFC 9162 2.1.4.2). A malformed proof is false, never an error.
+ */
+export function verifyConsistency(fromRoot: Buffer, root: Buffer, from: number, size: number, proof: readonly Buffer[]): boolean {
+  if (!Number.isSafeInteger(from) || !Number.isSafeInteger(size) || from < 1 || from > size) return false;
+  if (from === size) return proof.length === 0 && fromRoot.equals(root);
+  // A power-of-two first tree is a node of the second: its root starts the path.
+  const path = Number.isInteger(Math.log2(from)) ? [fromRoot, ...proof] : [...proof];
+  if (path.length === 0 || path.some((p) => p.length !== HASH_BYTES)) return false;
+  let fn = from - 1;
+  let sn = size - 1;
+  while (fn % 2 === 1) {
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  let fr = path[0];
+  let sr = path[0];
+  for (const c of path.slice(1)) {
+    if (sn === 0) return false;
+    if (fn % 2 === 1 || fn === sn) {
+      fr = nodeHash(c, fr);
+      sr = nodeHash(c, sr);
+      if (fn % 2 === 0) {
+        while (fn % 2 === 0 && fn !== 0) {
+          fn = Math.floor(fn / 2);
+          sn = Math.floor(sn / 2);
+        }
+      }
+    } else {
+      sr = nodeHash(sr, c);
+    }
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  return sn === 0 && fr.equals(fromRoot) && sr.equals(root);
+}
