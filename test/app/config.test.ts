@@ -30,6 +30,18 @@ test("defaults: embedded database, no Redis, documented ports, pool and timings"
   expect(config.oidc).toEqual({ issuers: [], clockToleranceSeconds: 60, maxTokenAgeSeconds: 3600 });
   expect(config.rateLimit).toEqual({ max: 600, windowSeconds: 60 });
   expect(config.telemetry).toEqual({ otlpEndpoint: undefined, serviceName: "knhk-closed-loop" });
+  expect(config.tlog).toEqual({ origin: "knhk.local/receipts", checkpointEveryReceipts: 1000, checkpointIntervalSeconds: 60 });
+});
+
+test("the receipt log's settings: an origin a signed note can carry, bounded checkpoint policy", () => {
+  expect(loadConfig({ KNHK_TLOG_ORIGIN: "knhk.example.com/prod/receipts", KNHK_TLOG_CHECKPOINT_EVERY_RECEIPTS: "500", KNHK_TLOG_CHECKPOINT_INTERVAL_SECONDS: "30" }).tlog).toEqual({
+    origin: "knhk.example.com/prod/receipts",
+    checkpointEveryReceipts: 500,
+    checkpointIntervalSeconds: 30,
+  });
+  for (const origin of ["has space", "a+b", "tab\there", "\u2014dash", "x".repeat(256)]) refused({ KNHK_TLOG_ORIGIN: origin }, "KNHK_TLOG_ORIGIN", /printable ASCII/);
+  refused({ KNHK_TLOG_CHECKPOINT_EVERY_RECEIPTS: "0" }, "KNHK_TLOG_CHECKPOINT_EVERY_RECEIPTS", /at least 1/);
+  refused({ KNHK_TLOG_CHECKPOINT_INTERVAL_SECONDS: "86401" }, "KNHK_TLOG_CHECKPOINT_INTERVAL_SECONDS", /at most 86400/);
 });
 
 test("values are read and converted", () => {
