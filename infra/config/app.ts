@@ -1,5 +1,6 @@
 /** `knhk:app`: the KNHK service (blue/green Deployments, Service, HPA, ConfigMap). */
 import { z } from "zod";
+import { TLOG_ORIGIN } from "../../app/src/config/env";
 import { containerResources, imageRepository, imageVersion, resources } from "./common";
 import { oidcSection } from "./oidc";
 
@@ -17,6 +18,8 @@ export const appSettings = z
     PATTERN_WINDOW_SECONDS: positiveInt.default(60),
     VALIDATION_TIMEOUT_MS: positiveInt.default(100),
     KNHK_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+    /** The receipt log's origin line in its signed checkpoints; one per deployment (service default: knhk.local/receipts). */
+    KNHK_TLOG_ORIGIN: z.string().regex(TLOG_ORIGIN.pattern, TLOG_ORIGIN.rule).optional(),
   })
   .strict()
   .superRefine((s, ctx) => {

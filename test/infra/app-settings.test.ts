@@ -59,6 +59,24 @@ describe("the rendered prod ConfigMap, read by the service", () => {
   });
 });
 
+describe("the receipt log's origin", () => {
+  test("prod and staging name their own; the service reads it from the ConfigMap; the local stack keeps the service default", () => {
+    for (const [stack, origin] of [["prod", "knhk.prod/receipts"], ["staging", "knhk.staging/receipts"]]) {
+      const cfg = parseStackConfig(stack, testStackConfigFile(stack));
+      expect(loadConfig(renderAppSettings(cfg.app, { redis: REDIS })).tlog.origin).toBe(origin);
+    }
+    const local = parseStackConfig("local", {});
+    expect(renderAppSettings(local.app, { redis: REDIS }).KNHK_TLOG_ORIGIN).toBeUndefined();
+  });
+
+  test("an origin a signed note cannot carry is refused by the stack config, naming the key, as the service would", () => {
+    for (const origin of ["two words", "a+b"]) {
+      expect(() => parseStackConfig("local", { "knhk:app": { settings: { KNHK_TLOG_ORIGIN: origin } } })).toThrow(/knhk:app\.settings\.KNHK_TLOG_ORIGIN.*printable ASCII/);
+      expect(() => loadConfig({ KNHK_TLOG_ORIGIN: origin })).toThrow(/KNHK_TLOG_ORIGIN: must be 1-255 printable ASCII/);
+    }
+  });
+});
+
 describe("renderAppSettings", () => {
   test("the local stack: no issuer, the embedded database's directory", () => {
     const cfg = parseStackConfig("local", {});

@@ -56,6 +56,9 @@ const hostPortList = z
 export const COLORS = ["blue", "green"] as const;
 export type Color = (typeof COLORS)[number];
 
+/** What a checkpoint's origin line (and the note key's name) may be: the service and the stack config check it alike. */
+export const TLOG_ORIGIN = { pattern: /^[\x21-\x2a\x2c-\x7e]{1,255}$/, rule: 'must be 1-255 printable ASCII characters without spaces or "+"' } as const;
+
 /** The receipt log's checkpoint settings when KNHK_TLOG_* are unset. */
 export const TLOG_DEFAULTS = { origin: "knhk.local/receipts", everyReceipts: 1000, intervalSeconds: 60 } as const;
 
@@ -96,7 +99,7 @@ const envSchema = z.object({
   /** POST /api/v1/observations/batch: up to 1,000 observations of a few KiB each. */
   KNHK_BATCH_BODY_LIMIT_BYTES: int(1024, 64 * 1024 * 1024, 4 * 1024 * 1024),
   /** The receipt log's origin line in its checkpoints (and the note key's name): unique per deployment. */
-  KNHK_TLOG_ORIGIN: optionalText.pipe(z.string().regex(/^[\x21-\x2a\x2c-\x7e]{1,255}$/, 'must be 1-255 printable ASCII characters without spaces or "+"').optional()).transform((v) => v ?? TLOG_DEFAULTS.origin),
+  KNHK_TLOG_ORIGIN: optionalText.pipe(z.string().regex(TLOG_ORIGIN.pattern, TLOG_ORIGIN.rule).optional()).transform((v) => v ?? TLOG_DEFAULTS.origin),
   /** A new checkpoint once the tree grew by this many receipts, or when the last is older than the interval. */
   KNHK_TLOG_CHECKPOINT_EVERY_RECEIPTS: int(1, 10_000_000, TLOG_DEFAULTS.everyReceipts),
   KNHK_TLOG_CHECKPOINT_INTERVAL_SECONDS: int(1, 86_400, TLOG_DEFAULTS.intervalSeconds),
