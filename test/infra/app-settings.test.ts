@@ -60,8 +60,8 @@ describe("the rendered prod ConfigMap, read by the service", () => {
 });
 
 describe("the receipt log's origin", () => {
-  test("prod and staging name their own; the service reads it from the ConfigMap; the local stack keeps the service default", () => {
-    for (const [stack, origin] of [["prod", "knhk.prod/receipts"], ["staging", "knhk.staging/receipts"]]) {
+  test("dev, staging and prod name their own; the service reads it from the ConfigMap; the local stack keeps the service default", () => {
+    for (const [stack, origin] of [["prod", "knhk.prod/receipts"], ["staging", "knhk.staging/receipts"], ["dev", "knhk.dev/receipts"]]) {
       const cfg = parseStackConfig(stack, testStackConfigFile(stack));
       expect(loadConfig(renderAppSettings(cfg.app, { redis: REDIS })).tlog.origin).toBe(origin);
     }
