@@ -8,7 +8,7 @@
  * still verify; a sealed Vault fails the write cleanly (nothing stored, nothing lost); TLS with a
  * CA file.
  */
-import { createPublicKey, generateKeyPairSync } from "node:crypto";
+import { createPublicKey, generateKeyPairSync, verify as verifySignature } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,6 +26,8 @@ import {
   type Signer,
 } from "../../app/src/receipts";
 import { rawPublicKey } from "../../app/src/receipts/keys";
+import { openCheckpoint, signCheckpoint } from "../../app/src/receipts/tlog/checkpoint";
+import { noteSigner } from "../../app/src/receipts/tlog/checkpoints";
 import { readTransitKeys, transitSettingsFromEnv, type TransitSigner } from "../../app/src/receipts/vault-transit";
 import { startOpenBao, type TestOpenBao } from "../support/openbao";
 import { waitFor } from "../support/ports";
@@ -208,6 +210,31 @@ describe("signing through transit", () => {
       expect((await ledger.append(receipt(4))).seq).toBe(4);
       await ledger.close();
       expect((await verifyChain({ db: s.db.service, trustedKeys: await vaultKeys(s.key) })).ok).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe("the receipt log's checkpoints through transit", () => {
+  test("a checkpoint note signed by the transit key (over the note text, one sign request) opens with the public key Vault publishes, and not with another version's", async () => {
+    const s = await setup();
+    try {
+      expect((await s.register()).code).toBe(0);
+      const signer = await s.signer();
+      const before = signRequests(s.key.name);
+      const note = await signCheckpoint({ origin: "knhk.test/transit", size: 42, root: Buffer.alloc(32, 3) }, noteSigner(signer, "knhk.test/transit"));
+      expect(signRequests(s.key.name) - before).toBe(1);
+      const published = Buffer.from((await vaultKeys(s.key)).get(1)!, "base64");
+      const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: published.toString("base64url") }, format: "jwk" });
+      const verifier = { name: "knhk.test/transit", publicKey: published, verify: (m: Buffer, sig: Buffer) => verifySignature(null, m, key, sig) };
+      expect(openCheckpoint(note, [verifier]).checkpoint).toEqual({ origin: "knhk.test/transit", size: 42, root: Buffer.alloc(32, 3) });
+      // Version 2 exists in transit but is not what signed: the note does not open with it.
+      await s.key.rotate();
+      const v2 = Buffer.from((await vaultKeys(s.key)).get(2)!, "base64");
+      const key2 = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: v2.toString("base64url") }, format: "jwk" });
+      expect(() => openCheckpoint(note, [{ name: "knhk.test/transit", publicKey: v2, verify: (m: Buffer, sig: Buffer) => verifySignature(null, m, key2, sig) }])).toThrow(/no signature by a known key/);
+      await expect(signer.signMessage(Buffer.from("x"), 9)).rejects.toThrow(/key_version 9 is not a registered version/);
     } finally {
       await s.close();
     }

@@ -7,7 +7,7 @@
  */
 import type { Sql } from "../../db/types";
 import type { Signer } from "../keys";
-import { signCheckpoint } from "./checkpoint";
+import { signCheckpoint, type NoteSigner } from "./checkpoint";
 import { readTreeHead } from "./store";
 
 export interface CheckpointPolicy {
@@ -58,6 +58,13 @@ export function checkpointDue(head: { size: number }, last: StoredCheckpoint | u
   return head.size - last.size >= policy.everyReceipts || now - last.createdAt.getTime() >= policy.intervalMs;
 }
 
+/** The receipt signer's current version as a note signer whose key name is the log's origin. */
+export function noteSigner(signer: Signer, origin: string): NoteSigner {
+  const keyVersion = signer.keyVersion;
+  const publicKey = Buffer.from(signer.publicKey, "base64");
+  return { name: origin, publicKey, sign: async (m) => Buffer.from(await signer.signMessage(m, keyVersion), "base64") };
+}
+
 /**
  * Signs and stores a checkpoint of the tree's head if one is due; returns the latest checkpoint.
  * Two processes racing for one size store one note (the first insert wins; the other reads it).
@@ -66,10 +73,7 @@ export async function checkpointIfDue(sql: Sql, signer: Signer, policy: Checkpoi
   const [head, last] = await Promise.all([readTreeHead(sql), latestCheckpoint(sql)]);
   if (!checkpointDue(head, last, policy, now)) return last;
   const keyVersion = signer.keyVersion;
-  const note = await signCheckpoint(
-    { origin: policy.origin, size: head.size, root: head.root },
-    { name: policy.origin, publicKey: Buffer.from(signer.publicKey, "base64"), sign: async (m) => Buffer.from(await signer.signMessage(m, keyVersion), "base64") },
-  );
+  const note = await signCheckpoint({ origin: policy.origin, size: head.size, root: head.root }, noteSigner(signer, policy.origin));
   await sql.query("INSERT INTO receipt_tree_checkpoints (size, root, key_version, note) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING", [head.size, head.root, keyVersion, note]);
   return checkpointAt(sql, head.size);
 }
