@@ -258,7 +258,7 @@ describe("checked by the Go checksum database's tlog and note packages", () => {
     expect(result.tiles.filter((r) => !r.ok)).toEqual([]);
     // Our own reader opens them too and agrees on the root.
     for (const [c, note] of notes.entries()) {
-      expect(openCheckpoint(note, [noteVerifier(signer)]).checkpoint).toEqual({ origin: ORIGIN, size: sizes[c], root: await treeHash(sizes[c], log.read) });
+      expect(openCheckpoint(note, [noteVerifier(signer)])).toEqual({ origin: ORIGIN, size: sizes[c], root: await treeHash(sizes[c], log.read) });
     }
   });
 

@@ -142,14 +142,14 @@ export function formatAuditReport(r: AuditReport): string {
   ].join("\n");
 }
 
-export async function auditCommand(args: string[], ctx: CliContext, reader: (bucket: string) => BucketReader = (b) => s3BucketReader(b, ctx.env)): Promise<number> {
+export async function auditCommand(args: string[], ctx: CliContext): Promise<number> {
   const parsed = options(args, { bucket: { type: "string" }, prefix: { type: "string" }, sample: { type: "string" }, format: { type: "string" } }, 0);
   const bucket = parsed.values.bucket as string | undefined;
   if (!bucket) throw new LogUsageError("--bucket: required (the ledger bucket)");
   const sampleText = parsed.values.sample as string | undefined;
   if (sampleText !== undefined && !/^[1-9][0-9]{0,6}$/.test(sampleText)) throw new LogUsageError(`--sample: must be a positive integer, got ${JSON.stringify(sampleText)}`);
   const as = format(parsed.values.format);
-  const report = await auditBucket(reader(bucket), {
+  const report = await auditBucket(s3BucketReader(bucket, ctx.env), {
     prefix: (parsed.values.prefix as string | undefined) ?? "receipts/",
     sample: sampleText === undefined ? undefined : Number(sampleText),
     onProgress: (line) => ctx.stderr.write(`${line}\n`),

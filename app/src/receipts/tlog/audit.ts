@@ -53,7 +53,7 @@ export async function auditBucket(bucket: BucketReader, options: AuditOptions = 
       return { name: origin, publicKey: Buffer.from(k.public_key, "base64"), verify: (m: Buffer, s: Buffer) => verify(null, m, publicKey, s) };
     });
     try {
-      opened.push({ key, checkpoint: openCheckpoint(note, verifiers).checkpoint });
+      opened.push({ key, checkpoint: openCheckpoint(note, verifiers) });
     } catch (error) {
       findings.push({ kind: "bad_signature", key, detail: (error as Error).message });
     }

@@ -63,18 +63,12 @@ export async function signCheckpoint(c: Checkpoint, signer: NoteSigner): Promise
   return `${text}\n${SIGNATURE_PREFIX}${signer.name} ${Buffer.concat([keyId(signer.name, signer.publicKey), signature]).toString("base64")}\n`;
 }
 
-export interface OpenedNote {
-  readonly checkpoint: Checkpoint;
-  /** Signature lines by key name and id whose signature verified. */
-  readonly verifiedBy: string[];
-}
-
 /**
  * Opens a signed checkpoint note with the given verifiers (`verify(message, signature)` of each
  * known key): the note is refused unless at least one known key's signature verifies. The
  * text is untrusted input: every malformed part is an error naming it.
  */
-export function openCheckpoint(note: string, verifiers: ReadonlyArray<{ name: string; publicKey: Buffer; verify(message: Buffer, signature: Buffer): boolean }>): OpenedNote {
+export function openCheckpoint(note: string, verifiers: ReadonlyArray<{ name: string; publicKey: Buffer; verify(message: Buffer, signature: Buffer): boolean }>): Checkpoint {
   const split = note.lastIndexOf("\n\n");
   if (split < 0 || !note.endsWith("\n")) throw new Error("note: no blank line between text and signatures, or no final newline");
   const text = note.slice(0, split + 1);
@@ -85,7 +79,7 @@ export function openCheckpoint(note: string, verifiers: ReadonlyArray<{ name: st
   const root = Buffer.from(rootText, "base64");
   if (root.length !== HASH_BYTES || root.toString("base64") !== rootText) throw new Error("checkpoint: root line is not a base64 SHA-256 hash");
   checkName("origin", origin);
-  const verifiedBy: string[] = [];
+  let verified = false;
   for (const line of note.slice(split + 2, -1).split("\n")) {
     if (!line.startsWith(SIGNATURE_PREFIX)) throw new Error(`note: signature line ${JSON.stringify(line)} does not start with "\u2014 "`);
     const [name, blob, ...rest] = line.slice(SIGNATURE_PREFIX.length).split(" ");
@@ -94,10 +88,10 @@ export function openCheckpoint(note: string, verifiers: ReadonlyArray<{ name: st
     const id = bytes.subarray(0, 4);
     for (const v of verifiers) {
       if (v.name === name && keyId(v.name, v.publicKey).equals(id) && bytes.length === 68 && v.verify(Buffer.from(text, "utf8"), bytes.subarray(4))) {
-        verifiedBy.push(`${name}+${id.toString("hex")}`);
+        verified = true;
       }
     }
   }
-  if (verifiedBy.length === 0) throw new Error("note: no signature by a known key verifies");
-  return { checkpoint: { origin, size: Number(sizeText), root }, verifiedBy };
+  if (!verified) throw new Error("note: no signature by a known key verifies");
+  return { origin, size: Number(sizeText), root };
 }

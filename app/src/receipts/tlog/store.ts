@@ -3,7 +3,7 @@
  * since the tree's head, in seq order, with the stored hashes they add and the new root, in one
  * transaction under the head's row lock, so concurrent writers (every service process) queue and
  * a crash leaves the tree exactly at a previous head. It refuses to skip: the next receipt must
- * have seq = head size + 1. `replayTree` recomputes the root from the receipts alone.
+ * have seq = head size + 1. verify-log.ts recomputes the tree from the receipts alone.
  */
 import type { Database, Sql } from "../../db/types";
 import { leafHash } from "../merkle";
@@ -79,18 +79,4 @@ export async function advanceTreeFully(db: Database, onStep?: (r: AdvanceResult)
     if (r.to === r.from) return { size: r.to, root: r.root };
     onStep?.(r);
   }
-}
-
-/** The root of the tree over the first `size` receipts, recomputed from the receipts alone (pages of `page`). */
-export async function replayTree(sql: Sql, size: number, page = 10_000): Promise<Buffer> {
-  const frontier = TreeFrontier.empty();
-  while (frontier.size < size) {
-    const { rows } = await sql.query<{ seq: string; hash: string }>("SELECT seq::text AS seq, hash FROM receipts WHERE seq > $1 AND seq <= $2 ORDER BY receipts.seq LIMIT $3", [frontier.size, size, page]);
-    if (rows.length === 0) throw new Error(`receipts end at seq ${frontier.size}: the tree covers ${size}`);
-    for (const row of rows) {
-      if (Number(row.seq) !== frontier.size + 1) throw new Error(`receipt seq ${frontier.size + 1} is missing (next is ${row.seq})`);
-      frontier.append(leafHash(receiptLeafData(row.hash)));
-    }
-  }
-  return frontier.root();
 }

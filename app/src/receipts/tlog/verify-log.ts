@@ -48,7 +48,7 @@ export async function registeredNoteVerifiers(sql: Sql, name: string) {
 /** Opens a note with the registered keys (its first line names the origin and key). */
 export async function openWithRegisteredKeys(sql: Sql, note: string): Promise<Checkpoint> {
   const origin = note.split("\n", 1)[0];
-  return openCheckpoint(note, await registeredNoteVerifiers(sql, origin)).checkpoint;
+  return openCheckpoint(note, await registeredNoteVerifiers(sql, origin));
 }
 
 export interface VerifyLogOptions {
@@ -85,10 +85,9 @@ export async function verifyLog(sql: Sql, options: VerifyLogOptions = {}): Promi
       }
     }
   }
-  let remembered: Checkpoint | undefined;
   if (options.remembered !== undefined) {
     try {
-      remembered = await openWithRegisteredKeys(sql, options.remembered);
+      const remembered = await openWithRegisteredKeys(sql, options.remembered);
       expect(remembered.size, remembered.root, "the remembered checkpoint");
     } catch (error) {
       findings.push({ kind: "bad_signature", size: 0, detail: `the remembered checkpoint: ${(error as Error).message}` });
