@@ -66,6 +66,5 @@ INSERT INTO receipt_tree_publication (singleton) VALUES (true);
 REVOKE ALL ON receipt_tree_hashes, receipt_tree_head, receipt_tree_checkpoints, receipt_tree_publication FROM PUBLIC;
 GRANT SELECT, INSERT ON receipt_tree_hashes, receipt_tree_checkpoints TO knhk_service;
 GRANT SELECT, UPDATE ON receipt_tree_head TO knhk_service;
-GRANT SELECT ON receipt_tree_hashes, receipt_tree_head, receipt_tree_checkpoints TO knhk_archiver, knhk_verifier;
+GRANT SELECT ON receipt_tree_hashes, receipt_tree_head, receipt_tree_checkpoints TO knhk_archiver;
 GRANT SELECT, UPDATE ON receipt_tree_publication TO knhk_archiver;
-GRANT SELECT ON receipt_tree_publication TO knhk_service;

@@ -57,14 +57,23 @@ let s3: S3Client;
 const databases: PostgresDatabase[] = [];
 
 /** A migrated database, used through a LOGIN member of knhk_service (as the service runs). */
-async function freshDatabase(name: string): Promise<{ owner: PostgresDatabase; service: PostgresDatabase; url: string }> {
+/** The archive job's login, as the Vault role creates it: a member of knhk_archiver only. */
+const ARCHIVE_LOGIN = "knhk_archive_job";
+
+async function freshDatabase(name: string): Promise<{ owner: PostgresDatabase; service: PostgresDatabase; archiver: PostgresDatabase; url: string }> {
   await pg.createDatabase(name);
   const owner = createPostgresDatabase({ connectionString: pg.url(name), max: 2 });
   await migrate(owner);
-  await pg.psql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'knhk_app') THEN CREATE ROLE knhk_app LOGIN; END IF; END $$; GRANT knhk_service TO knhk_app;", name);
+  await pg.psql(
+    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'knhk_app') THEN CREATE ROLE knhk_app LOGIN; END IF; " +
+      `IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${ARCHIVE_LOGIN}') THEN CREATE ROLE ${ARCHIVE_LOGIN} LOGIN; END IF; END $$; ` +
+      `GRANT knhk_service TO knhk_app; GRANT knhk_archiver TO ${ARCHIVE_LOGIN};`,
+    name,
+  );
   const service = createPostgresDatabase({ connectionString: pg.url(name, "knhk_app"), max: 4 });
-  databases.push(owner, service);
-  return { owner, service, url: pg.url(name, "knhk_app") };
+  const archiver = createPostgresDatabase({ connectionString: pg.url(name, ARCHIVE_LOGIN), max: 2 });
+  databases.push(owner, service, archiver);
+  return { owner, service, archiver, url: pg.url(name, "knhk_app") };
 }
 
 async function createBuckets(ledger: string, data: string): Promise<void> {
@@ -179,7 +188,7 @@ afterAll(async () => {
 describe("archive run against PostgreSQL 15 and moto", () => {
   const LEDGER = "knhk-test-ledger";
   const DATA = "knhk-test-data";
-  let db: { owner: PostgresDatabase; service: PostgresDatabase };
+  let db: { owner: PostgresDatabase; service: PostgresDatabase; archiver: PostgresDatabase };
   let env: Record<string, string>;
   let firstSummary: ArchiveSummary;
   let firstErr: string;
@@ -193,7 +202,7 @@ describe("archive run against PostgreSQL 15 and moto", () => {
     await appendAudit(db.owner, 3, new Date()); // younger than the settle horizon: stays for the next run
     await appendObservations(db.owner, 150, new Date(Date.now() - 100 * DAY));
     await appendObservations(db.owner, 10, new Date(Date.now() - 2 * DAY)); // not 90 days old yet
-    const c = cli(db.service, env);
+    const c = cli(db.archiver, env);
     expect(await run(["run", "--batch", "100"], c.ctx)).toBe(0);
     firstSummary = JSON.parse(c.out()) as ArchiveSummary;
     firstErr = c.err();
@@ -310,7 +319,7 @@ describe("archive run against PostgreSQL 15 and moto", () => {
 
   test("a rerun uploads nothing; later rows go into new objects only", async () => {
     const before = (await versionsOf(LEDGER)).length + (await versionsOf(DATA)).length;
-    const again = cli(db.service, env);
+    const again = cli(db.archiver, env);
     expect(await run(["run", "--batch", "100"], again.ctx)).toBe(0);
     expect(JSON.parse(again.out())).toEqual({
       ok: true,
@@ -325,7 +334,7 @@ describe("archive run against PostgreSQL 15 and moto", () => {
     expect((await versionsOf(LEDGER)).length + (await versionsOf(DATA)).length).toBe(before);
 
     await appendReceipts(db, 30, 250);
-    const more = cli(db.service, env);
+    const more = cli(db.archiver, env);
     expect(await run(["run", "--batch", "100", "--stream", "receipts"], more.ctx)).toBe(0);
     const summary = JSON.parse(more.out()) as ArchiveSummary;
     expect(summary.streams).toEqual({ receipts: { uploaded: 1, skipped: 0, records: 30, last_position: 280 } });
@@ -334,7 +343,7 @@ describe("archive run against PostgreSQL 15 and moto", () => {
 
   test("a failed upload exits 1 naming the object key and the S3 error", async () => {
     await appendReceipts(db, 5, 280);
-    const c = cli(db.service, { ...env, KNHK_ARCHIVE_LEDGER_BUCKET: "knhk-no-such-bucket" });
+    const c = cli(db.archiver, { ...env, KNHK_ARCHIVE_LEDGER_BUCKET: "knhk-no-such-bucket" });
     expect(await run(["run", "--stream", "receipts"], c.ctx)).toBe(1);
     expect(c.err()).toMatch(/archive: failed: s3:\/\/knhk-no-such-bucket\/receipts\/signing-keys\/v1\.json: PutObject failed: NoSuchBucket/);
     expect(JSON.parse(c.out())).toMatchObject({ ok: false, error: { bucket: "knhk-no-such-bucket", key: "receipts/signing-keys/v1.json" } });
@@ -369,7 +378,7 @@ function failingBeforeUpload(inner: S3Sender, pattern: RegExp): S3Sender {
 describe("interrupted runs resume without duplicates", () => {
   const LEDGER = "knhk-resume-ledger";
   const DATA = "knhk-resume-data";
-  let db: { owner: PostgresDatabase; service: PostgresDatabase };
+  let db: { owner: PostgresDatabase; service: PostgresDatabase; archiver: PostgresDatabase };
   let config: ArchiveConfig;
 
   beforeAll(async () => {
@@ -383,7 +392,7 @@ describe("interrupted runs resume without duplicates", () => {
   test("a crash after an upload but before its checkpoint: the rerun finds the object and skips it", async () => {
     // Signing key, receipts 1..100 and 101..200 go through; the partial batch 201..250 is uploaded, then the "crash".
     const crashing = crashingAfterUpload(s3, 3);
-    const error = await archiveRun({ db: db.service, s3: crashing, config, batchSize: 100 }).catch((e: unknown) => e);
+    const error = await archiveRun({ db: db.archiver, s3: crashing, config, batchSize: 100 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ArchiveRunError);
     expect((error as ArchiveRunError).message).toMatch(/000000000201-000000000250\.ndjson: PutObject failed: Error: injected crash/);
     expect((error as ArchiveRunError).summary.streams.receipts).toEqual({ uploaded: 2, skipped: 0, records: 200, last_position: 200 });
@@ -395,7 +404,7 @@ describe("interrupted runs resume without duplicates", () => {
     // New receipts arrive meanwhile: the staged batch is repeated exactly (201..250, not 201..270).
     await appendReceipts(db, 20, 250);
     const progress: string[] = [];
-    const resumed = await archiveRun({ db: db.service, s3, config, batchSize: 100, progress: (l) => progress.push(l) });
+    const resumed = await archiveRun({ db: db.archiver, s3, config, batchSize: 100, progress: (l) => progress.push(l) });
     expect(resumed.streams.receipts).toEqual({ uploaded: 1, skipped: 1, records: 70, last_position: 270 });
     expect(resumed.streams.audit).toEqual({ uploaded: 1, skipped: 0, records: 50, last_position: 50 });
     expect(progress).toContain(`archive: receipts 50/70 skipped s3://${LEDGER}/${(await listKeys(LEDGER, "receipts/2"))[2]}`);
@@ -417,9 +426,9 @@ describe("interrupted runs resume without duplicates", () => {
 
   test("a failed upload (nothing stored) is retried by the next run", async () => {
     await appendReceipts(db, 150, 270);
-    const error = await archiveRun({ db: db.service, s3: failingBeforeUpload(s3, /000000000271-/), config, batchSize: 100, streams: ["receipts"] }).catch((e: unknown) => e);
+    const error = await archiveRun({ db: db.archiver, s3: failingBeforeUpload(s3, /000000000271-/), config, batchSize: 100, streams: ["receipts"] }).catch((e: unknown) => e);
     expect((error as ArchiveRunError).message).toMatch(/000000000271-000000000370\.ndjson: PutObject failed: InternalError: We encountered an internal error/);
-    const resumed = await archiveRun({ db: db.service, s3, config, batchSize: 100, streams: ["receipts"] });
+    const resumed = await archiveRun({ db: db.archiver, s3, config, batchSize: 100, streams: ["receipts"] });
     expect(resumed.streams.receipts).toEqual({ uploaded: 2, skipped: 0, records: 150, last_position: 420 });
     const versions = await versionsOf(LEDGER);
     expect(new Set(versions.map((v) => v.Key)).size).toBe(versions.length);
@@ -430,7 +439,7 @@ describe("interrupted runs resume without duplicates", () => {
     const all = await listReceipts(db.service, { afterSeq: 420, limit: 10 });
     const key = `receipts/${day(all[0].created_at)}/${pad(421)}-${pad(430)}.ndjson`;
     await s3.send(new PutObjectCommand({ Bucket: LEDGER, Key: key, Body: "not the receipts\n", ChecksumAlgorithm: "SHA256", ObjectLockMode: "COMPLIANCE", ObjectLockRetainUntilDate: new Date(Date.now() + DAY) }));
-    const error = await archiveRun({ db: db.service, s3, config, streams: ["receipts"] }).catch((e: unknown) => e);
+    const error = await archiveRun({ db: db.archiver, s3, config, streams: ["receipts"] }).catch((e: unknown) => e);
     expect((error as ArchiveRunError).summary.error).toMatchObject({ bucket: LEDGER, key });
     expect((error as Error).message).toMatch(/already exists with different content/);
   });
@@ -439,7 +448,7 @@ describe("interrupted runs resume without duplicates", () => {
     await db.service.session(async (s) => {
       await s.query("SELECT pg_advisory_lock(hashtext('knhk.archive'))");
       try {
-        await expect(archiveRun({ db: db.service, s3, config })).rejects.toThrow(/another archive run holds the archive lock/);
+        await expect(archiveRun({ db: db.archiver, s3, config })).rejects.toThrow(/another archive run holds the archive lock/);
       } finally {
         await s.query("SELECT pg_advisory_unlock(hashtext('knhk.archive'))");
       }
@@ -450,7 +459,7 @@ describe("interrupted runs resume without duplicates", () => {
 describe("archive restore --from-s3", () => {
   const LEDGER = "knhk-restore-ledger";
   const DATA = "knhk-restore-data";
-  let source: { owner: PostgresDatabase; service: PostgresDatabase };
+  let source: { owner: PostgresDatabase; service: PostgresDatabase; archiver: PostgresDatabase };
   let env: Record<string, string>;
 
   beforeAll(async () => {
@@ -459,7 +468,7 @@ describe("archive restore --from-s3", () => {
     env = archiveEnv(LEDGER, DATA);
     await appendReceipts(source, 230);
     await appendAudit(source.owner, 40, new Date(Date.now() - 3600_000));
-    expect(await run(["run", "--batch", "100"], cli(source.service, env).ctx)).toBe(0);
+    expect(await run(["run", "--batch", "100"], cli(source.archiver, env).ctx)).toBe(0);
   });
 
   test("re-imports receipts and audit into an empty database and verifies the chain", async () => {
@@ -540,7 +549,8 @@ describe("the CLI process: npm run knhk -- archive run", () => {
     const db = await freshDatabase("knhk_process");
     await createBuckets(LEDGER, DATA);
     await appendReceipts(db, 3000);
-    const env = { ...archiveEnv(LEDGER, DATA), DATABASE_URL: pg.url("knhk_process") };
+    // As the job runs: its own login, no DDL at start.
+    const env = { ...archiveEnv(LEDGER, DATA), DATABASE_URL: pg.url("knhk_process", ARCHIVE_LOGIN), KNHK_MIGRATE_ON_START: "false" };
 
     const killed = await archiveProcess(env, 3);
     expect(killed.signal).toBe("SIGKILL");
