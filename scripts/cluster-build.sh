@@ -44,13 +44,9 @@ grep -q "k8s.io/api => k8s.io/api $KUBERNETES_STAGING_VERSION\$" "$src/go.mod" |
 
 command -v go >/dev/null || die "Go is needed to build the control plane"
 
-key="$(
-  cd "$src"
-  find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' -o -name '*.env' \) |
-    LC_ALL=C sort | xargs sha256sum
-  go env GOVERSION
-)"
-key="$(echo "$key" | sha256sum | cut -c1-16)"
+# shellcheck source=lib/go-tool-build.sh
+source "$repo/scripts/lib/go-tool-build.sh"
+key="$(go_tool_cache_key "$src")"
 out="$cache_root/$key"
 mkdir -p "$out"
 exec 9>"$out/.lock"

@@ -17,13 +17,7 @@ go_tool_build() {
   link_root="$repo/.tools/$name"
   cache_root="${GO_TOOL_CACHE:-$HOME/.cache/knhk-$name}"
   command -v go >/dev/null || { echo "$name-build: error: Go is needed to build $name" >&2; exit 1; }
-  key="$(
-    cd "$src"
-    find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' -o -name '*.env' \) |
-      LC_ALL=C sort | xargs sha256sum
-    go env GOVERSION
-  )"
-  key="$(echo "$key" | sha256sum | cut -c1-16)"
+  key="$(go_tool_cache_key "$src")"
   out="$cache_root/$key"
   mkdir -p "$out"
   exec 9>"$out/.lock"
@@ -50,6 +44,17 @@ go_tool_build() {
   mkdir -p "$link_root"
   ln -sfn "$out/bin" "$link_root/bin"
   echo "$link_root/bin"
+}
+
+# The cache key of a Go tool's source folder $1: its Go files, go.mod, go.sum and *.env, and the
+# Go version (also scripts/cluster-build.sh's).
+go_tool_cache_key() {
+  (
+    cd "$1"
+    find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' -o -name '*.env' \) |
+      LC_ALL=C sort | xargs sha256sum
+    go env GOVERSION
+  ) | sha256sum | cut -c1-16
 }
 
 # Fails unless go.mod in $1 requires module $2 at version $3.
