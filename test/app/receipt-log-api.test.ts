@@ -7,14 +7,20 @@
  * GET /receipts/:id/proof and consistency proofs between every pair of consecutive checkpoints
  * from GET /receipts/consistency verify; the tiles fetched from GET /receipts/tile/... by their
  * C2SP paths rebuild the latest root and prove sampled receipts. Bad input is a 400 naming the
- * field; what is not in the log is a 404.
+ * field; what is not in the log is a 404. The audit log's tree, kept by the same service, is
+ * checked by the same verifier under its own origin.
  */
 import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
+import { AUDIT_TREE, auditLeafData, readAuditLeaves } from "../../app/src/audit/tree";
+import { createPostgresDatabase } from "../../app/src/db/postgres";
 import { verifierKey } from "../../app/src/receipts/tlog/checkpoint";
+import { checkpointsAfter, latestCheckpoint } from "../../app/src/receipts/tlog/checkpoints";
+import { storedHashReader } from "../../app/src/receipts/tlog/store";
+import { consistencyProof, inclusionProof } from "../../app/src/receipts/tlog/tree";
 import { newTiles, tilePath } from "../../app/src/receipts/tlog/tiles";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { waitFor } from "../support/ports";
@@ -138,6 +144,37 @@ test("the tiles served by their C2SP paths rebuild the latest root and prove rec
   });
   expect(result.tiles).toHaveLength(1 + sampled.length);
   expect(result.tiles.filter((t) => !t.ok)).toEqual([]);
+});
+
+test("the service keeps the audit log in its own tree: its checkpoints open under the audit origin, consecutive ones are consistent and sampled entries' proofs verify", async () => {
+  const db = createPostgresDatabase({ connectionString: pg.url(svc.database), max: 2 });
+  try {
+    // Every request above made an authorization decision; the service's audit tree takes them within a second.
+    await waitFor("an audit checkpoint covering the ingest's decisions", async () => ((await latestCheckpoint(db, AUDIT_TREE))?.size ?? 0) >= 300, 30_000, 200);
+    const checkpoints = await checkpointsAfter(db, 0, 1000, AUDIT_TREE);
+    const latest = checkpoints[checkpoints.length - 1];
+    expect(latest.note.split("\n")[0]).toBe(`${ORIGIN}/audit`);
+    const reader = storedHashReader(db, AUDIT_TREE);
+    const leaves = await readAuditLeaves(db, 0, latest.size, latest.size);
+    expect(leaves.filter((l) => l.entry === null)).toEqual([]);
+    const inclusion = [];
+    for (const index of [0, Math.floor(latest.size / 2), latest.size - 1]) {
+      inclusion.push({ checkpoint: checkpoints.length - 1, index, data: auditLeafData(leaves[index].entry!).toString("base64"), proof: (await inclusionProof(latest.size, index, reader)).map((h) => h.toString("base64")) });
+    }
+    const consistency = [];
+    for (let i = 1; i < checkpoints.length; i++) consistency.push({ older: i - 1, newer: i, proof: (await consistencyProof(checkpoints[i].size, checkpoints[i - 1].size, reader)).map((h) => h.toString("base64")) });
+    const publicKey = (await pg.psql(`SELECT public_key FROM receipt_signing_keys WHERE key_version = ${latest.keyVersion}`, svc.database)).trim();
+    const result = await verify({ vkey: verifierKey(`${ORIGIN}/audit`, Buffer.from(publicKey, "base64")), checkpoints: checkpoints.map((c) => c.note), inclusion, consistency });
+    expect(result.checkpoints.filter((c) => !c.ok)).toEqual([]);
+    expect(result.inclusion.filter((c) => !c.ok)).toEqual([]);
+    expect(result.consistency).toHaveLength(checkpoints.length - 1);
+    expect(result.consistency.filter((c) => !c.ok)).toEqual([]);
+    // The receipt log's key name does not open an audit checkpoint.
+    const crossed = await verify({ vkey: await vkeyOf(latest.keyVersion), checkpoints: [latest.note] });
+    expect(crossed.checkpoints[0].ok).toBe(false);
+  } finally {
+    await db.close();
+  }
 });
 
 test("bad input is a 400 naming the field, and what is not in the log a 404", async () => {

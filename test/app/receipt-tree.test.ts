@@ -6,7 +6,6 @@
  * receipt; the service role cannot change, delete or shrink it; and a writer killed with SIGKILL
  * at any point leaves it at a consistent previous head, from which it completes.
  */
-import { join } from "node:path";
 import { migrate, loadMigrations } from "../../app/src/db/migrate";
 import { createPostgresDatabase, type PostgresDatabase } from "../../app/src/db/postgres";
 import { createLedger, registerEphemeralSigner, type Ledger } from "../../app/src/receipts";
@@ -15,13 +14,10 @@ import { advanceTree, advanceTreeFully, readTreeHead, receiptLeafData, storedHas
 import { verifyLog } from "../../app/src/receipts/tlog/verify-log";
 import { consistencyProof, inclusionProof, storedHashCount, storedHashesForLeaf, treeHash, type HashReader } from "../../app/src/receipts/tlog/tree";
 import { startPostgres, type TestPostgres } from "../support/postgres";
-import { spawnTracked } from "../support/processes";
-import { waitFor } from "../support/ports";
-import { asOwnerBypassingTriggers } from "./receipts-support";
+import { asOwnerBypassingTriggers, killTreeWriterAfter } from "./receipts-support";
 
 jest.setTimeout(300_000);
 
-const ROOT = join(__dirname, "..", "..");
 let pg: TestPostgres;
 let owner: PostgresDatabase;
 let service: PostgresDatabase;
@@ -115,16 +111,7 @@ test("a writer killed with SIGKILL at any point leaves a consistent earlier head
   const total = await receiptCount();
   let previous = (await readTreeHead(service)).size;
   for (const killAfterSteps of [3, 17, 40]) {
-    const writer = spawnTracked(process.execPath, ["--import", "tsx", join(ROOT, "test", "app", "tree-writer-script.ts")], {
-      cwd: ROOT,
-      env: { ...process.env, DATABASE_URL: serviceUrl, TREE_STEP: "37" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let steps = 0;
-    writer.child.stdout?.on("data", (d: Buffer) => (steps += d.toString().split("\n").length - 1));
-    await waitFor(`${killAfterSteps} steps of the writer`, async () => steps >= killAfterSteps || writer.hasExited(), 60_000, 2);
-    writer.signal("SIGKILL");
-    await writer.stop();
+    await killTreeWriterAfter(serviceUrl, "receipts", 37, killAfterSteps);
     const size = await expectConsistent();
     expect(size).toBeGreaterThan(previous);
     expect(size).toBeLessThan(total);

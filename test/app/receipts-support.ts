@@ -5,7 +5,10 @@
  */
 import { createPostgresDatabase, type PostgresDatabase } from "../../app/src/db/postgres";
 import { loadMigrations, migrate } from "../../app/src/db/migrate";
+import { join } from "node:path";
 import { startPostgres, type TestPostgres } from "../support/postgres";
+import { waitFor } from "../support/ports";
+import { spawnTracked } from "../support/processes";
 
 export interface LedgerPostgres {
   readonly pg: TestPostgres;
@@ -56,4 +59,23 @@ export async function asOwnerBypassingTriggers(db: PostgresDatabase, sql: string
       await s.exec("RESET session_replication_role");
     }
   });
+}
+
+/**
+ * Runs test/app/tree-writer-script.ts as a child process against `databaseUrl` (tree "receipts" or
+ * "audit", `step` leaves per transaction) and kills it with SIGKILL once it has reported
+ * `killAfterSteps` committed steps.
+ */
+export async function killTreeWriterAfter(databaseUrl: string, tree: "receipts" | "audit", step: number, killAfterSteps: number): Promise<void> {
+  const root = join(__dirname, "..", "..");
+  const writer = spawnTracked(process.execPath, ["--import", "tsx", join(root, "test", "app", "tree-writer-script.ts")], {
+    cwd: root,
+    env: { ...process.env, DATABASE_URL: databaseUrl, TREE: tree, TREE_STEP: String(step) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let steps = 0;
+  writer.child.stdout?.on("data", (d: Buffer) => (steps += d.toString().split("\n").length - 1));
+  await waitFor(`${killAfterSteps} steps of the writer`, async () => steps >= killAfterSteps || writer.hasExited(), 60_000, 2);
+  writer.signal("SIGKILL");
+  await writer.stop();
 }

@@ -1,14 +1,15 @@
 /**
- * Run by receipt-tree.test.ts as a child process (tsx) to be killed with SIGKILL: advances the
- * receipt tree in small transactions as the service role (DATABASE_URL) until it covers every
- * receipt, printing the size after each step.
+ * Run by receipt-tree.test.ts and audit-tree.test.ts as a child process (tsx) to be killed with
+ * SIGKILL: advances the receipt tree (TREE=audit: the audit log's) in small transactions as the
+ * service role (DATABASE_URL) until it covers every entry, printing the size after each step.
  */
 import { createPostgresDatabase } from "../../app/src/db/postgres";
-import { advanceTreeFully } from "../../app/src/receipts/tlog/store";
+import { advanceAuditTree } from "../../app/src/audit/tree";
+import { advanceTree, advanceTreeFully } from "../../app/src/receipts/tlog/store";
 
 async function main() {
   const db = createPostgresDatabase({ connectionString: process.env.DATABASE_URL!, max: 2 });
-  const head = await advanceTreeFully(db, (r) => process.stdout.write(`${r.to}\n`), Number(process.env.TREE_STEP ?? 50));
+  const head = await advanceTreeFully(db, (r) => process.stdout.write(`${r.to}\n`), Number(process.env.TREE_STEP ?? 50), process.env.TREE === "audit" ? advanceAuditTree : advanceTree);
   process.stdout.write(`done ${head.size}\n`);
   await db.close();
 }

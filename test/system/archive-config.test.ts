@@ -81,6 +81,9 @@ describe("keys and retention", () => {
     expect([ARCHIVE_PREFIXES.receipts, ARCHIVE_PREFIXES.audit]).toEqual([...LEDGER_PREFIXES]);
     expect(ARCHIVE_PREFIXES.observations).toBe(DATA_PREFIXES.observations);
     expect(ARCHIVE_PREFIXES.signingKeys.startsWith(ARCHIVE_PREFIXES.receipts)).toBe(true);
+    // The logs' tiles and checkpoints live under their ledger prefix, so they get its retention and lifecycle.
+    expect(ARCHIVE_PREFIXES.receiptLog.startsWith(ARCHIVE_PREFIXES.receipts)).toBe(true);
+    expect(ARCHIVE_PREFIXES.auditLog.startsWith(ARCHIVE_PREFIXES.audit)).toBe(true);
   });
 
   test("objectKey: the UTC day of the first record and zero-padded positions; positionsOfKey reads it back", () => {

@@ -212,8 +212,9 @@ describe("archive run against PostgreSQL 15 and moto", () => {
     expect(firstSummary).toEqual({
       ok: true,
       signing_keys: { uploaded: 1, skipped: 0 },
-      // No checkpoint signed in this database (no service ran): nothing of the log to publish.
+      // No checkpoint signed in this database (no service ran): nothing of either log to publish.
       receipt_log: { checkpoints: 0, tiles_uploaded: 0, tiles_skipped: 0, published_size: 0 },
+      audit_log: { checkpoints: 0, tiles_uploaded: 0, tiles_skipped: 0, published_size: 0 },
       streams: {
         receipts: { uploaded: 3, skipped: 0, records: 250, last_position: 250 },
         audit: { uploaded: 2, skipped: 0, records: 120, last_position: 120 },
@@ -325,6 +326,7 @@ describe("archive run against PostgreSQL 15 and moto", () => {
       ok: true,
       signing_keys: { uploaded: 0, skipped: 1 },
       receipt_log: { checkpoints: 0, tiles_uploaded: 0, tiles_skipped: 0, published_size: 0 },
+      audit_log: { checkpoints: 0, tiles_uploaded: 0, tiles_skipped: 0, published_size: 0 },
       streams: {
         receipts: { uploaded: 0, skipped: 0, records: 0, last_position: 250 },
         audit: { uploaded: 0, skipped: 0, records: 0, last_position: 120 },

@@ -7,7 +7,8 @@
  * C2SP paths, rebuild each checkpoint's root, prove sampled receipts and prove each checkpoint
  * consistent with the one before. A rerun sends nothing again; a later run publishes only what is new.
  * `receipts audit --bucket` does the same checks from the bucket alone, and reports a changed tile
- * and a checkpoint signed by another key in a copy of the bucket someone could write to.
+ * and a checkpoint signed by another key in a copy of the bucket someone could write to. The
+ * audit log is published the same way under audit/tlog/, its leaves the archived audit lines.
  */
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, PutObjectLockConfigurationCommand, S3Client } from "@aws-sdk/client-s3";
 import { generateKeyPairSync, sign } from "node:crypto";
@@ -18,7 +19,9 @@ import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { run } from "../../app/src/cli/archive";
 import { run as runReceipts } from "../../app/src/cli/receipts";
-import { checkpointObjectKey } from "../../app/src/archive/receipt-log";
+import { run as runAudit } from "../../app/src/cli/audit";
+import { advanceAuditTree, AUDIT_TREE, auditLogOrigin } from "../../app/src/audit/tree";
+import { checkpointObjectKey } from "../../app/src/archive/log-publication";
 import { loadMigrations, migrate } from "../../app/src/db/migrate";
 import { createPostgresDatabase, type PostgresDatabase } from "../../app/src/db/postgres";
 import { createLedger, loadSigner, type Ledger } from "../../app/src/receipts";
@@ -87,7 +90,7 @@ async function grow(count: number): Promise<void> {
   }
 }
 
-async function archive(): Promise<any> {
+async function archive(stream = "receipts"): Promise<any> {
   const { stdout, stderr, out, err } = capturedStreams();
   const env = {
     ...moto.env,
@@ -97,23 +100,23 @@ async function archive(): Promise<any> {
     KNHK_ARCHIVE_RETENTION_DAYS: String(retentionDays({ mode: "COMPLIANCE", years: 7 })),
     KNHK_OBSERVATION_ARCHIVE_AFTER_DAYS: "90",
   };
-  const code = await run(["run", "--batch", "100", "--stream", "receipts"], { db: archiver, env, stdout, stderr });
+  const code = await run(["run", "--batch", "100", "--stream", stream], { db: archiver, env, stdout, stderr });
   expect({ code, err: code === 0 ? "" : err() }).toEqual({ code: 0, err: "" });
   return JSON.parse(out());
 }
 
-async function keys(prefix: string): Promise<string[]> {
+async function keys(prefix: string, bucket = LEDGER): Promise<string[]> {
   const found: string[] = [];
   let token: string | undefined;
   do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: LEDGER, Prefix: prefix, ContinuationToken: token }));
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
     for (const o of page.Contents ?? []) found.push(o.Key as string);
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
   return found.sort();
 }
 
-const object = async (key: string) => Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: LEDGER, Key: key }))).Body!.transformToByteArray());
+const object = async (key: string, bucket = LEDGER) => Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToByteArray());
 
 /** Downloads the log and checks it with the Go verifier, using only what is in the bucket. */
 async function verifyFromBucket(): Promise<{ sizes: number[]; result: any; expectedTiles: number }> {
@@ -212,4 +215,73 @@ test("receipts audit reports a changed tile and refuses a checkpoint signed by a
   expect(report.findings).toEqual(expect.arrayContaining([expect.objectContaining({ kind: "bad_signature", key: checkpointObjectKey(960) })]));
   // The roots come from the higher tiles; the leaf-by-leaf rebuild of the latest catches the change.
   expect(report.findings).toEqual(expect.arrayContaining([{ kind: "tiles", key: checkpointObjectKey(950), detail: "the leaf tiles do not rebuild the root of size 950" }]));
+});
+
+async function verifyBucket(bucket: string): Promise<{ code: number; report: any; err: string }> {
+  const { stdout, stderr, out, err } = capturedStreams();
+  const code = await runAudit(["verify-bucket", "--bucket", bucket, "--format", "json"], { db: archiver, env: { ...moto.env }, stdout, stderr });
+  return { code, report: code <= 1 ? JSON.parse(out()) : undefined, err: err() };
+}
+
+test("the audit log is published under audit/tlog/ beside the archived entries: the Go verifier opens its checkpoints and proves archived lines from the tiles; audit verify-bucket checks it and reports a changed archived entry", async () => {
+  // Entries written concurrently as the service role, an hour old so the archive's settle horizon has passed.
+  for (let wave = 0; wave < 3; wave++) {
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        service.query("INSERT INTO audit_log (occurred_at, actor, action, target, outcome, details) SELECT now() - interval '1 hour', 'user-' || n, 'authz.decision', 'GET /api/v1/receipts', 'allow', jsonb_build_object('wave', $1::int, 'n', n, 'amount', 1.50) FROM generate_series(1, 10) AS n", [wave * 10 + i]),
+      ),
+    );
+    await advanceTreeFully(service, undefined, undefined, advanceAuditTree);
+    await checkpointIfDue(service, signer, { ...POLICY, origin: auditLogOrigin(ORIGIN), tables: AUDIT_TREE });
+  }
+  const summary = await archive("audit");
+  expect(summary.streams.audit).toMatchObject({ records: 300 });
+  expect(summary.audit_log).toMatchObject({ published_size: 300, checkpoints: 3 });
+
+  const dir = mkdtempSync(join(root, "audit-bucket-"));
+  for (const key of await keys("audit/tlog/tile/")) {
+    const file = join(dir, key.slice("audit/tlog/".length));
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, await object(key));
+  }
+  const notes = await Promise.all((await keys("audit/tlog/checkpoints/")).map(async (k) => (await object(k)).toString("utf8")));
+  expect(notes.map((n) => n.split("\n").slice(0, 2).join(" "))).toEqual([100, 200, 300].map((size) => `${auditLogOrigin(ORIGIN)} ${size}`));
+  const lines = new Map<number, string>();
+  for (const key of (await keys("audit/")).filter((k) => k.endsWith(".ndjson"))) {
+    for (const line of (await object(key)).toString("utf8").trimEnd().split("\n")) lines.set((JSON.parse(line) as { id: number }).id, line);
+  }
+  expect(lines.size).toBe(300);
+  const leafOrder = (await service.query<{ audit_id: string }>("SELECT audit_id::text AS audit_id FROM audit_tree_leaves ORDER BY leaf_index")).rows.map((r) => Number(r.audit_id));
+  const indexes = [0, 150, 299];
+  const signingKey = JSON.parse((await object("receipts/signing-keys/v1.json")).toString("utf8")) as { public_key: string };
+  const file = join(dir, "request.json");
+  writeFileSync(
+    file,
+    JSON.stringify({
+      vkey: verifierKey(auditLogOrigin(ORIGIN), Buffer.from(signingKey.public_key, "base64")),
+      checkpoints: notes,
+      tiles: [{ dir, checkpoint: 2, indexes, data: indexes.map((i) => Buffer.from(lines.get(leafOrder[i])!, "utf8").toString("base64")), older: [0, 1] }],
+    }),
+  );
+  const result = JSON.parse((await exec(verifierBin, [file], { timeout: 120_000, maxBuffer: 64 * 2 ** 20 })).stdout);
+  expect(result.checkpoints.filter((c: any) => !c.ok)).toEqual([]);
+  expect(result.tiles).toHaveLength(1 + indexes.length + 2);
+  expect(result.tiles.filter((t: any) => !t.ok)).toEqual([]);
+
+  const intact = await verifyBucket(LEDGER);
+  expect({ code: intact.code, findings: intact.report.findings }).toEqual({ code: 0, findings: [] });
+  expect(intact.report).toMatchObject({ ok: true, checkpoints: 3, latestSize: 300, consistencyChecked: 2, receiptsChecked: 3 });
+
+  // A writable copy in which one archived entry was changed after the fact.
+  const copy = "knhk-tlog-audit-tampered";
+  await s3.send(new CreateBucketCommand({ Bucket: copy, CreateBucketConfiguration: { LocationConstraint: MOTO_REGION } }));
+  for (const key of [...(await keys("audit/")), ...(await keys("receipts/signing-keys/"))]) await s3.send(new PutObjectCommand({ Bucket: copy, Key: key, Body: await object(key) }));
+  const firstObject = (await keys("audit/", copy)).filter((k) => k.endsWith(".ndjson"))[0];
+  const [first, ...rest] = (await object(firstObject, copy)).toString("utf8").split("\n");
+  const changed = first.replace('"outcome":"allow"', '"outcome":"deny_forbidden"');
+  expect(changed).not.toBe(first);
+  await s3.send(new PutObjectCommand({ Bucket: copy, Key: firstObject, Body: [changed, ...rest].join("\n") }));
+  const tampered = await verifyBucket(copy);
+  expect(tampered.code).toBe(1);
+  expect(tampered.report.findings).toEqual([{ kind: "inclusion", key: firstObject, detail: `audit entry ${JSON.parse(first).id} is not a leaf of the published tree of size 300` }]);
 });

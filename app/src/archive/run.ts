@@ -18,7 +18,7 @@ import { buildBatch, retainUntil, sha256, type Batch, type StreamName } from "./
 import { completeBatch, loadCheckpoint, stageBatch } from "./checkpoints";
 import type { ArchiveConfig } from "./config";
 import { describeS3Error, isNotFound, type S3Sender } from "./s3";
-import { publishReceiptLog, type ReceiptLogSummary } from "./receipt-log";
+import { AUDIT_LOG, publishLog, RECEIPT_LOG, type LogPublicationSummary } from "./log-publication";
 import { ARCHIVE_PREFIXES, STREAMS, STREAM_NAMES, type Horizon } from "./streams";
 
 export const DEFAULT_BATCH_SIZE = 1000;
@@ -57,7 +57,8 @@ export interface ArchiveSummary {
   streams: Partial<Record<StreamName, StreamSummary>>;
   signing_keys?: { uploaded: number; skipped: number };
   /** The receipt log's checkpoints and tiles published with the receipts stream. */
-  receipt_log?: ReceiptLogSummary;
+  receipt_log?: LogPublicationSummary;
+  audit_log?: LogPublicationSummary;
   error?: { bucket: string; key: string; message: string };
 }
 
@@ -264,7 +265,8 @@ export async function archiveRun(options: ArchiveRunOptions): Promise<ArchiveSum
         summary.streams[name] = streamSummary;
         if (name === "receipts") summary.signing_keys = await archiveSigningKeys(sql, { ...options, now, progress });
         await archiveStream(sql, name, { s3: options.s3, config: options.config, batchSize, horizon, now, progress, summary: streamSummary });
-        if (name === "receipts") summary.receipt_log = await publishReceiptLog(sql, { s3: options.s3, config: options.config, now, progress });
+        if (name === "receipts") summary.receipt_log = await publishLog(sql, RECEIPT_LOG, { s3: options.s3, config: options.config, now, progress });
+        if (name === "audit") summary.audit_log = await publishLog(sql, AUDIT_LOG, { s3: options.s3, config: options.config, now, progress });
         if (name === "observations" && options.deleteArchivedObservations) {
           await deleteArchivedObservations(sql, { horizon, batchSize, progress, summary: streamSummary });
         }

@@ -13,9 +13,11 @@
  * jsonb columns are embedded as Postgres renders them (exact numbers), timestamps in ISO 8601 UTC
  * with microseconds (audit, observations) or milliseconds (receipts, as hashed).
  */
+import { auditRecordLine } from "../audit/tree";
 import type { Sql } from "../db/types";
 import { exportReceipts } from "../receipts/store";
 import type { ArchiveRecord, StreamName } from "./batch";
+import { ISO_US, jsonLine } from "./record-format";
 
 /** Prefixes as in infra/render/archive.ts LEDGER_PREFIXES / DATA_PREFIXES (a test holds them equal). */
 export const ARCHIVE_PREFIXES = {
@@ -25,6 +27,8 @@ export const ARCHIVE_PREFIXES = {
   signingKeys: "receipts/signing-keys/",
   /** The receipt log: tiles by their C2SP paths (tile/...) and one object per checkpoint (checkpoints/<size>). */
   receiptLog: "receipts/tlog/",
+  /** The audit log's tree, in the same layout. */
+  auditLog: "audit/tlog/",
 } as const;
 
 export interface Horizon {
@@ -44,17 +48,6 @@ export interface StreamSource {
   range(sql: Sql, first: number, last: number): Promise<ArchiveRecord[]>;
   /** How many records are exportable after `after` (for progress lines). */
   count(sql: Sql, after: number, horizon: Horizon): Promise<number>;
-}
-
-const ISO_US = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
-
-/** JSON object text from scalar fields plus raw JSON members (Postgres' own jsonb text). */
-function jsonLine(fields: Record<string, unknown>, raw: Record<string, string>): string {
-  const head = JSON.stringify(fields).slice(0, -1);
-  const tail = Object.entries(raw)
-    .map(([k, text]) => `,${JSON.stringify(k)}:${text}`)
-    .join("");
-  return `${head}${tail}}`;
 }
 
 /** The leading rows that satisfy `ready`: stops at the first one that does not. */
@@ -148,15 +141,7 @@ const audit = horizonStream<AuditRow>({
   columns: `id, ${ISO_US("occurred_at")} AS occurred_at, actor, action, target, outcome, details::text AS details`,
   horizonOf: (h) => h.auditBefore,
   toRecord(row) {
-    const id = Number(row.id);
-    return {
-      position: id,
-      timestamp: row.occurred_at,
-      line: jsonLine(
-        { id, occurred_at: row.occurred_at, actor: row.actor, action: row.action, target: row.target, outcome: row.outcome },
-        { details: row.details },
-      ),
-    };
+    return { position: Number(row.id), timestamp: row.occurred_at, line: auditRecordLine(row) };
   },
 });
 

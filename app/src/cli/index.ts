@@ -4,6 +4,7 @@
  *   receipts verify-chain [--format json] [--limit N]   verify the stored receipt chain
  *   receipts export ...                                 NDJSON export for the archive
  *   audit log ...                                       append an audit event (deploy scripts)
+ *   audit verify-log ...                                check the audit log's tree against its signed checkpoints
  *   archive run ...                                     archive receipts and audit to object storage
  *   schema migrate | status                             apply / check the migrations (the migration Job)
  *

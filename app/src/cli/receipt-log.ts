@@ -14,8 +14,10 @@ import { readFileSync } from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { verifyInclusion } from "../receipts/merkle";
 import { LogInputError, proveReceipt } from "../receipts/tlog/log";
-import { auditBucket, type AuditReport, type BucketReader } from "../receipts/tlog/audit";
+import { ARCHIVE_PREFIXES } from "../archive/streams";
+import { auditBucket, type AuditReport, type BucketReader, type SampledLeaf } from "../receipts/tlog/audit";
 import { openWithRegisteredKeys, verifyLog, type LogReport } from "../receipts/tlog/verify-log";
+import { verifyAuditLog, type AuditLogReport } from "../audit/verify-log";
 import type { CliContext } from "./context";
 
 export class LogUsageError extends Error {}
@@ -84,7 +86,8 @@ export function formatLogReport(r: LogReport): string {
   ].join("\n");
 }
 
-export async function verifyLogCommand(args: string[], ctx: CliContext): Promise<number> {
+/** The arguments both verify-log commands take: --checkpoint <file>, --format; progress on stderr. */
+function verifyLogArgs(args: string[], ctx: CliContext, noun: string) {
   const parsed = options(args, { checkpoint: { type: "string" }, format: { type: "string" } }, 0);
   const as = format(parsed.values.format);
   let remembered: string | undefined;
@@ -96,15 +99,35 @@ export async function verifyLogCommand(args: string[], ctx: CliContext): Promise
     }
   }
   let lastReport = 0;
-  const report = await verifyLog(ctx.db, {
-    remembered,
-    onProgress: (done, total) => {
-      if (Date.now() - lastReport < 2000 && done < total) return;
-      lastReport = Date.now();
-      ctx.stderr.write(`verify-log: ${done} of ${total} receipts\n`);
-    },
-  });
+  const onProgress = (done: number, total: number) => {
+    if (Date.now() - lastReport < 2000 && done < total) return;
+    lastReport = Date.now();
+    ctx.stderr.write(`verify-log: ${done} of ${total} ${noun}\n`);
+  };
+  return { as, remembered, onProgress };
+}
+
+export async function verifyLogCommand(args: string[], ctx: CliContext): Promise<number> {
+  const { as, remembered, onProgress } = verifyLogArgs(args, ctx, "receipts");
+  const report = await verifyLog(ctx.db, { remembered, onProgress });
   ctx.stdout.write(as === "json" ? `${JSON.stringify(report)}\n` : formatLogReport(report));
+  return report.ok ? 0 : 1;
+}
+
+export function formatAuditLogReport(r: AuditLogReport): string {
+  return [
+    `audit entries in the tree: ${r.leaves}, tree: ${r.treeSize}, signed checkpoints: ${r.checkpoints}${r.latestCheckpoint === null ? "" : ` (latest size ${r.latestCheckpoint})`}`,
+    ...r.findings.map((f) => `  ${f.kind} at size ${f.size}: ${f.detail}`),
+    r.ok ? "audit log intact: every checkpoint and the tree match the audit entries" : `AUDIT LOG NOT INTACT: ${r.findings.length} finding(s)`,
+    "",
+  ].join("\n");
+}
+
+/** `knhk audit verify-log [--checkpoint <file>] [--format text|json]`: the audit log's tree against its checkpoints. */
+export async function verifyAuditLogCommand(args: string[], ctx: CliContext): Promise<number> {
+  const { as, remembered, onProgress } = verifyLogArgs(args, ctx, "audit entries");
+  const report = await verifyAuditLog(ctx.db, { remembered, onProgress });
+  ctx.stdout.write(as === "json" ? `${JSON.stringify(report)}\n` : formatAuditLogReport(report));
   return report.ok ? 0 : 1;
 }
 
@@ -142,18 +165,28 @@ export function formatAuditReport(r: AuditReport): string {
   ].join("\n");
 }
 
-export async function auditCommand(args: string[], ctx: CliContext): Promise<number> {
+export async function auditCommand(args: string[], ctx: CliContext, log: "receipts" | "audit" = "receipts"): Promise<number> {
   const parsed = options(args, { bucket: { type: "string" }, prefix: { type: "string" }, sample: { type: "string" }, format: { type: "string" } }, 0);
   const bucket = parsed.values.bucket as string | undefined;
   if (!bucket) throw new LogUsageError("--bucket: required (the ledger bucket)");
   const sampleText = parsed.values.sample as string | undefined;
   if (sampleText !== undefined && !/^[1-9][0-9]{0,6}$/.test(sampleText)) throw new LogUsageError(`--sample: must be a positive integer, got ${JSON.stringify(sampleText)}`);
   const as = format(parsed.values.format);
-  const report = await auditBucket(s3BucketReader(bucket, ctx.env), {
-    prefix: (parsed.values.prefix as string | undefined) ?? "receipts/",
-    sample: sampleText === undefined ? undefined : Number(sampleText),
-    onProgress: (line) => ctx.stderr.write(`${line}\n`),
-  });
+  const sample = sampleText === undefined ? undefined : Number(sampleText);
+  const onProgress = (line: string) => ctx.stderr.write(`${line}\n`);
+  const prefix = parsed.values.prefix as string | undefined;
+  const report = await auditBucket(
+    s3BucketReader(bucket, ctx.env),
+    log === "receipts"
+      ? { prefix: prefix ?? ARCHIVE_PREFIXES.receipts, sample, onProgress }
+      : { prefix: prefix ?? ARCHIVE_PREFIXES.audit, keysPrefix: ARCHIVE_PREFIXES.signingKeys, leafOf: auditLineLeaf, sample, onProgress },
+  );
   ctx.stdout.write(as === "json" ? `${JSON.stringify(report)}\n` : formatAuditReport(report));
   return report.ok ? 0 : 1;
+}
+
+/** An archived audit line is its own leaf data; its index is found by its hash. */
+function auditLineLeaf(line: string): SampledLeaf {
+  const { id } = JSON.parse(line) as { id: number };
+  return { data: Buffer.from(line, "utf8"), name: `audit entry ${id}` };
 }

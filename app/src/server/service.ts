@@ -23,6 +23,7 @@ import { attachPoolMetrics } from "../telemetry/pool";
 import { startTracing, type Tracing } from "../telemetry/tracing";
 import { buildApp } from "./app";
 import { createAuditWriter } from "../audit";
+import { advanceAuditTree, AUDIT_TREE, AUDIT_TREE_CATCH_UP_MS, auditLogOrigin } from "../audit/tree";
 import { auditLogSink } from "./audit";
 import { watchActiveColor } from "./active-color";
 import { createHealthService, type HealthService } from "./health";
@@ -149,6 +150,16 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
       onError: (error) => write("warn", "receipt tree advance failed; retried after the next receipts", { error: error.message }),
     });
     cleanups.push(["receipt tree", () => tree.close()]);
+    // The audit log's tree: entries are written on many paths, so it also catches up every second.
+    const auditTree = createTreeFollower({
+      db,
+      advance: advanceAuditTree,
+      onAdvanced: (r) => metrics.set("knhk_audit_tree_size", {}, r.to),
+      afterAdvance: () => checkpointIfDue(db, signer!, { ...checkpointPolicy, origin: auditLogOrigin(checkpointPolicy.origin), tables: AUDIT_TREE }),
+      intervalMs: AUDIT_TREE_CATCH_UP_MS,
+      onError: (error) => write("warn", "audit tree advance failed; retried within a second", { error: error.message }),
+    });
+    cleanups.push(["audit tree", () => auditTree.close()]);
     const ledger: Ledger = createLedger({
       db,
       signer,
@@ -156,6 +167,7 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
         onBatch: (size) => {
           metrics.observe("knhk_receipt_append_batch_size", {}, size);
           tree.notify();
+          auditTree.notify();
         },
         onAppended: (n) => metrics.inc("knhk_receipts_appended_total", {}, n),
       },

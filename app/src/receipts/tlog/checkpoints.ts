@@ -1,20 +1,22 @@
 /**
- * Signed checkpoints of the receipt tree, stored in receipt_tree_checkpoints (one per size): a
- * new one is due once the tree has grown by `everyReceipts` since the last, or has grown at all
- * and the last is `intervalMs` old. Signed with the receipt signing key's current version (its
+ * Signed checkpoints of a log's tree (the receipts' in receipt_tree_checkpoints, the audit log's
+ * in audit_tree_checkpoints; one per size): a new one is due once the tree has grown by
+ * `everyReceipts` since the last, or has grown at all and the last is `intervalMs` old. Signed with the receipt signing key's current version (its
  * key name is the log's origin), so a rotated key leaves older checkpoints verifiable with the
  * version they name.
  */
 import type { Sql } from "../../db/types";
 import type { Signer } from "../keys";
 import { signCheckpoint, type NoteSigner } from "./checkpoint";
-import { readTreeHead } from "./store";
+import { RECEIPT_TREE, readTreeHead, type TreeTables } from "./store";
 
 export interface CheckpointPolicy {
   /** The log's origin line, also the signing key's name in the note. */
   readonly origin: string;
   readonly everyReceipts: number;
   readonly intervalMs: number;
+  /** Whose tree; default the receipt tree. */
+  readonly tables?: TreeTables;
 }
 
 export interface StoredCheckpoint {
@@ -36,19 +38,19 @@ interface CheckpointRow {
 const COLUMNS = "size::text AS size, root, key_version, note, created_at";
 const toCheckpoint = (r: CheckpointRow): StoredCheckpoint => ({ size: Number(r.size), root: Buffer.from(r.root), keyVersion: r.key_version, note: r.note, createdAt: new Date(r.created_at) });
 
-export async function latestCheckpoint(sql: Sql): Promise<StoredCheckpoint | undefined> {
-  const { rows } = await sql.query<CheckpointRow>(`SELECT ${COLUMNS} FROM receipt_tree_checkpoints ORDER BY receipt_tree_checkpoints.size DESC LIMIT 1`);
+export async function latestCheckpoint(sql: Sql, tables: TreeTables = RECEIPT_TREE): Promise<StoredCheckpoint | undefined> {
+  const { rows } = await sql.query<CheckpointRow>(`SELECT ${COLUMNS} FROM ${tables.checkpoints} ORDER BY ${tables.checkpoints}.size DESC LIMIT 1`);
   return rows[0] ? toCheckpoint(rows[0]) : undefined;
 }
 
-export async function checkpointAt(sql: Sql, size: number): Promise<StoredCheckpoint | undefined> {
-  const { rows } = await sql.query<CheckpointRow>(`SELECT ${COLUMNS} FROM receipt_tree_checkpoints WHERE size = $1`, [size]);
+export async function checkpointAt(sql: Sql, size: number, tables: TreeTables = RECEIPT_TREE): Promise<StoredCheckpoint | undefined> {
+  const { rows } = await sql.query<CheckpointRow>(`SELECT ${COLUMNS} FROM ${tables.checkpoints} WHERE size = $1`, [size]);
   return rows[0] ? toCheckpoint(rows[0]) : undefined;
 }
 
 /** Checkpoints in size order after `afterSize` (publication, audit). */
-export async function checkpointsAfter(sql: Sql, afterSize: number, limit: number): Promise<StoredCheckpoint[]> {
-  const { rows } = await sql.query<CheckpointRow>(`SELECT ${COLUMNS} FROM receipt_tree_checkpoints WHERE size > $1 ORDER BY receipt_tree_checkpoints.size LIMIT $2`, [afterSize, limit]);
+export async function checkpointsAfter(sql: Sql, afterSize: number, limit: number, tables: TreeTables = RECEIPT_TREE): Promise<StoredCheckpoint[]> {
+  const { rows } = await sql.query<CheckpointRow>(`SELECT ${COLUMNS} FROM ${tables.checkpoints} WHERE size > $1 ORDER BY ${tables.checkpoints}.size LIMIT $2`, [afterSize, limit]);
   return rows.map(toCheckpoint);
 }
 
@@ -70,10 +72,11 @@ export function noteSigner(signer: Signer, origin: string): NoteSigner {
  * Two processes racing for one size store one note (the first insert wins; the other reads it).
  */
 export async function checkpointIfDue(sql: Sql, signer: Signer, policy: CheckpointPolicy, now = Date.now()): Promise<StoredCheckpoint | undefined> {
-  const [head, last] = await Promise.all([readTreeHead(sql), latestCheckpoint(sql)]);
+  const tables = policy.tables ?? RECEIPT_TREE;
+  const [head, last] = await Promise.all([readTreeHead(sql, false, tables), latestCheckpoint(sql, tables)]);
   if (!checkpointDue(head, last, policy, now)) return last;
   const keyVersion = signer.keyVersion;
   const note = await signCheckpoint({ origin: policy.origin, size: head.size, root: head.root }, noteSigner(signer, policy.origin));
-  await sql.query("INSERT INTO receipt_tree_checkpoints (size, root, key_version, note) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING", [head.size, head.root, keyVersion, note]);
-  return checkpointAt(sql, head.size);
+  await sql.query(`INSERT INTO ${tables.checkpoints} (size, root, key_version, note) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING`, [head.size, head.root, keyVersion, note]);
+  return checkpointAt(sql, head.size, tables);
 }

@@ -1,11 +1,11 @@
 /**
- * Keeps the receipt tree up with the chain in the background: `notify()` after receipts commit
+ * Keeps a log's tree (the receipts', the audit log's) up with its entries in the background: `notify()` after receipts commit
  * starts a tree advance unless one is running, in which case one more follows it, so a burst of
  * batches costs a few tree transactions, not one per batch, and appends never wait for the tree.
  * Failures are reported and retried on the next notify (the tree is behind, never wrong).
  */
 import type { Database } from "../../db/types";
-import { advanceTreeFully, type AdvanceResult } from "./store";
+import { advanceTree, advanceTreeFully, type AdvanceResult } from "./store";
 
 export interface TreeFollower {
   notify(): void;
@@ -15,6 +15,8 @@ export interface TreeFollower {
 
 export interface TreeFollowerOptions {
   readonly db: Database;
+  /** One bounded step of the tree (default: the receipt tree's `advanceTree`). */
+  readonly advance?: (db: Database, maxLeaves: number) => Promise<AdvanceResult>;
   readonly onAdvanced?: (r: AdvanceResult) => void;
   /** After each catch-up (e.g. sign a checkpoint if one is due). */
   readonly afterAdvance?: () => Promise<unknown>;
@@ -23,7 +25,7 @@ export interface TreeFollowerOptions {
   readonly onError?: (error: Error) => void;
 }
 
-export function createTreeFollower({ db, onAdvanced, afterAdvance, intervalMs, onError }: TreeFollowerOptions): TreeFollower {
+export function createTreeFollower({ db, advance = advanceTree, onAdvanced, afterAdvance, intervalMs, onError }: TreeFollowerOptions): TreeFollower {
   let running: Promise<void> | undefined;
   let again = false;
   let closed = false;
@@ -31,7 +33,7 @@ export function createTreeFollower({ db, onAdvanced, afterAdvance, intervalMs, o
     do {
       again = false;
       try {
-        await advanceTreeFully(db, onAdvanced);
+        await advanceTreeFully(db, onAdvanced, undefined, advance);
         await afterAdvance?.();
       } catch (error) {
         onError?.(error as Error);

@@ -9,6 +9,18 @@ import type { Database, Sql } from "../../db/types";
 import { leafHash } from "../merkle";
 import { frontierIndexes, storedHashCount, TreeFrontier, type HashReader } from "./tree";
 
+/** The tables of one log's tree: the receipt log's (migration 0012) or the audit log's (0013). */
+export interface TreeTables {
+  /** Stored hashes by index (idx, hash). */
+  readonly hashes: string;
+  /** The one-row head (size, root); its row lock serialises the tree's writers. */
+  readonly head: string;
+  /** Signed checkpoints, one per size. */
+  readonly checkpoints: string;
+}
+
+export const RECEIPT_TREE: TreeTables = { hashes: "receipt_tree_hashes", head: "receipt_tree_head", checkpoints: "receipt_tree_checkpoints" };
+
 export interface TreeHead {
   readonly size: number;
   readonly root: Buffer;
@@ -23,17 +35,17 @@ export function receiptLeafData(hashHex: string): Buffer {
   return Buffer.from(hashHex, "hex");
 }
 
-export async function readTreeHead(sql: Sql, forUpdate = false): Promise<TreeHead> {
-  const { rows } = await sql.query<{ size: string; root: Buffer }>(`SELECT size::text AS size, root FROM receipt_tree_head WHERE singleton${forUpdate ? " FOR UPDATE" : ""}`);
-  if (!rows[0]) throw new Error("receipt_tree_head has no row: migration 0012 did not run");
+export async function readTreeHead(sql: Sql, forUpdate = false, tables: TreeTables = RECEIPT_TREE): Promise<TreeHead> {
+  const { rows } = await sql.query<{ size: string; root: Buffer }>(`SELECT size::text AS size, root FROM ${tables.head} WHERE singleton${forUpdate ? " FOR UPDATE" : ""}`);
+  if (!rows[0]) throw new Error(`${tables.head} has no row: its migration did not run`);
   return { size: Number(rows[0].size), root: Buffer.from(rows[0].root) };
 }
 
 /** Reads stored hashes by index, in the order asked; a missing one is an error naming it. */
-export function storedHashReader(sql: Sql): HashReader {
+export function storedHashReader(sql: Sql, tables: TreeTables = RECEIPT_TREE): HashReader {
   return async (indexes) => {
     if (indexes.length === 0) return [];
-    const { rows } = await sql.query<{ idx: string; hash: Buffer }>("SELECT idx::text AS idx, hash FROM receipt_tree_hashes WHERE idx = ANY($1::bigint[])", [indexes.map(String)]);
+    const { rows } = await sql.query<{ idx: string; hash: Buffer }>(`SELECT idx::text AS idx, hash FROM ${tables.hashes} WHERE idx = ANY($1::bigint[])`, [indexes.map(String)]);
     const byIndex = new Map(rows.map((r) => [Number(r.idx), Buffer.from(r.hash)]));
     return indexes.map((i) => {
       const h = byIndex.get(i);
@@ -49,33 +61,45 @@ export interface AdvanceResult {
   readonly root: Buffer;
 }
 
+/**
+ * Appends leaf hashes to the tree at `head` (read FOR UPDATE in `tx`): checks that the stored
+ * hashes still give the head's root, inserts the hashes the leaves add and moves the head.
+ */
+export async function extendTree(tx: Sql, tables: TreeTables, head: TreeHead, leafHashes: readonly Buffer[]): Promise<AdvanceResult> {
+  const frontier = TreeFrontier.of(head.size, await storedHashReader(tx, tables)(frontierIndexes(head.size)));
+  if (!frontier.root().equals(head.root)) throw new Error(`${tables.head}: the stored hashes of size ${head.size} do not give the head's root`);
+  const hashes: Buffer[] = [];
+  for (const leaf of leafHashes) hashes.push(...frontier.append(leaf));
+  await tx.query(`INSERT INTO ${tables.hashes} (idx, hash) SELECT $1::bigint + i - 1, h FROM unnest($2::bytea[]) WITH ORDINALITY AS t(h, i)`, [storedHashCount(head.size), hashes]);
+  const root = frontier.root();
+  await tx.query(`UPDATE ${tables.head} SET size = $1, root = $2, updated_at = now() WHERE singleton`, [frontier.size, root]);
+  return { from: head.size, to: frontier.size, root };
+}
+
+export function checkMaxLeaves(maxLeaves: number): void {
+  if (!Number.isInteger(maxLeaves) || maxLeaves < 1) throw new RangeError(`maxLeaves: must be a positive integer, got ${maxLeaves}`);
+}
+
 /** Appends up to `maxLeaves` receipts after the tree's head (one transaction). */
 export async function advanceTree(db: Database, maxLeaves = TREE_ADVANCE_BATCH): Promise<AdvanceResult> {
-  if (!Number.isInteger(maxLeaves) || maxLeaves < 1) throw new RangeError(`maxLeaves: must be a positive integer, got ${maxLeaves}`);
+  checkMaxLeaves(maxLeaves);
   return db.transaction(async (tx) => {
     const head = await readTreeHead(tx, true);
     const { rows } = await tx.query<{ seq: string; hash: string }>("SELECT seq::text AS seq, hash FROM receipts WHERE seq > $1 ORDER BY receipts.seq LIMIT $2", [head.size, maxLeaves]);
     if (rows.length === 0) return { from: head.size, to: head.size, root: head.root };
-    const frontier = TreeFrontier.of(head.size, await storedHashReader(tx)(frontierIndexes(head.size)));
-    if (!frontier.root().equals(head.root)) throw new Error(`receipt tree: the stored hashes of size ${head.size} do not give the head's root`);
-    const hashes: Buffer[] = [];
-    for (const [i, row] of rows.entries()) {
+    const leaves = rows.map((row, i) => {
       const expected = head.size + i + 1;
       if (Number(row.seq) !== expected) throw new Error(`receipt tree: receipt seq ${expected} is missing (next is ${row.seq}); the tree never skips a receipt`);
-      hashes.push(...frontier.append(leafHash(receiptLeafData(row.hash))));
-    }
-    const first = storedHashCount(head.size);
-    await tx.query("INSERT INTO receipt_tree_hashes (idx, hash) SELECT $1::bigint + i - 1, h FROM unnest($2::bytea[]) WITH ORDINALITY AS t(h, i)", [first, hashes]);
-    const root = frontier.root();
-    await tx.query("UPDATE receipt_tree_head SET size = $1, root = $2, updated_at = now() WHERE singleton", [frontier.size, root]);
-    return { from: head.size, to: frontier.size, root };
+      return leafHash(receiptLeafData(row.hash));
+    });
+    return extendTree(tx, RECEIPT_TREE, head, leaves);
   });
 }
 
-/** Advances until the tree covers every receipt committed when it started; reports each step. */
-export async function advanceTreeFully(db: Database, onStep?: (r: AdvanceResult) => void, maxLeaves = TREE_ADVANCE_BATCH): Promise<TreeHead> {
+/** Advances until the tree covers every leaf committed when it started; reports each step. */
+export async function advanceTreeFully(db: Database, onStep?: (r: AdvanceResult) => void, maxLeaves = TREE_ADVANCE_BATCH, advance: (db: Database, maxLeaves: number) => Promise<AdvanceResult> = advanceTree): Promise<TreeHead> {
   for (;;) {
-    const r = await advanceTree(db, maxLeaves);
+    const r = await advance(db, maxLeaves);
     if (r.to === r.from) return { size: r.to, root: r.root };
     onStep?.(r);
   }
