@@ -9,10 +9,13 @@
 import { migrate, loadMigrations } from "../../app/src/db/migrate";
 import { createPostgresDatabase, type PostgresDatabase } from "../../app/src/db/postgres";
 import { createLedger, registerEphemeralSigner, type Ledger } from "../../app/src/receipts";
+import type { Signer } from "../../app/src/receipts/keys";
 import { leafHash } from "../../app/src/receipts/merkle";
+import { checkpointIfDue } from "../../app/src/receipts/tlog/checkpoints";
 import { advanceTree, advanceTreeFully, readTreeHead, receiptLeafData, storedHashReader } from "../../app/src/receipts/tlog/store";
 import { verifyLog } from "../../app/src/receipts/tlog/verify-log";
 import { consistencyProof, inclusionProof, storedHashCount, storedHashesForLeaf, treeHash, type HashReader } from "../../app/src/receipts/tlog/tree";
+import { waitFor } from "../support/ports";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { asOwnerBypassingTriggers, killTreeWriterAfter } from "./receipts-support";
 
@@ -22,6 +25,7 @@ let pg: TestPostgres;
 let owner: PostgresDatabase;
 let service: PostgresDatabase;
 let ledger: Ledger;
+let signer: Signer;
 let serviceUrl: string;
 
 beforeAll(async () => {
@@ -32,7 +36,8 @@ beforeAll(async () => {
   await pg.psql("CREATE ROLE knhk_app LOGIN; GRANT knhk_service TO knhk_app;", "knhk");
   serviceUrl = pg.url("knhk", "knhk_app");
   service = createPostgresDatabase({ connectionString: serviceUrl, max: 8 });
-  ledger = createLedger({ db: service, signer: await registerEphemeralSigner(owner) });
+  signer = await registerEphemeralSigner(owner);
+  ledger = createLedger({ db: service, signer });
 }, 120_000);
 afterAll(async () => {
   await ledger?.close();
@@ -119,6 +124,42 @@ test("a writer killed with SIGKILL at any point leaves a consistent earlier head
   }
   expect((await advanceTreeFully(service)).size).toBe(total);
   expect(await expectConsistent()).toBe(total);
+});
+
+test("a PostgreSQL crash while the tree advances loses no acknowledged receipt and no checkpointed tree state; after recovery the tree is consistent and completes", async () => {
+  await appendReceipts(3000);
+  const policy = { origin: "knhk.test/receipt-tree", everyReceipts: 200, intervalMs: 3_600_000 };
+  const acked: string[] = [];
+  let steps = 0;
+  let running = true;
+  // Tree advances (not waiting for their WAL flush) with checkpoints, and appends, until the crash.
+  const advancing = (async () => {
+    while (running) {
+      await advanceTree(service, 23);
+      await checkpointIfDue(service, signer, policy);
+      steps++;
+    }
+  })().catch((error: Error) => error);
+  const appending = (async () => {
+    for (let i = 0; running; i++) acked.push((await ledger.append({ operation: "tree.crash", outcome: "success", evidence: { i }, sector: "generic" })).id);
+  })().catch((error: Error) => error);
+  await waitFor("40 tree steps before the crash", async () => steps >= 40, 60_000, 2);
+  await pg.crash();
+  running = false;
+  expect(await advancing).toBeInstanceOf(Error);
+  expect(await appending).toBeInstanceOf(Error);
+  await pg.start();
+
+  await waitFor("the service role reconnected", async () => service.query("SELECT 1").then(() => true, () => false), 30_000, 100);
+  const { rows } = await service.query<{ n: string }>("SELECT count(*)::text AS n FROM receipts WHERE id = ANY($1::uuid[])", [acked]);
+  expect(Number(rows[0].n)).toBe(acked.length);
+  const head = await readTreeHead(service);
+  const checkpointed = Number((await service.query<{ n: string }>("SELECT coalesce(max(size), 0)::text AS n FROM receipt_tree_checkpoints")).rows[0].n);
+  expect(checkpointed).toBeGreaterThan(0);
+  expect(head.size).toBeGreaterThanOrEqual(checkpointed);
+  await expectConsistent();
+  expect((await advanceTreeFully(service)).size).toBe(await receiptCount());
+  expect(await expectConsistent()).toBe(await receiptCount());
 });
 
 test("a missing receipt stops the tree at the gap instead of skipping it, and replay names it", async () => {

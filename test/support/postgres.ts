@@ -5,6 +5,7 @@
  *   pg.url("knhk")                            // postgres://postgres@127.0.0.1:PORT/knhk (created on demand: await pg.createDatabase("knhk"))
  *   await pg.psql("SELECT 1")                 // runs SQL as the superuser, returns stdout
  *   await pg.stop(); await pg.start();        // stop/restart the same cluster (outage tests)
+ *   await pg.crash(); await pg.start();       // immediate shutdown, then crash recovery
  *   await pg.destroy();                       // stop and remove the data directory
  *
  * PostgreSQL refuses to run as root, so when the tests run as root (CI) every server command runs
@@ -37,6 +38,8 @@ export interface TestPostgres {
   psql(sql: string, database?: string): Promise<string>;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Stops the server the way a crash does (immediate shutdown: no checkpoint, WAL not yet flushed is lost); start() recovers it. */
+  crash(): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -88,6 +91,9 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Test
     },
     async stop() {
       await runAs(join(PG_BIN, "pg_ctl"), ["-D", dataDir, "-m", "fast", "-w", "stop"]);
+    },
+    async crash() {
+      await runAs(join(PG_BIN, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
     },
     async destroy() {
       await pg.stop().catch(() => undefined);

@@ -66,6 +66,11 @@ export interface AdvanceResult {
  * hashes still give the head's root, inserts the hashes the leaves add and moves the head.
  */
 export async function extendTree(tx: Sql, tables: TreeTables, head: TreeHead, leafHashes: readonly Buffer[]): Promise<AdvanceResult> {
+  // The advance need not wait for its own WAL flush: a crash can only lose advances that the
+  // entries rebuild exactly, and a checkpoint of this head commits synchronously later, which
+  // flushes the WAL up to its own record and so this transaction first. The appends it shares
+  // the disk with then pay for one flush fewer per advance.
+  await tx.query("SET LOCAL synchronous_commit = off");
   const frontier = TreeFrontier.of(head.size, await storedHashReader(tx, tables)(frontierIndexes(head.size)));
   if (!frontier.root().equals(head.root)) throw new Error(`${tables.head}: the stored hashes of size ${head.size} do not give the head's root`);
   const hashes: Buffer[] = [];
