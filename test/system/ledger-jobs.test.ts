@@ -35,6 +35,7 @@ import { dynamicUserCreationStatements, fillVaultTemplate } from "../../infra/re
 import type { K8sObject, RenderResult } from "../../infra/testing/render";
 import { startServiceOn, type ServiceUnderTest } from "../app/shell/service";
 import { MOTO_CREDENTIALS, MOTO_REGION, startMoto, type TestMoto } from "../support/moto";
+import { waitFor } from "../support/ports";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { spawnTracked } from "../support/processes";
 import { renderTestStack } from "../support/stack-identifiers";
@@ -353,6 +354,8 @@ afterAll(async () => {
 describe("knhk-archive as rendered, as a dynamic member of knhk_archiver over TLS", () => {
   let first: JobRun;
   beforeAll(async () => {
+    // The service's audit tree takes the 40 entries and signs a checkpoint over them within seconds.
+    await waitFor("an audit checkpoint over the seeded entries", async () => Number((await serviceDb.query<{ n: string }>("SELECT coalesce(max(size), 0)::text AS n FROM audit_tree_checkpoints")).rows[0].n) >= 40, 30_000, 200);
     first = await runCronJob(LEDGER_JOBS.archive.cronJob, "archive");
   });
 
@@ -368,7 +371,13 @@ describe("knhk-archive as rendered, as a dynamic member of knhk_archiver over TL
       },
     });
     expect((await listKeys(LEDGER_BUCKET(), "receipts/")).length).toBeGreaterThanOrEqual(2);
-    expect((await listKeys(LEDGER_BUCKET(), "audit/")).length).toBe(1);
+    const audit = await listKeys(LEDGER_BUCKET(), "audit/");
+    expect(audit.filter((k) => k.endsWith(".ndjson"))).toHaveLength(1);
+    // The service signed checkpoints of the audit log's tree; the job publishes them with their tiles.
+    const auditCheckpoints = audit.filter((k) => k.startsWith("audit/tlog/checkpoints/"));
+    expect(auditCheckpoints.length).toBeGreaterThanOrEqual(1);
+    expect(audit.filter((k) => k.startsWith("audit/tlog/tile/")).length).toBeGreaterThanOrEqual(1);
+    expect(summary.audit_log).toMatchObject({ checkpoints: auditCheckpoints.length });
     expect((await listKeys(DATA_BUCKET(), "observations/")).length).toBe(1);
   });
 
