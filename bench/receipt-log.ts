@@ -139,9 +139,10 @@ async function main(): Promise<void> {
     // The same proofs through HTTP, from the service as it runs (its own process, token verified,
     // permission checked, the decision audited before the answer), one request at a time.
     const oidc = await startBenchOidc();
-    const api = await startServiceProcess({ pg, database: "knhk", env: { ...oidc.env(), KNHK_TLOG_ORIGIN: POLICY.origin, KNHK_RATE_LIMIT_MAX: "10000000", KNHK_LOG_LEVEL: "warn" } });
+    const api = await startServiceProcess({ pg, database: "knhk", env: { ...oidc.env(), KNHK_TLOG_ORIGIN: POLICY.origin, KNHK_RATE_LIMIT_MAX: "1000000", KNHK_LOG_LEVEL: "warn" } });
     const httpProofMs: number[] = [];
     const httpConsistencyMs: number[] = [];
+    const httpCheckpointMs: number[] = [];
     try {
       const token = await oidc.roleToken("observer");
       const get = async (path: string, into: number[]) => {
@@ -154,6 +155,8 @@ async function main(): Promise<void> {
       for (const id of ids.slice(0, 50)) await get(`/${id}/proof?size=${TREE_SIZE}`, []); // warm-up
       for (const id of ids) await get(`/${id}/proof?size=${TREE_SIZE}`, httpProofMs);
       for (let i = 0; i < PROOFS / 4; i++) await get(`/consistency?from=${sizes[Math.floor(Math.random() * (sizes.length - 1))]}&to=${TREE_SIZE}`, httpConsistencyMs);
+      // The request path's own cost: the latest checkpoint (one indexed row) through the same auth and audit.
+      for (let i = 0; i < PROOFS / 4; i++) await get("/checkpoint", httpCheckpointMs);
     } finally {
       await api.stop();
       await oidc.close();
@@ -174,15 +177,17 @@ async function main(): Promise<void> {
     const consistencyP95 = quantile(sorted(consistencyMs), 0.95);
     const httpProofP95 = quantile(sorted(httpProofMs), 0.95);
     const httpConsistencyP95 = quantile(sorted(httpConsistencyMs), 0.95);
+    const httpCheckpointP95 = quantile(sorted(httpCheckpointMs), 0.95);
     const figures = [
       { figure: "receipt append with the tree maintained (1 process, 128 appenders)", measured: `${Math.round(append.withTree.median)} receipts/s (min ${Math.round(append.withTree.min)}, max ${Math.round(append.withTree.max)})`, reference: `without the tree ${Math.round(append.without.median)} receipts/s`, target: `>= ${TARGETS.appendRatio} of without`, ratio: `${appendRatio.toFixed(2)} of without`, met: appendRatio >= TARGETS.appendRatio },
       { figure: `inclusion proof at a tree of ${TREE_SIZE.toLocaleString("en-US")} receipts, GET /receipts/:id/proof`, measured: `p95 ${httpProofP95.toFixed(2)} ms (p50 ${quantile(sorted(httpProofMs), 0.5).toFixed(2)}, n=${httpProofMs.length})`, reference: `the function it calls: p95 ${proofP95.toFixed(2)} ms (p50 ${quantile(sorted(proofMs), 0.5).toFixed(2)})`, target: `p95 < ${TARGETS.proofP95Ms} ms`, ratio: `${(httpProofP95 / TARGETS.proofP95Ms).toFixed(2)}x target`, met: httpProofP95 < TARGETS.proofP95Ms },
       { figure: `consistency proof to a tree of ${TREE_SIZE.toLocaleString("en-US")} receipts, GET /receipts/consistency`, measured: `p95 ${httpConsistencyP95.toFixed(2)} ms (p50 ${quantile(sorted(httpConsistencyMs), 0.5).toFixed(2)}, n=${httpConsistencyMs.length})`, reference: `the function it calls: p95 ${consistencyP95.toFixed(2)} ms (p50 ${quantile(sorted(consistencyMs), 0.5).toFixed(2)})`, target: `p95 < ${TARGETS.proofP95Ms} ms`, ratio: `${(httpConsistencyP95 / TARGETS.proofP95Ms).toFixed(2)}x target`, met: httpConsistencyP95 < TARGETS.proofP95Ms },
+      { figure: "GET /receipts/checkpoint (the request path: token, permission, audited decision)", measured: `p95 ${httpCheckpointP95.toFixed(2)} ms (p50 ${quantile(sorted(httpCheckpointMs), 0.5).toFixed(2)}, n=${httpCheckpointMs.length})`, reference: "-", target: "-", ratio: "-", met: null },
       { figure: `verify-log over ${TREE_SIZE.toLocaleString("en-US")} receipts`, measured: `${Math.round(verifyRate)} receipts/s (${verifySeconds.toFixed(1)} s)`, reference: `SHA-256 ceiling ${Math.round(ceiling)} leaves/s (a leaf and a node hash each)`, target: `>= ${TARGETS.verifyLogCeilingShare} of the ceiling`, ratio: `${(verifyRate / ceiling).toFixed(2)} of the ceiling`, met: verifyRate / ceiling >= TARGETS.verifyLogCeilingShare },
       { figure: `tree built from ${TREE_SIZE.toLocaleString("en-US")} stored receipts`, measured: `${Math.round(TREE_SIZE / treeSeconds)} receipts/s (${treeSeconds.toFixed(1)} s)`, reference: "-", target: "-", ratio: "-", met: null },
     ];
     printTable(figures, ["figure", "measured", "reference", "target", "ratio", "met"], "receipt log");
-    const file = writeResult("receipt-log", { tree_size: TREE_SIZE, quick, load_average_1m: Math.round(loadavg()[0] * 10) / 10, targets: TARGETS, append, proof_ms: summarize(proofMs), consistency_ms: summarize(consistencyMs), http_proof_ms: summarize(httpProofMs), http_consistency_ms: summarize(httpConsistencyMs), verify_log_seconds: verifySeconds, sha256_ceiling_leaves_per_second: ceiling, tree_build_seconds: treeSeconds, figures });
+    const file = writeResult("receipt-log", { tree_size: TREE_SIZE, quick, load_average_1m: Math.round(loadavg()[0] * 10) / 10, targets: TARGETS, append, proof_ms: summarize(proofMs), consistency_ms: summarize(consistencyMs), http_proof_ms: summarize(httpProofMs), http_consistency_ms: summarize(httpConsistencyMs), http_checkpoint_ms: summarize(httpCheckpointMs), verify_log_seconds: verifySeconds, sha256_ceiling_leaves_per_second: ceiling, tree_build_seconds: treeSeconds, figures });
     console.log(`results: ${file}`);
     await service.close();
     await owner.close();
