@@ -20,7 +20,8 @@ import { createPostgresDatabase, type PostgresDatabase } from "../../app/src/db/
 import { registerEphemeralSigner } from "../../app/src/receipts";
 import type { Signer } from "../../app/src/receipts/keys";
 import { leafHash, verifyInclusion } from "../../app/src/receipts/merkle";
-import { checkpointIfDue, latestCheckpoint } from "../../app/src/receipts/tlog/checkpoints";
+import { signCheckpoint } from "../../app/src/receipts/tlog/checkpoint";
+import { checkpointIfDue, latestCheckpoint, noteSigner } from "../../app/src/receipts/tlog/checkpoints";
 import { advanceTreeFully, readTreeHead, storedHashReader } from "../../app/src/receipts/tlog/store";
 import { inclusionProof, storedHashCount, treeHash } from "../../app/src/receipts/tlog/tree";
 import { openWithRegisteredKeys } from "../../app/src/receipts/tlog/verify-log";
@@ -207,6 +208,13 @@ test("a log rewritten and re-signed by the owner is reported as a fork against a
   const forked = await log.cli("verify-log", "--checkpoint", kept, "--format", "json");
   expect(forked.code).toBe(1);
   expect(JSON.parse(forked.out).findings).toEqual([expect.objectContaining({ kind: "fork", size: 160 })]);
+  // A checkpoint of the receipt log, signed with the same key and claiming this tree's size and root, is not this log's.
+  const otherLog = join(dir, "receipt-log-checkpoint");
+  const head = await readTreeHead(log.service, false, AUDIT_TREE);
+  writeFileSync(otherLog, await signCheckpoint({ origin: "knhk.test/receipts", size: head.size, root: head.root }, noteSigner(log.signer, "knhk.test/receipts")));
+  const crossed = await log.cli("verify-log", "--checkpoint", otherLog, "--format", "json");
+  expect(crossed.code).toBe(1);
+  expect(JSON.parse(crossed.out).findings).toEqual([{ kind: "bad_signature", size: 0, detail: "the remembered checkpoint: it is a checkpoint of knhk.test/receipts; this log's checkpoints are of knhk.test/receipts/audit" }]);
   expect((await log.cli("verify-log", "--checkpoint", join(dir, "absent"))).code).toBe(2);
   expect((await log.cli("verify-log", "--format", "yaml")).err).toMatch(/--format: must be text or json/);
 });

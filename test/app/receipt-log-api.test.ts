@@ -147,7 +147,8 @@ test("the tiles served by their C2SP paths rebuild the latest root and prove rec
 });
 
 test("the service keeps the audit log in its own tree: its checkpoints open under the audit origin, consecutive ones are consistent and sampled entries' proofs verify", async () => {
-  const db = createPostgresDatabase({ connectionString: pg.url(svc.database), max: 2 });
+  // Read as the service's own least-privileged login, not as the owner.
+  const db = createPostgresDatabase({ connectionString: pg.url(svc.database, "knhk_app"), max: 2 });
   try {
     // Every request above made an authorization decision; the service's audit tree takes them within a second.
     await waitFor("an audit checkpoint covering the ingest's decisions", async () => ((await latestCheckpoint(db, AUDIT_TREE))?.size ?? 0) >= 300, 30_000, 200);

@@ -78,6 +78,7 @@ export class SignedRoots {
   static async collect(sql: Sql, tables: TreeTables, head: TreeHead, remembered: string | undefined): Promise<SignedRoots> {
     const roots = new SignedRoots();
     roots.expect(head.size, head.root, "the stored tree's head");
+    const origins = new Set<string>();
     for (let after = 0; ; ) {
       const batch = await checkpointsAfter(sql, after, 1000, tables);
       if (batch.length === 0) break;
@@ -87,6 +88,7 @@ export class SignedRoots {
         after = c.size;
         try {
           const opened = await openWithRegisteredKeys(sql, c.note);
+          origins.add(opened.origin);
           if (opened.size !== c.size || !opened.root.equals(c.root)) roots.findings.push({ kind: "bad_signature", size: c.size, detail: "the signed note does not say the size and root stored with it" });
           roots.expect(c.size, opened.root, "the signed checkpoint");
         } catch (error) {
@@ -97,6 +99,8 @@ export class SignedRoots {
     if (remembered !== undefined) {
       try {
         const opened = await openWithRegisteredKeys(sql, remembered);
+        // Both logs are signed with one key: a note of the other log opens too, but is not this log's.
+        if (origins.size > 0 && !origins.has(opened.origin)) throw new Error(`it is a checkpoint of ${opened.origin}; this log's checkpoints are of ${[...origins].join(", ")}`);
         roots.expect(opened.size, opened.root, REMEMBERED);
       } catch (error) {
         roots.findings.push({ kind: "bad_signature", size: 0, detail: `${REMEMBERED}: ${(error as Error).message}` });
