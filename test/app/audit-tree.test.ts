@@ -27,7 +27,7 @@ import { inclusionProof, storedHashCount, treeHash } from "../../app/src/receipt
 import { openWithRegisteredKeys } from "../../app/src/receipts/tlog/verify-log";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { capturedStreams } from "../support/streams";
-import { asOwnerBypassingTriggers, killTreeWriterAfter } from "./receipts-support";
+import { asOwnerBypassingTriggers, killTreeWriterAfter, storedHashesIn } from "./receipts-support";
 
 jest.setTimeout(300_000);
 
@@ -136,7 +136,7 @@ test("every entry written concurrently is one leaf; stored hashes, root and proo
   const head = await readTreeHead(log.service, false, AUDIT_TREE);
   expect(head.size).toBe(entries);
   expect(await count(log.service, "audit_tree_leaves")).toBe(entries);
-  expect(await count(log.service, "audit_tree_hashes")).toBe(storedHashCount(entries));
+  expect(await storedHashesIn(log.service, "audit_tree_hash_runs")).toBe(storedHashCount(entries));
   const leaves = await readAuditLeaves(log.service, 0, entries, entries);
   expect(new Set(leaves.map((l) => l.auditId)).size).toBe(entries);
   const hashes = leaves.map((l) => leafHash(auditLeafData(l.entry!)));
@@ -199,7 +199,7 @@ test("a log rewritten and re-signed by the owner is reported as a fork against a
   // The owner rewrites one early entry and rebuilds the whole tree and its checkpoints from scratch.
   const first = (await readAuditLeaves(log.service, 0, 1, 1))[0].auditId;
   await asOwnerBypassingTriggers(log.owner, `UPDATE audit_log SET actor = 'someone-else' WHERE id = ${first}`);
-  for (const table of ["audit_tree_checkpoints", "audit_tree_hashes", "audit_tree_leaves"]) await asOwnerBypassingTriggers(log.owner, `DELETE FROM ${table}`);
+  for (const table of ["audit_tree_checkpoints", "audit_tree_hash_runs", "audit_tree_leaves"]) await asOwnerBypassingTriggers(log.owner, `DELETE FROM ${table}`);
   await asOwnerBypassingTriggers(log.owner, "UPDATE audit_tree_head SET size = 0, root = sha256(''::bytea), last_xact = '0', last_id = 0");
   await log.follow();
   // Consistent with itself...
@@ -222,8 +222,8 @@ test("a log rewritten and re-signed by the owner is reported as a fork against a
 test("the service role cannot change, delete or shrink the audit tree", async () => {
   const log = await grown(1, 30);
   for (const statement of [
-    "UPDATE audit_tree_hashes SET hash = sha256('x'::bytea) WHERE idx = 0",
-    "DELETE FROM audit_tree_hashes",
+    "UPDATE audit_tree_hash_runs SET hashes = sha256('x'::bytea) WHERE first_idx = 0",
+    "DELETE FROM audit_tree_hash_runs",
     "DELETE FROM audit_tree_leaves",
     "UPDATE audit_tree_leaves SET audit_id = 1 WHERE leaf_index = 2",
     "UPDATE audit_tree_head SET size = 1",
@@ -246,7 +246,7 @@ test("a writer killed with SIGKILL at any point leaves a consistent earlier head
     expect(head.size).toBeGreaterThan(previous);
     expect(head.size).toBeLessThan(4000);
     expect(await count(log.service, "audit_tree_leaves")).toBe(head.size);
-    expect(await count(log.service, "audit_tree_hashes")).toBe(storedHashCount(head.size));
+    expect(await storedHashesIn(log.service, "audit_tree_hash_runs")).toBe(storedHashCount(head.size));
     expect((await verifyAuditLog(log.service)).findings).toEqual([]);
     previous = head.size;
   }

@@ -124,7 +124,7 @@ test("a truncated tail is reported against the last signed checkpoint, and again
 
   // The owner covers up: the tree's rows and checkpoints beyond 90 go too, the head is rewound.
   await asOwnerBypassingTriggers(log.owner, "DELETE FROM receipt_tree_checkpoints WHERE size > 90");
-  await asOwnerBypassingTriggers(log.owner, "DELETE FROM receipt_tree_hashes");
+  await asOwnerBypassingTriggers(log.owner, "DELETE FROM receipt_tree_hash_runs");
   await asOwnerBypassingTriggers(log.owner, "UPDATE receipt_tree_head SET size = 0, root = sha256(''::bytea)");
   await advanceTreeFully(log.service);
   expect((await log.cli("verify-log")).code).toBe(0);
@@ -150,7 +150,7 @@ test("the whole chain rewritten and re-signed with the service key passes on its
   const kept = (await latestCheckpoint(log.service))!.note;
   for (const statement of [
     "DELETE FROM receipts",
-    "DELETE FROM receipt_tree_hashes",
+    "DELETE FROM receipt_tree_hash_runs",
     "DELETE FROM receipt_tree_checkpoints",
     "UPDATE receipt_chain_head SET seq = 0, hash = repeat('0', 64), created_at = 'epoch'",
     "UPDATE receipt_tree_head SET size = 0, root = sha256(''::bytea)",

@@ -12,12 +12,12 @@ import { createLedger, registerEphemeralSigner, type Ledger } from "../../app/sr
 import type { Signer } from "../../app/src/receipts/keys";
 import { leafHash } from "../../app/src/receipts/merkle";
 import { checkpointIfDue } from "../../app/src/receipts/tlog/checkpoints";
-import { advanceTree, advanceTreeFully, readTreeHead, receiptLeafData, storedHashReader } from "../../app/src/receipts/tlog/store";
+import { advanceTree, advanceTreeFully, readTreeHead, receiptLeafData, RUN_HASHES, storedHashReader } from "../../app/src/receipts/tlog/store";
 import { verifyLog } from "../../app/src/receipts/tlog/verify-log";
 import { consistencyProof, inclusionProof, storedHashCount, storedHashesForLeaf, treeHash, type HashReader } from "../../app/src/receipts/tlog/tree";
 import { waitFor } from "../support/ports";
 import { startPostgres, type TestPostgres } from "../support/postgres";
-import { asOwnerBypassingTriggers, killTreeWriterAfter } from "./receipts-support";
+import { asOwnerBypassingTriggers, killTreeWriterAfter, storedHashesIn } from "./receipts-support";
 
 jest.setTimeout(300_000);
 
@@ -67,8 +67,7 @@ async function memoryTree(size: number): Promise<HashReader> {
 
 async function expectConsistent(): Promise<number> {
   const head = await readTreeHead(service);
-  const stored = Number((await service.query<{ n: string }>("SELECT count(*)::text AS n FROM receipt_tree_hashes")).rows[0].n);
-  expect(stored).toBe(storedHashCount(head.size));
+  expect(await storedHashesIn(service, "receipt_tree_hash_runs")).toBe(storedHashCount(head.size));
   // The head's root equals the tree replayed from the receipts (verify-log's check).
   expect((await verifyLog(service)).findings).toEqual([]);
   if (head.size > 0) expect(await treeHash(head.size, storedHashReader(service))).toEqual(head.root);
@@ -100,15 +99,67 @@ test("concurrent writers queue on the head: each receipt enters the tree once", 
 });
 
 test("the service role cannot change, delete or shrink the tree", async () => {
-  await expect(service.query("UPDATE receipt_tree_hashes SET hash = hash WHERE idx = 0")).rejects.toThrow(/permission denied|append-only/);
-  // Not even the owner can change or delete a stored hash (the triggers).
-  await expect(owner.query("UPDATE receipt_tree_hashes SET hash = hash WHERE idx = 0")).rejects.toThrow(/append-only/);
-  await expect(owner.query("DELETE FROM receipt_tree_hashes WHERE idx = 0")).rejects.toThrow(/append-only/);
+  await expect(service.query("UPDATE receipt_tree_hash_runs SET hashes = hashes WHERE first_idx = 0")).rejects.toThrow(/receipt_tree_hash_runs: a run only grows; its stored hashes never change \(run at 0\)/);
+  await expect(service.query("UPDATE receipt_tree_hash_runs SET hashes = sha256('x'::bytea) || substring(hashes FROM 33) || sha256('y'::bytea) WHERE first_idx = 0")).rejects.toThrow(/a run only grows/);
+  // Not even the owner can change or delete stored hashes (the triggers).
+  await expect(owner.query("UPDATE receipt_tree_hash_runs SET hashes = hashes WHERE first_idx = 0")).rejects.toThrow(/a run only grows/);
+  await expect(owner.query("UPDATE receipt_tree_hash_runs SET first_idx = first_idx + 240 WHERE first_idx = 0")).rejects.toThrow(/a run only grows/);
+  await expect(owner.query("DELETE FROM receipt_tree_hash_runs WHERE first_idx = 0")).rejects.toThrow(/append-only/);
   await expect(owner.query("UPDATE receipt_tree_head SET size = 0")).rejects.toThrow(/only grows/);
-  await expect(service.query("DELETE FROM receipt_tree_hashes WHERE idx = 0")).rejects.toThrow(/permission denied|append-only/);
-  await expect(service.query("TRUNCATE receipt_tree_hashes")).rejects.toThrow(/permission denied|append-only/);
+  await expect(service.query("DELETE FROM receipt_tree_hash_runs WHERE first_idx = 0")).rejects.toThrow(/permission denied|append-only/);
+  await expect(service.query("TRUNCATE receipt_tree_hash_runs")).rejects.toThrow(/permission denied|append-only/);
   await expect(service.query("UPDATE receipt_tree_head SET size = size - 1")).rejects.toThrow(/only grows/);
   await expect(service.query("DELETE FROM receipt_tree_head")).rejects.toThrow(/permission denied|append-only/);
+  expect(await expectConsistent()).toBeGreaterThan(0);
+});
+
+test("stored hashes are runs of 240 from a multiple of 240, only the last partial: a gap, a ragged run or an overlong one is refused", async () => {
+  const stored = await storedHashesIn(service, "receipt_tree_hash_runs");
+  expect(stored).toBeGreaterThan(RUN_HASHES);
+  const { rows } = await service.query<{ first: string; n: number }>("SELECT first_idx::text AS first, length(hashes) / 32 AS n FROM receipt_tree_hash_runs ORDER BY first_idx");
+  expect(rows.map((r) => Number(r.first))).toEqual(rows.map((_, k) => k * RUN_HASHES));
+  expect(rows.slice(0, -1).every((r) => r.n === RUN_HASHES)).toBe(true);
+  const last = Number(rows[rows.length - 1].first);
+  const hash = Buffer.alloc(32, 7);
+  const insert = (first: number, hashes: Buffer) => service.query("INSERT INTO receipt_tree_hash_runs (first_idx, hashes) VALUES ($1, $2)", [first, hashes]);
+  if (stored % RUN_HASHES !== 0) await expect(insert(last + RUN_HASHES, hash)).rejects.toThrow(`receipt_tree_hash_runs: a run starts only after a full run of 240 hashes; the run at ${last} holds ${stored - last} hashes`);
+  await expect(insert(last + 2 * RUN_HASHES, hash)).rejects.toThrow(`the run at ${last + RUN_HASHES} is missing`);
+  await expect(insert(last + 1, hash)).rejects.toThrow(/check constraint|starts only after a full run/);
+  await expect(service.query("UPDATE receipt_tree_hash_runs SET hashes = hashes || $2 WHERE first_idx = $1", [last, Buffer.alloc(32 * RUN_HASHES, 1)])).rejects.toThrow(/check constraint/);
+  await expect(service.query("UPDATE receipt_tree_hash_runs SET hashes = hashes || $2 WHERE first_idx = $1", [last, Buffer.alloc(31, 1)])).rejects.toThrow(/check constraint/);
+  expect(await storedHashesIn(service, "receipt_tree_hash_runs")).toBe(stored);
+  expect(await expectConsistent()).toBeGreaterThan(0);
+});
+
+test("migration 0014 moves a tree stored a hash per row into runs: same hashes, same root, and the tree goes on from there", async () => {
+  await pg.createDatabase("knhk_upgrade");
+  const upgradeOwner = createPostgresDatabase({ connectionString: pg.url("knhk_upgrade"), max: 2 });
+  const upgradeService = createPostgresDatabase({ connectionString: pg.url("knhk_upgrade", "knhk_app"), max: 2 });
+  try {
+    await migrate(upgradeOwner, loadMigrations().filter((m) => m.version < 14));
+    await upgradeOwner.query("GRANT knhk_service TO knhk_app");
+    const upgradeLedger = createLedger({ db: upgradeService, signer: await registerEphemeralSigner(upgradeOwner) });
+    await Promise.all(Array.from({ length: 700 }, (_, i) => upgradeLedger.append({ operation: "tree.upgrade", outcome: "success", evidence: { i }, sector: "generic" })));
+    await upgradeLedger.close();
+    // The tree of the first 500 receipts as the old layout stored it: a row per stored hash.
+    const { rows } = await upgradeOwner.query<{ hash: string }>("SELECT hash FROM receipts WHERE seq <= 500 ORDER BY seq");
+    const hashes: Buffer[] = [];
+    const read: HashReader = async (indexes) => indexes.map((i) => hashes[i]);
+    for (const [n, r] of rows.entries()) hashes.push(...(await storedHashesForLeaf(n, leafHash(receiptLeafData(r.hash)), read)));
+    expect(hashes.length).toBe(storedHashCount(500));
+    await upgradeOwner.query("INSERT INTO receipt_tree_hashes (idx, hash) SELECT i - 1, h FROM unnest($1::bytea[]) WITH ORDINALITY AS t(h, i)", [hashes]);
+    await upgradeOwner.query("UPDATE receipt_tree_head SET size = 500, root = $1", [await treeHash(500, read)]);
+
+    await migrate(upgradeOwner, loadMigrations());
+    expect(await storedHashesIn(upgradeService, "receipt_tree_hash_runs")).toBe(hashes.length);
+    expect(await storedHashReader(upgradeService)(hashes.map((_, i) => i))).toEqual(hashes);
+    expect(await advanceTreeFully(upgradeService, undefined, 77)).toMatchObject({ size: 700 });
+    expect((await verifyLog(upgradeService)).findings).toEqual([]);
+    expect(await storedHashesIn(upgradeService, "receipt_tree_hash_runs")).toBe(storedHashCount(700));
+  } finally {
+    await upgradeService.close();
+    await upgradeOwner.close();
+  }
 });
 
 test("a writer killed with SIGKILL at any point leaves a consistent earlier head, and the next run completes", async () => {

@@ -79,3 +79,9 @@ export async function killTreeWriterAfter(databaseUrl: string, tree: "receipts" 
   writer.signal("SIGKILL");
   await writer.stop();
 }
+
+/** How many stored hashes a tree's run table holds (each run is 32-byte hashes concatenated). */
+export async function storedHashesIn(db: Pick<PostgresDatabase, "query">, table: "receipt_tree_hash_runs" | "audit_tree_hash_runs"): Promise<number> {
+  const { rows } = await db.query<{ n: string }>(`SELECT coalesce(sum(length(hashes) / 32), 0)::text AS n FROM ${table}`);
+  return Number(rows[0].n);
+}

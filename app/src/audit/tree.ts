@@ -17,7 +17,7 @@ import type { Database, Sql } from "../db/types";
 import { leafHash } from "../receipts/merkle";
 import { checkMaxLeaves, extendTree, readTreeHead, TREE_ADVANCE_BATCH, type AdvanceResult, type TreeTables } from "../receipts/tlog/store";
 
-export const AUDIT_TREE: TreeTables = { hashes: "audit_tree_hashes", head: "audit_tree_head", checkpoints: "audit_tree_checkpoints" };
+export const AUDIT_TREE: TreeTables = { hashes: "audit_tree_hash_runs", head: "audit_tree_head", checkpoints: "audit_tree_checkpoints" };
 
 /** The audit log's origin (and checkpoint key name): the receipt log's, with "/audit". */
 export function auditLogOrigin(receiptLogOrigin: string): string {

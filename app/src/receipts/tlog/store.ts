@@ -11,7 +11,7 @@ import { frontierIndexes, storedHashCount, TreeFrontier, type HashReader } from 
 
 /** The tables of one log's tree: the receipt log's (migration 0012) or the audit log's (0013). */
 export interface TreeTables {
-  /** Stored hashes by index (idx, hash). */
+  /** Stored hashes in runs (first_idx, hashes): up to RUN_HASHES consecutive hashes concatenated, 32 bytes each (migration 0014). */
   readonly hashes: string;
   /** The one-row head (size, root); its row lock serialises the tree's writers. */
   readonly head: string;
@@ -19,7 +19,10 @@ export interface TreeTables {
   readonly checkpoints: string;
 }
 
-export const RECEIPT_TREE: TreeTables = { hashes: "receipt_tree_hashes", head: "receipt_tree_head", checkpoints: "receipt_tree_checkpoints" };
+/** Stored hashes per run row (7,680 bytes, so a run stays in its heap page); migration 0014's CHECKs hold the same number. */
+export const RUN_HASHES = 240;
+
+export const RECEIPT_TREE: TreeTables = { hashes: "receipt_tree_hash_runs", head: "receipt_tree_head", checkpoints: "receipt_tree_checkpoints" };
 
 export interface TreeHead {
   readonly size: number;
@@ -41,12 +44,20 @@ export async function readTreeHead(sql: Sql, forUpdate = false, tables: TreeTabl
   return { size: Number(rows[0].size), root: Buffer.from(rows[0].root) };
 }
 
+/** The first stored-hash index of the run that holds stored hash `index`. */
+export const runStart = (index: number): number => index - (index % RUN_HASHES);
+
 /** Reads stored hashes by index, in the order asked; a missing one is an error naming it. */
 export function storedHashReader(sql: Sql, tables: TreeTables = RECEIPT_TREE): HashReader {
   return async (indexes) => {
     if (indexes.length === 0) return [];
-    const { rows } = await sql.query<{ idx: string; hash: Buffer }>(`SELECT idx::text AS idx, hash FROM ${tables.hashes} WHERE idx = ANY($1::bigint[])`, [indexes.map(String)]);
-    const byIndex = new Map(rows.map((r) => [Number(r.idx), Buffer.from(r.hash)]));
+    const { rows } = await sql.query<{ idx: string; hash: Buffer | null }>(
+      `SELECT i::text AS idx, (SELECT substring(r.hashes FROM (i % ${RUN_HASHES})::int * 32 + 1 FOR 32) FROM ${tables.hashes} r WHERE r.first_idx = i - i % ${RUN_HASHES}) AS hash
+       FROM unnest($1::bigint[]) AS i`,
+      [indexes.map(String)],
+    );
+    // A hash past the end of its run comes back empty, one in a missing run as null.
+    const byIndex = new Map(rows.filter((r) => r.hash?.length === 32).map((r) => [Number(r.idx), Buffer.from(r.hash!)]));
     return indexes.map((i) => {
       const h = byIndex.get(i);
       if (!h) throw new Error(`stored tree hash ${i} is missing`);
@@ -75,10 +86,29 @@ export async function extendTree(tx: Sql, tables: TreeTables, head: TreeHead, le
   if (!frontier.root().equals(head.root)) throw new Error(`${tables.head}: the stored hashes of size ${head.size} do not give the head's root`);
   const hashes: Buffer[] = [];
   for (const leaf of leafHashes) hashes.push(...frontier.append(leaf));
-  await tx.query(`INSERT INTO ${tables.hashes} (idx, hash) SELECT $1::bigint + i - 1, h FROM unnest($2::bytea[]) WITH ORDINALITY AS t(h, i)`, [storedHashCount(head.size), hashes]);
+  await appendStoredHashes(tx, tables, storedHashCount(head.size), hashes);
   const root = frontier.root();
   await tx.query(`UPDATE ${tables.head} SET size = $1, root = $2, updated_at = now() WHERE singleton`, [frontier.size, root]);
   return { from: head.size, to: frontier.size, root };
+}
+
+/** Stores hashes at indexes first.. : completes the last, partial run, then adds runs of RUN_HASHES. */
+async function appendStoredHashes(tx: Sql, tables: TreeTables, first: number, hashes: readonly Buffer[]): Promise<void> {
+  let next = first;
+  let i = 0;
+  if (next % RUN_HASHES !== 0 && hashes.length > 0) {
+    i = Math.min(hashes.length, RUN_HASHES - (next % RUN_HASHES));
+    const grown = await tx.query(`UPDATE ${tables.hashes} SET hashes = hashes || $2 WHERE first_idx = $1 AND length(hashes) = $3`, [runStart(next), Buffer.concat(hashes.slice(0, i)), (next % RUN_HASHES) * 32]);
+    if (grown.rowCount !== 1) throw new Error(`${tables.hashes}: the run at ${runStart(next)} does not end at stored hash ${next}`);
+    next += i;
+  }
+  const starts: string[] = [];
+  const runs: Buffer[] = [];
+  for (; i < hashes.length; i += RUN_HASHES, next += RUN_HASHES) {
+    starts.push(String(next));
+    runs.push(Buffer.concat(hashes.slice(i, i + RUN_HASHES)));
+  }
+  if (runs.length > 0) await tx.query(`INSERT INTO ${tables.hashes} (first_idx, hashes) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, [starts, runs]);
 }
 
 export function checkMaxLeaves(maxLeaves: number): void {
