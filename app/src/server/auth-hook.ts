@@ -24,8 +24,9 @@ function authorizationHeaders(rawHeaders: readonly string[]): string[] {
 
 /**
  * onRequest hook for /api/v1: authenticate (401), rate-limit per principal (429), check the
- * route's permission (403), and write every allow/deny decision to the audit log before the
- * handler runs. Runs before body parsing, so an unauthorised caller learns nothing from schemas.
+ * route's permission (403), and write every allow/deny decision to the audit log: before the
+ * handler runs, or for a read (GET, HEAD) while it runs, its answer held until the decision is
+ * committed. Runs before body parsing, so an unauthorised caller learns nothing from schemas.
  * An allow that cannot be audited is refused (503): no unaudited access.
  */
 export function createAuthHook(deps: AuthHookDeps) {
@@ -102,6 +103,15 @@ export function createAuthHook(deps: AuthHookDeps) {
       request.pendingAudit = deps.audit.deferred(recordOf(request, "allow", permission, principal, reasonAllowed));
       return;
     }
+    if (SAFE_METHODS.has(request.method)) {
+      // A read changes nothing, so it runs while its decision commits; its answer waits in
+      // auditBeforeResponse until the decision is durable (or becomes a 503 if it cannot be).
+      request.auditWrite = deps.audit.record(recordOf(request, "allow", permission, principal, reasonAllowed)).then(
+        () => undefined,
+        (error: unknown) => error ?? new Error("audit write failed"),
+      );
+      return;
+    }
     if (!(await decide(request, "allow", permission, principal, reasonAllowed))) {
       request.principal = undefined;
       return reply.status(503).send(AUDIT_UNAVAILABLE);
@@ -109,25 +119,36 @@ export function createAuthHook(deps: AuthHookDeps) {
   };
 }
 
+/** Methods whose handlers only read (RFC 9110 safe methods the API serves). */
+const SAFE_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD"]);
+
 const AUDIT_UNAVAILABLE = { error: "unavailable", message: "audit log unavailable; request refused" } as const;
 
 /**
- * onSend hook for /api/v1: a deferred allow decision that the request's write did not commit
- * (the request was refused, failed, or wrote nothing) is recorded now, before the response
- * leaves; if it cannot be, the response becomes a 503. So every decision is durable before its
- * caller learns anything, and a write is never durable without its decision.
+ * onSend hook for /api/v1: a read's decision, written while the read ran, must be committed
+ * before the answer leaves; a deferred allow decision that the request's write did not commit
+ * (the request was refused, failed, or wrote nothing) is recorded now. If either cannot be, the
+ * response becomes a 503. So every decision is durable before its caller learns anything, and a
+ * write is never durable without its decision.
  */
 export function auditBeforeResponse(audit: AuditSink, log: (error: unknown) => void) {
+  const unavailable = (reply: FastifyReply, error: unknown) => {
+    log(error);
+    reply.code(503).type("application/json; charset=utf-8");
+    return JSON.stringify(AUDIT_UNAVAILABLE);
+  };
   return async function onSend(request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
+    if (request.auditWrite) {
+      const failed = await request.auditWrite;
+      return failed === undefined ? payload : unavailable(reply, failed);
+    }
     const pending: DeferredAudit | undefined = request.pendingAudit;
     if (!pending || pending.committed) return payload;
     try {
       await audit.record(pending.decision);
       return payload;
     } catch (error) {
-      log(error);
-      reply.code(503).type("application/json; charset=utf-8");
-      return JSON.stringify(AUDIT_UNAVAILABLE);
+      return unavailable(reply, error);
     }
   };
 }

@@ -19,6 +19,8 @@ declare module "fastify" {
     principal?: Principal;
     /** An allow decision to commit with the request's write (routes with `auditWithWrite`). */
     pendingAudit?: DeferredAudit;
+    /** A read's allow decision being committed while the read runs: settles with the write's error, or undefined once durable. */
+    auditWrite?: Promise<unknown>;
   }
   interface FastifyContextConfig {
     /** The permission a route requires; every /api/v1 route must declare one. */
