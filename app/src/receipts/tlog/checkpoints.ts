@@ -48,6 +48,12 @@ export async function checkpointAt(sql: Sql, size: number, tables: TreeTables = 
   return rows[0] ? toCheckpoint(rows[0]) : undefined;
 }
 
+/** The checkpoints of the given sizes (one round trip), by size; a size without one is absent. */
+export async function checkpointsAt(sql: Sql, sizes: readonly number[], tables: TreeTables = RECEIPT_TREE): Promise<Map<number, StoredCheckpoint>> {
+  const { rows } = await sql.query<CheckpointRow>(`SELECT ${COLUMNS} FROM ${tables.checkpoints} WHERE size = ANY($1::bigint[])`, [sizes.map(String)]);
+  return new Map(rows.map(toCheckpoint).map((c) => [c.size, c]));
+}
+
 /** Checkpoints in size order after `afterSize` (publication, audit). */
 export async function checkpointsAfter(sql: Sql, afterSize: number, limit: number, tables: TreeTables = RECEIPT_TREE): Promise<StoredCheckpoint[]> {
   const { rows } = await sql.query<CheckpointRow>(`SELECT ${COLUMNS} FROM ${tables.checkpoints} WHERE size > $1 ORDER BY ${tables.checkpoints}.size LIMIT $2`, [afterSize, limit]);

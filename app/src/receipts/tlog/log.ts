@@ -5,7 +5,7 @@
  */
 import type { Sql } from "../../db/types";
 import { leafHash } from "../merkle";
-import { checkpointAt, type StoredCheckpoint } from "./checkpoints";
+import { checkpointsAt, type StoredCheckpoint } from "./checkpoints";
 import { readTreeHead, receiptLeafData, storedHashReader } from "./store";
 import { parseTilePath, readTile, TILE_WIDTH } from "./tiles";
 import { consistencyProof, inclusionProof } from "./tree";
@@ -45,8 +45,8 @@ export interface ConsistencyProofAnswer {
 
 const b64 = (b: Buffer) => b.toString("base64");
 
-async function signedAt(sql: Sql, size: number, field: string): Promise<StoredCheckpoint> {
-  const checkpoint = await checkpointAt(sql, size);
+function signedAt(checkpoints: ReadonlyMap<number, StoredCheckpoint>, size: number, field: string): StoredCheckpoint {
+  const checkpoint = checkpoints.get(size);
   if (!checkpoint) throw new LogInputError(field, `no signed checkpoint has size ${size}; use the size of a checkpoint (GET /api/v1/receipts/checkpoint gives the latest)`);
   return checkpoint;
 }
@@ -77,9 +77,12 @@ export async function proveReceipt(sql: Sql, receiptId: string, size?: number): 
 /** The consistency proof between two checkpointed sizes, from <= to. */
 export async function proveConsistency(sql: Sql, from: number, to: number): Promise<ConsistencyProofAnswer> {
   if (from > to) throw new LogInputError("from", `must not exceed to (${to})`);
-  const [older, newer] = [await signedAt(sql, from, "from"), await signedAt(sql, to, "to")];
-  const proof = await consistencyProof(to, from, storedHashReader(sql));
-  return { from, to, proof: proof.map(b64), from_checkpoint: older.note, to_checkpoint: newer.note };
+  // The proof's hashes depend only on the two sizes: they are read while the checkpoints are.
+  const [checkpoints, proof] = await Promise.allSettled([checkpointsAt(sql, [from, to]), consistencyProof(to, from, storedHashReader(sql))]);
+  if (checkpoints.status === "rejected") throw checkpoints.reason;
+  const [older, newer] = [signedAt(checkpoints.value, from, "from"), signedAt(checkpoints.value, to, "to")];
+  if (proof.status === "rejected") throw proof.reason;
+  return { from, to, proof: proof.value.map(b64), from_checkpoint: older.note, to_checkpoint: newer.note };
 }
 
 /** A tile's bytes by its C2SP path (`tile/...`); undefined: not (yet) in the tree. */
