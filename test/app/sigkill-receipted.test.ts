@@ -8,20 +8,15 @@
  * appends what was staged before it serves, and then every receipted row has its receipt and
  * verify-chain passes.
  */
-import { generateKeyPairSync } from "node:crypto";
-import { join } from "node:path";
 import { run } from "../../app/src/cli/receipts";
 import { createPostgresDatabase, type PostgresDatabase } from "../../app/src/db/postgres";
-import { spawnTracked, type TrackedProcess } from "../support/processes";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { capturedStreams } from "../support/streams";
-import { createServiceDatabase, grantServiceRole } from "./shell/service";
 import { startOidc, type TestOidc } from "./shell/oidc";
+import { prepareServiceProcess, type PreparedServiceProcess } from "./shell/service-process";
 
 jest.setTimeout(600_000);
 
-const ROOT = join(__dirname, "..", "..");
-const MAIN = join(ROOT, "app", "src", "main.ts");
 /** The statuses key of the proposal validation client. */
 const VALIDATE = "/proposals/:id/validate";
 /** Stored observations at which the service is killed (cumulative). */
@@ -30,71 +25,25 @@ const KILL_POINTS = [250, 700, 1200];
 let pg: TestPostgres;
 let oidc: TestOidc;
 let admin: string;
-let database: string;
+let killable: PreparedServiceProcess;
 let owner: PostgresDatabase;
 let serviceDb: PostgresDatabase;
-let serviceEnv: NodeJS.ProcessEnv;
-const started: TrackedProcess[] = [];
 
 beforeAll(async () => {
   [pg, oidc] = await Promise.all([startPostgres({ settings: { synchronous_commit: "on" } }), startOidc()]);
   admin = await oidc.roleToken("administrator");
-  database = await createServiceDatabase(pg);
-  // The first start migrates as the owner and creates knhk_service; grant it to knhk_app after.
-  const ownerUrl = pg.url(database);
-  const pem = generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString();
-  serviceEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    ...oidc.env(),
-    DATABASE_URL: ownerUrl,
-    DATABASE_MIGRATION_URL: ownerUrl,
-    KNHK_HOST: "127.0.0.1",
-    KNHK_PORT: "0",
-    KNHK_METRICS_PORT: "0",
-    KNHK_LOG_LEVEL: "silent",
-    KNHK_MAPE_K_INTERVAL_SECONDS: "0",
-    KNHK_RATE_LIMIT_MAX: "1000000",
-    DB_POOL_MIN_CONNECTIONS: "0",
-    DB_POOL_MAX_CONNECTIONS: "20",
-    KNHK_SIGNING_KEY_PEM: pem,
-    KNHK_SIGNING_KEY_VERSION: "1",
-  };
-  const first = await startServiceProcess();
-  await first.process.stop("SIGTERM");
-  await grantServiceRole(pg, database);
-  serviceEnv = { ...serviceEnv, DATABASE_URL: pg.url(database, "knhk_app") };
-  owner = createPostgresDatabase({ connectionString: ownerUrl, max: 2 });
-  serviceDb = createPostgresDatabase({ connectionString: pg.url(database, "knhk_app"), max: 2 });
+  killable = await prepareServiceProcess(pg, oidc);
+  owner = createPostgresDatabase({ connectionString: pg.url(killable.database), max: 2 });
+  serviceDb = createPostgresDatabase({ connectionString: pg.url(killable.database, "knhk_app"), max: 2 });
 });
 
 afterAll(async () => {
-  for (const p of started) await p.stop("SIGKILL").catch(() => undefined);
+  await killable?.killAll();
   await serviceDb?.close().catch(() => undefined);
   await owner?.close().catch(() => undefined);
   await oidc?.close().catch(() => undefined);
   await pg?.destroy();
 });
-
-interface ServiceProcess {
-  readonly process: TrackedProcess;
-  readonly apiUrl: string;
-}
-
-/** Starts node app/src/main.ts and resolves once it logs "knhk listening" (after recovery). */
-function startServiceProcess(): Promise<ServiceProcess> {
-  const proc = spawnTracked(process.execPath, ["--import", "tsx", MAIN], { cwd: ROOT, env: serviceEnv, stdio: ["ignore", "ignore", "pipe"] });
-  started.push(proc);
-  let stderr = "";
-  return new Promise((resolve, reject) => {
-    proc.child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-      const line = stderr.split("\n").find((l) => l.includes('"msg":"knhk listening"'));
-      if (line) resolve({ process: proc, apiUrl: (JSON.parse(line) as { api: string }).api });
-    });
-    void proc.exited.then(({ code, signal }) => reject(new Error(`service exited (${code ?? signal}) before listening:\n${stderr}`)));
-  });
-}
 
 async function post(apiUrl: string, path: string, body: unknown): Promise<{ status: number; body: any }> {
   const response = await fetch(`${apiUrl}/api/v1${path}`, {
@@ -241,7 +190,7 @@ async function verifyChainCli(): Promise<{ code: number; out: string }> {
 
 test("SIGKILL under load at several points: after each restart no receipted row lacks its receipt and verify-chain passes", async () => {
   const none = { observations: 0, snapshot_transitions: 0, patterns: 0, validation_reports: 0, proposals: 0, mape_k_phases: 0, receipt_outbox: 0 };
-  let service = await startServiceProcess();
+  let service = await killable.start();
   let validated = 0;
   for (const [round, killAt] of KILL_POINTS.entries()) {
     const load = driveLoad(service.apiUrl, round);
@@ -258,7 +207,7 @@ test("SIGKILL under load at several points: after each restart no receipted row 
     }
 
     // Restart: recovery appends what the killed process staged, before the service listens.
-    service = await startServiceProcess();
+    service = await killable.start();
     expect({ round, ...(await rowsWithoutReceipts()) }).toEqual({ round, ...none });
     const verified = await verifyChainCli();
     expect({ round, code: verified.code }).toEqual({ round, code: 0 });
