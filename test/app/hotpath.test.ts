@@ -13,12 +13,14 @@ import {
   Op,
   OP_NAMES,
   OpName,
+  PARK_REASON_NAMES,
   ParkReason,
   ParkReasonName,
   parkReasonOf,
   resultOf,
   ticksOf,
 } from "../../app/src/hotpath";
+import { loadRegistry } from "../../registry";
 
 interface Row {
   s: number;
@@ -379,4 +381,9 @@ describe("interner", () => {
     expect(() => new Interner(0)).toThrow(/limit/);
     expect(() => new Interner(10, 0x7ffffffa)).toThrow(/firstId/);
   });
+});
+
+test("the parked metric's reasons are the kernel's park reasons, by the same names", () => {
+  const parked = loadRegistry().service.find((m) => m.name === "knhk_hot_path_parked_total");
+  expect(parked?.labels.reason).toEqual({ values: [...PARK_REASON_NAMES] });
 });

@@ -6,7 +6,7 @@
  * kernel's admission; the warm path then decides the guard in TypeScript and keeps the reason.
  */
 import type { Kernel } from "../hotpath";
-import { isParked, Op, parkReasonOf, resultOf, ticksOf, type OpName, type ParkReasonName } from "../hotpath";
+import { isParked, Op, parkReasonOf, resultOf, ticksOf, type OpName } from "../hotpath";
 import { datatypeOf, fieldAt } from "./knowledge";
 import type { DomainMetrics } from "./metrics";
 import { DATATYPES, type Datatype, type Guard, type GuardCheck, type GuardOutcome, type JsonObject, type JsonValue } from "./types";
@@ -78,13 +78,6 @@ export interface RunOptions {
   readonly metrics?: DomainMetrics;
 }
 
-const PARK_LABEL: Record<ParkReasonName, string> = {
-  run_too_long: "run_too_long",
-  run_full: "run_too_long",
-  capacity: "capacity",
-  unsupported_op: "unknown_operation",
-};
-
 /**
  * Admits one observation: appends its value row, then evaluates every guard. Synchronous from
  * the first append to the last evaluation, so runs are never shared between two observations.
@@ -124,7 +117,7 @@ export function runGuards(
     if (p >= 0) kernel.clearRun(p);
     if (isParked(code)) {
       const reason = parkReasonOf(code) ?? "unsupported_op";
-      options.metrics?.inc("knhk_hot_path_parked_total", { reason: PARK_LABEL[reason] });
+      options.metrics?.inc("knhk_hot_path_parked_total", { reason });
       return { guard_id: guard.id, passed: evaluateCheckWarm(check, field), action: guard.action, path: "warm", ticks: 0, parked_reason: reason };
     }
     const ticks = ticksOf(code);
