@@ -1,10 +1,12 @@
 /** `knhk:app`: the KNHK service (blue/green Deployments, Service, HPA, ConfigMap). */
 import { z } from "zod";
-import { TLOG_ORIGIN } from "../../app/src/config/env";
+import { DEFAULT_LOG_LEVEL, LOG_LEVELS, SERVICE_TUNING, TLOG_ORIGIN } from "../../app/src/config/env";
 import { containerResources, imageRepository, imageVersion, resources } from "./common";
 import { oidcSection } from "./oidc";
 
 const positiveInt = z.number().int().min(1);
+/** A service tuning setting with the service's own bounds and default. */
+const tuning = (rule: { readonly min: number; readonly max: number; readonly default: number }) => z.number().int().min(rule.min).max(rule.max).default(rule.default);
 
 /**
  * Keys of the ConfigMap `knhk-config`; each may be overridden per stack. The pool sizes default
@@ -15,9 +17,9 @@ export const appSettings = z
   .object({
     DB_POOL_MAX_CONNECTIONS: positiveInt.optional(),
     DB_POOL_MIN_CONNECTIONS: z.number().int().min(0).optional(),
-    PATTERN_WINDOW_SECONDS: positiveInt.default(60),
-    VALIDATION_TIMEOUT_MS: positiveInt.default(100),
-    KNHK_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+    PATTERN_WINDOW_SECONDS: tuning(SERVICE_TUNING.PATTERN_WINDOW_SECONDS),
+    VALIDATION_TIMEOUT_MS: tuning(SERVICE_TUNING.VALIDATION_TIMEOUT_MS),
+    KNHK_LOG_LEVEL: z.enum(LOG_LEVELS).default(DEFAULT_LOG_LEVEL),
     /** The receipt log's origin line in its signed checkpoints; one per deployment (service default: knhk.local/receipts). */
     KNHK_TLOG_ORIGIN: z.string().regex(TLOG_ORIGIN.pattern, TLOG_ORIGIN.rule).optional(),
   })

@@ -3,7 +3,7 @@
  * own `loadConfig`, yields the issuers, pool and timing the stack config sets.
  */
 import fc from "fast-check";
-import { loadConfig } from "../../app/src/config/env";
+import { DEFAULT_LOG_LEVEL, loadConfig, LOG_LEVELS, SERVICE_TUNING } from "../../app/src/config/env";
 import { DEFAULT_AUDIENCES, defaultJwksUri } from "../../app/src/config/oidc";
 import { parseStackConfig } from "../../infra/config";
 import type { OidcIssuerConfig } from "../../infra/config/oidc";
@@ -73,6 +73,46 @@ describe("the receipt log's origin", () => {
     for (const origin of ["two words", "a+b"]) {
       expect(() => parseStackConfig("local", { "knhk:app": { settings: { KNHK_TLOG_ORIGIN: origin } } })).toThrow(/knhk:app\.settings\.KNHK_TLOG_ORIGIN.*printable ASCII/);
       expect(() => loadConfig({ KNHK_TLOG_ORIGIN: origin })).toThrow(/KNHK_TLOG_ORIGIN: must be 1-255 printable ASCII/);
+    }
+  });
+});
+
+describe("settings the stack config and the service both check", () => {
+  const accepts = {
+    stack: (settings: Record<string, unknown>) => {
+      try {
+        parseStackConfig("local", { "knhk:app": { settings } });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    service: (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
+
+  test("every log level the service accepts, and nothing else, passes the stack config", () => {
+    for (const level of [...LOG_LEVELS, "verbose", "INFO", ""]) {
+      expect({ level, stack: accepts.stack({ KNHK_LOG_LEVEL: level }) }).toEqual({ level, stack: accepts.service({ KNHK_LOG_LEVEL: level }) && level !== "" });
+    }
+    expect(loadConfig({}).logLevel).toBe(DEFAULT_LOG_LEVEL);
+    expect(parseStackConfig("local", {}).app.settings.KNHK_LOG_LEVEL).toBe(DEFAULT_LOG_LEVEL);
+  });
+
+  test("the tuning settings have one set of bounds: the stack config refuses exactly what the service would", () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...(Object.keys(SERVICE_TUNING) as (keyof typeof SERVICE_TUNING)[])), fc.integer({ min: -5, max: 700_000 }), (key, value) => {
+        expect(accepts.stack({ [key]: value })).toBe(accepts.service({ [key]: String(value) }));
+      }),
+    );
+    for (const [key, rule] of Object.entries(SERVICE_TUNING)) {
+      for (const value of [rule.min - 1, rule.min, rule.max, rule.max + 1]) expect({ key, value, stack: accepts.stack({ [key]: value }) }).toEqual({ key, value, stack: accepts.service({ [key]: String(value) }) });
     }
   });
 });

@@ -21,6 +21,7 @@ const int = (min: number, max: number, fallback: number) =>
     .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
     .optional()
     .transform((v) => v ?? fallback);
+const tuned = (rule: { readonly min: number; readonly max: number; readonly default: number }) => int(rule.min, rule.max, rule.default);
 
 /** 0 asks the OS for any free port (tests). */
 const port = (fallback: number) => int(0, 65535, fallback);
@@ -51,6 +52,16 @@ const hostPortList = z
     });
   })
   .optional();
+
+/** Log levels the service accepts (pino's), and the one it uses when KNHK_LOG_LEVEL is unset; infra's ConfigMap schema uses the same. */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export const DEFAULT_LOG_LEVEL = "info" satisfies (typeof LOG_LEVELS)[number];
+
+/** Bounds and defaults of the service's tuning settings, for its own parsing and infra's ConfigMap schema. */
+export const SERVICE_TUNING = {
+  PATTERN_WINDOW_SECONDS: { min: 1, max: 86_400, default: 60 },
+  VALIDATION_TIMEOUT_MS: { min: 1, max: 600_000, default: 100 },
+} as const;
 
 /** The deployment colours of a blue-green stack. */
 export const COLORS = ["blue", "green"] as const;
@@ -90,8 +101,8 @@ const envSchema = z.object({
   KNHK_OIDC_AUDIENCES: optionalText,
   KNHK_OIDC_CLOCK_TOLERANCE_SECONDS: int(OIDC_CLOCK_TOLERANCE_SECONDS.min, OIDC_CLOCK_TOLERANCE_SECONDS.max, OIDC_CLOCK_TOLERANCE_SECONDS.default),
   KNHK_OIDC_MAX_TOKEN_AGE_SECONDS: int(OIDC_MAX_TOKEN_AGE_SECONDS.min, OIDC_MAX_TOKEN_AGE_SECONDS.max, OIDC_MAX_TOKEN_AGE_SECONDS.default),
-  PATTERN_WINDOW_SECONDS: int(1, 86_400, 60),
-  VALIDATION_TIMEOUT_MS: int(1, 600_000, 100),
+  PATTERN_WINDOW_SECONDS: tuned(SERVICE_TUNING.PATTERN_WINDOW_SECONDS),
+  VALIDATION_TIMEOUT_MS: tuned(SERVICE_TUNING.VALIDATION_TIMEOUT_MS),
   KNHK_HOST: optionalText.transform((v) => v ?? "0.0.0.0"),
   KNHK_PORT: port(8080),
   KNHK_METRICS_PORT: port(9090),
@@ -112,7 +123,7 @@ const envSchema = z.object({
   KNHK_COLOR: optionalText.pipe(z.enum(COLORS, { error: `must be ${COLORS.join(" or ")}` }).optional()),
   KNHK_ACTIVE_COLOR_FILE: optionalText.pipe(z.string().regex(/^[^\0\r\n]+$/, "must be a file path").optional()),
   KNHK_SHUTDOWN_TIMEOUT_MS: int(1000, 600_000, 25_000),
-  KNHK_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional().transform((v) => v ?? "info"),
+  KNHK_LOG_LEVEL: z.enum(LOG_LEVELS).optional().transform((v) => v ?? DEFAULT_LOG_LEVEL),
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalText.pipe(z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional()),
   OTEL_SERVICE_NAME: optionalText.transform((v) => v ?? "knhk-closed-loop"),
 });
