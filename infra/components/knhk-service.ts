@@ -10,8 +10,9 @@ import { APP, APP_FILES, PORTS, POSTGRES, REDIS } from "../render/topology";
 import { databaseUrlTemplate, VAULT_AGENT_PROXY_ADDR, vaultAgentAnnotations } from "../render/vault-agent";
 import { dirname, basename } from "node:path";
 
-export type Color = "blue" | "green";
-export const COLORS: readonly Color[] = ["blue", "green"];
+import { COLORS, type Color } from "../../app/src/config/env";
+
+export { COLORS, type Color };
 
 export interface KnhkServiceArgs {
   readonly namespace: string;

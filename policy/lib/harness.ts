@@ -14,14 +14,10 @@ import type {
 import type { KnhkPolicy } from "./define";
 import type { PolicyInputResource } from "./model";
 
-/** One entry of resources.json as `npm run render` writes it. */
-export interface RenderedResource {
-  readonly type: string;
-  readonly name: string;
-  readonly urn: string;
-  readonly parent?: string | null;
-  readonly inputs: Record<string, unknown>;
-}
+import type { RenderedResource } from "../../infra/testing/render";
+
+/** One entry of resources.json, as `npm run render` (infra/testing/render.ts) writes it. */
+export type { RenderedResource };
 
 export interface HarnessOptions {
   /** Stack tags the engine would pass (e.g. `knhk:environment`). */

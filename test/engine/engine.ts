@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
+import type { RenderedResource } from "../../infra/testing/render";
 
 export const REPO = path.resolve(__dirname, "../..");
 /** The local stack's passphrase default, as documented in the README (the stack holds no real secrets). */
@@ -140,11 +141,6 @@ export interface Preview {
   readonly changeSummary: Record<string, number>;
 }
 
-export interface RenderedResource {
-  readonly type: string;
-  readonly urn: string;
-  readonly inputs: Record<string, unknown>;
-}
 
 /**
  * `type::name` of a URN. The mock monitor spells parent types into URNs differently from the

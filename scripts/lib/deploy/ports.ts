@@ -3,7 +3,9 @@
  * adapters (Pulumi CLI, kubectl, Prometheus HTTP API, the audit CLI); tests wire fakes.
  */
 
-export type Color = "blue" | "green";
+import type { Color } from "../../../app/src/config/env";
+
+export type { Color };
 
 export const otherColor = (c: Color): Color => (c === "blue" ? "green" : "blue");
 
