@@ -36,6 +36,7 @@ const SEQUENCE: readonly Benchmark[] = [
   { name: "receipt-log", file: "bench/receipt-log.ts", args: [], quickArgs: ["--quick"] },
   { name: "api", file: "bench/api.ts", args: [], quickArgs: ["--quick"] },
   { name: "warm-path", file: "bench/warm-path.ts", args: [], quickArgs: ["--quick"] },
+  { name: "detect-history", file: "bench/detect-history.ts", args: [], quickArgs: ["--quick"] },
   { name: "stack-render", file: "bench/stack-render.ts", args: ["--runs", "3"], quickArgs: ["--runs", "2"] },
   { name: "failover", file: "bench/failover.ts", args: [], quickArgs: ["--quick"] },
 ];

@@ -94,6 +94,12 @@ export const BENCHMARKS: readonly { name: string; script: string; title: string;
     method: "PostgreSQL 15 (synchronous_commit on): receipt appends (1 process, 128 appenders) with the service's background tree follower and checkpoint signing vs without, alternating; a tree of 1,000,000 receipts (inserted by SQL) built by the tree writer; inclusion and consistency proofs through the service's HTTP API (its own process, as knhk_app, each request's token verified, permission checked and decision audited), next to the functions it calls, the latest-checkpoint request, one durable INSERT + COMMIT and GET /health; verify-log over the whole log vs the SHA-256 of the same number of leaf and node inputs in a tight loop, measured before and after it.",
   },
   {
+    name: "detect-history",
+    script: "bench:detect-history",
+    title: "Pattern detection against the size of its history",
+    method: "POST /api/v1/patterns/detect through the service (its own process, as knhk_app, token verified, decision audited), one request at a time, against two databases seeded by SQL over the same seconds, event types and sectors: the api benchmark's stream (20/s over the 60 s window and 10 windows of history, 13,200 observations) and 100 times as dense (1,320,000); the two alternate in blocks of 50 requests.",
+  },
+  {
     name: "stack-render",
     script: "bench:stack",
     title: "Prod stack render under mocks",
@@ -377,16 +383,18 @@ function failoverRows(data: any): FigureRow[] {
 }
 
 /** Figures the benchmark wrote as rows already (figure, measured, reference, target, ratio, met). */
-function receiptLogRows(data: any): FigureRow[] {
+/** The rows of a benchmark that stores its table as `figures` (each cell already text). */
+const figureRows = (benchmark: string) => (data: any): FigureRow[] => {
   if (!Array.isArray(data.figures) || data.figures.length === 0) throw new Error("no figures");
   return (data.figures as any[]).map((f) => {
     for (const key of ["figure", "measured", "reference", "target", "ratio"]) if (typeof f[key] !== "string") throw new Error(`figure ${key} is not text`);
-    return { benchmark: "receipt-log", figure: f.figure, measured: f.measured, reference: f.reference, target: f.target, ratio: f.ratio, met: typeof f.met === "boolean" ? f.met : null };
+    return { benchmark, figure: f.figure, measured: f.measured, reference: f.reference, target: f.target, ratio: f.ratio, met: typeof f.met === "boolean" ? f.met : null };
   });
-}
+};
 
 const FORMATTERS: Record<string, (data: any) => FigureRow[]> = {
-  "receipt-log": receiptLogRows,
+  "receipt-log": figureRows("receipt-log"),
+  "detect-history": figureRows("detect-history"),
   failover: failoverRows,
   hotpath: hotpathRows,
   "receipts-append": receiptsRows,
