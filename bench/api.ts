@@ -42,6 +42,7 @@ import { printTable, quantile, summarize, writeResult, type Summary } from "./li
 import { climbLadder, type LadderStep } from "./lib/ladder";
 import { startBenchOidc, type BenchOidc } from "./lib/oidc";
 import { startBaselineProcess } from "./lib/baseline-ingest";
+import { insertDetectionStream } from "./lib/detection-stream";
 import { prepareServiceDatabase, startServiceProcess, type ServiceProcess } from "./lib/servers";
 
 const MEMORY_REQUEST_BYTES = 512 * 2 ** 20;
@@ -433,25 +434,13 @@ async function commitLatency(url: string, commits = 100): Promise<{ commits: num
 }
 
 /**
- * The detection stream (see DETECT_RATE), inserted by SQL in one statement: observations from
- * 11 windows ago until `aheadSeconds` from now. Returns how many observations each window holds.
+ * The detection stream (see DETECT_RATE), inserted by SQL: observations from 11 windows ago
+ * until `aheadSeconds` from now. Returns how many observations each window holds.
  */
 async function seedDetectionStream(pg: TestPostgres, database: string, snapshotId: string, aheadSeconds: number): Promise<number> {
-  const from = `now() - interval '${DETECT_WINDOW_SECONDS * (DETECT_HISTORY_WINDOWS + 1)} seconds'`;
-  const to = `now() + interval '${Math.ceil(aheadSeconds)} seconds'`;
-  const count = Math.round(DETECT_RATE * (DETECT_WINDOW_SECONDS * (DETECT_HISTORY_WINDOWS + 1) + aheadSeconds));
-  await pg.psql(
-    `INSERT INTO observations (id, event_type, value, sector, metadata, observed_at, created_at, snapshot_id, flagged, guards, hot_path_ticks)
-     SELECT gen_random_uuid(),
-            (ARRAY['api.call','api.error','payment.authorised','sensor.reading','shipment.scanned'])[1 + i % 5],
-            to_jsonb(i % 1000),
-            (ARRAY['finance','generic','healthcare','manufacturing','logistics'])[1 + (i / 5) % 5],
-            jsonb_build_object('region', (ARRAY['eu','us'])[1 + i % 2], 'source', 'bench'),
-            ${from} + (${to} - (${from})) * (i::float8 / ${count}), now(), '${snapshotId}', false, '[]'::jsonb, 3
-     FROM generate_series(1, ${count}) AS i;
-     ANALYZE observations;`,
-    database,
-  );
+  const backSeconds = DETECT_WINDOW_SECONDS * (DETECT_HISTORY_WINDOWS + 1);
+  const seconds = backSeconds + Math.ceil(aheadSeconds);
+  await insertDetectionStream(pg.url(database), { snapshotId, backSeconds, seconds, count: Math.round(DETECT_RATE * seconds) });
   return DETECT_RATE * DETECT_WINDOW_SECONDS;
 }
 

@@ -12,8 +12,8 @@
 import { loadavg } from "node:os";
 import type { TestPostgres } from "../test/support/postgres";
 import { startPostgres } from "../test/support/postgres";
-import { createPostgresDatabase } from "../app/src/db/postgres";
 import { printTable, quantile, summarize, writeResult } from "./lib";
+import { insertDetectionStream } from "./lib/detection-stream";
 import { startBenchOidc } from "./lib/oidc";
 import { prepareServiceDatabase, startServiceProcess, type ServiceProcess } from "./lib/servers";
 
@@ -27,36 +27,13 @@ const PER_BLOCK = 50;
 const TARGET_RATIO = 1.5;
 /** Seconds the seeded stream runs ahead of now, so the window stays full while the requests run. */
 const AHEAD_SECONDS = 120;
-/** Observations per INSERT statement while seeding. */
-const SEED_CHUNK = 200_000;
 
 /** The api benchmark's detection stream, `density` times as many observations over the same seconds. */
 async function seed(pg: TestPostgres, database: string, snapshotId: string, density: number): Promise<number> {
-  const seconds = WINDOW_SECONDS * (HISTORY_WINDOWS + 1) + AHEAD_SECONDS;
-  const count = RATE_PER_SECOND * seconds * density;
-  const owner = createPostgresDatabase({ connectionString: pg.url(database), max: 1 });
-  try {
-    // One instant for every chunk, so the chunks tile the same seconds.
-    const { rows } = await owner.query<{ from: string }>(`SELECT (now() - interval '${WINDOW_SECONDS * (HISTORY_WINDOWS + 1)} seconds')::text AS from`);
-    for (let first = 1; first <= count; first += SEED_CHUNK) {
-      await owner.query(
-        `INSERT INTO observations (id, event_type, value, sector, metadata, observed_at, created_at, snapshot_id, flagged, guards, hot_path_ticks)
-         SELECT gen_random_uuid(),
-                (ARRAY['api.call','api.error','payment.authorised','sensor.reading','shipment.scanned'])[1 + i % 5],
-                to_jsonb(i % 1000),
-                (ARRAY['finance','generic','healthcare','manufacturing','logistics'])[1 + (i / 5) % 5],
-                jsonb_build_object('region', (ARRAY['eu','us'])[1 + i % 2], 'source', 'bench'),
-                $1::timestamptz + interval '1 second' * ($2::float8 * i / $3), now(), $4, false, '[]'::jsonb, 3
-         FROM generate_series($5::bigint, $6::bigint) AS i`,
-        [rows[0].from, seconds, count, snapshotId, first, Math.min(count, first + SEED_CHUNK - 1)],
-      );
-    }
-    await owner.query("ANALYZE observations");
-    await owner.query("ANALYZE observation_counts");
-  } finally {
-    await owner.close();
-  }
-  return RATE_PER_SECOND * WINDOW_SECONDS * (HISTORY_WINDOWS + 1) * density;
+  const backSeconds = WINDOW_SECONDS * (HISTORY_WINDOWS + 1);
+  const seconds = backSeconds + AHEAD_SECONDS;
+  await insertDetectionStream(pg.url(database), { snapshotId, backSeconds, seconds, count: RATE_PER_SECOND * seconds * density });
+  return RATE_PER_SECOND * backSeconds * density;
 }
 
 async function main(): Promise<void> {
