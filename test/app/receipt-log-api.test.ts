@@ -187,6 +187,10 @@ test("bad input is a 400 naming the field, and what is not in the log a 404", as
   expect((await get(`/consistency?from=${latest}&to=${checkpoints[0].size}`)).body).toMatchObject({ error: "bad_request", field: "from" });
   expect((await get(`/consistency?from=1`)).status).toBe(400);
   expect((await get("/tile/0/1")).body).toMatchObject({ error: "bad_request", field: "path" });
-  expect((await get("/tile/0/x999/999")).status).toBe(404);
-  expect((await get("/00000000-0000-4000-8000-000000000000/proof")).status).toBe(404);
+  // Every 404 in the error handler's one envelope, naming what is missing.
+  expect(await get("/tile/0/x999/999")).toMatchObject({ status: 404, body: { error: "not_found", entity: "tile", id: "tile/0/x999/999", message: "tile/0/x999/999 is not in the tree yet" } });
+  const unknown = "00000000-0000-4000-8000-000000000000";
+  for (const path of [`/${unknown}/proof`, `/${unknown}`]) {
+    expect(await get(path)).toMatchObject({ status: 404, body: { error: "not_found", entity: "receipt", id: unknown, message: `receipt ${unknown} not found` } });
+  }
 });

@@ -9,10 +9,12 @@ export class DomainError extends Error {
 /** An id that does not exist (HTTP 404). */
 export class NotFoundError extends DomainError {
   constructor(
-    readonly entity: "observation" | "pattern" | "proposal" | "snapshot" | "validation_report" | "mape_k_cycle",
+    readonly entity: "observation" | "pattern" | "proposal" | "snapshot" | "validation_report" | "mape_k_cycle" | "receipt" | "checkpoint" | "tile",
     readonly id: string,
+    /** Default: "<entity> <id> not found". */
+    message?: string,
   ) {
-    super(`${entity} ${id} not found`);
+    super(message ?? `${entity} ${id} not found`);
   }
 }
 

@@ -1,5 +1,5 @@
 import { Type } from "@sinclair/typebox";
-import { ValidationError } from "../../domain/errors";
+import { NotFoundError, ValidationError } from "../../domain/errors";
 import { LogInputError, type ConsistencyProofAnswer, type InclusionProofAnswer } from "../../receipts/tlog/log";
 import type { Receipt, VerificationReport } from "../../receipts/types";
 import { closed, IdParams } from "../schemas";
@@ -65,15 +65,15 @@ export const receiptRoutes: RoutePlugin<{ receipts: ReceiptsPort }> = async (app
     const items = await receipts.list({ afterSeq: request.query.after_seq ?? 0, limit });
     return { items, next_after_seq: items.length === limit ? items[items.length - 1].seq : null };
   });
-  app.get("/:id", { schema: { params: IdParams }, config: { permission: "READ_RECEIPTS" } }, async (request, reply) => {
+  app.get("/:id", { schema: { params: IdParams }, config: { permission: "READ_RECEIPTS" } }, async (request) => {
     const { id } = request.params;
     const receipt = await receipts.get(id);
-    if (!receipt) return reply.status(404).send({ error: "not_found", entity: "receipt", id, message: `receipt ${id} not found` });
+    if (!receipt) throw new NotFoundError("receipt", id);
     return receipt;
   });
   app.get("/checkpoint", { config: { permission: "READ_RECEIPTS" } }, async (_request, reply) => {
     const note = await receipts.checkpoint();
-    if (!note) return reply.status(404).send({ error: "not_found", entity: "checkpoint", id: "latest", message: "the receipt log has no signed checkpoint yet" });
+    if (!note) throw new NotFoundError("checkpoint", "latest", "the receipt log has no signed checkpoint yet");
     // The latest changes as the log grows: revalidate every time.
     return reply.header("cache-control", "no-cache").type("text/plain; charset=utf-8").send(note);
   });
@@ -84,13 +84,13 @@ export const receiptRoutes: RoutePlugin<{ receipts: ReceiptsPort }> = async (app
   app.get("/tile/*", { config: { permission: "READ_RECEIPTS" } }, async (request, reply) => {
     const path = `tile/${(request.params as { "*": string })["*"]}`;
     const tile = await asRequestError(() => receipts.tile(path));
-    if (!tile) return reply.status(404).send({ error: "not_found", entity: "tile", id: path, message: `${path} is not in the tree yet` });
+    if (!tile) throw new NotFoundError("tile", path, `${path} is not in the tree yet`);
     return reply.header("cache-control", IMMUTABLE).type("application/octet-stream").send(tile.bytes);
   });
-  app.get("/:id/proof", { schema: { params: IdParams, querystring: ProofQuery, response: { 200: ProofAnswer, 404: NotFound } }, config: { permission: "READ_RECEIPTS" } }, async (request, reply) => {
+  app.get("/:id/proof", { schema: { params: IdParams, querystring: ProofQuery, response: { 200: ProofAnswer, 404: NotFound } }, config: { permission: "READ_RECEIPTS" } }, async (request) => {
     const { id } = request.params;
     const answer = await asRequestError(() => receipts.prove(id, request.query.size));
-    if (!answer) return reply.status(404).send({ error: "not_found", entity: "receipt", id, message: `receipt ${id} not found` });
+    if (!answer) throw new NotFoundError("receipt", id);
     return answer;
   });
   app.post("/verify", { schema: { body: Type.Optional(VerifyBody) }, config: { permission: "VERIFY_RECEIPTS" } }, async (request) =>
