@@ -113,7 +113,6 @@ test("when audit_log cannot be written, a read answers 503 and none of its data"
   try {
     const refused = await read(`/observations/${stored.body.id}`);
     expect([refused.status, refused.body]).toEqual([503, { error: "unavailable", message: "audit log unavailable; request refused" }]);
-    expect(JSON.stringify(refused.body)).not.toContain(stored.body.id);
     expect((await read(`/observations/${stored.body.id}`, "HEAD")).status).toBe(503);
     // A read the route refuses (404) is held back the same way: its decision was not recorded either.
     expect((await read(`/observations/${randomUUID()}`)).status).toBe(503);
