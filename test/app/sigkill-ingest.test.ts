@@ -8,7 +8,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { run } from "../../app/src/cli/receipts";
-import { createPostgresDatabase, type PostgresDatabase } from "../../app/src/db/postgres";
+import type { PostgresDatabase } from "../../app/src/db/postgres";
 import { waitFor } from "../support/ports";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { capturedStreams } from "../support/streams";
@@ -35,14 +35,11 @@ beforeAll(async () => {
   [pg, oidc] = await Promise.all([startPostgres({ settings: { synchronous_commit: "on" } }), startOidc()]);
   ingestor = await oidc.roleToken("ingestor");
   killable = await prepareServiceProcess(pg, oidc);
-  owner = createPostgresDatabase({ connectionString: pg.url(killable.database), max: 2 });
-  serviceDb = createPostgresDatabase({ connectionString: pg.url(killable.database, "knhk_app"), max: 2 });
+  ({ owner, serviceDb } = killable);
 });
 
 afterAll(async () => {
-  await killable?.killAll();
-  await serviceDb?.close().catch(() => undefined);
-  await owner?.close().catch(() => undefined);
+  await killable?.close();
   await oidc?.close().catch(() => undefined);
   await pg?.destroy();
 });

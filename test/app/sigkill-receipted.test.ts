@@ -9,7 +9,7 @@
  * verify-chain passes.
  */
 import { run } from "../../app/src/cli/receipts";
-import { createPostgresDatabase, type PostgresDatabase } from "../../app/src/db/postgres";
+import type { PostgresDatabase } from "../../app/src/db/postgres";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { capturedStreams } from "../support/streams";
 import { startOidc, type TestOidc } from "./shell/oidc";
@@ -33,14 +33,11 @@ beforeAll(async () => {
   [pg, oidc] = await Promise.all([startPostgres({ settings: { synchronous_commit: "on" } }), startOidc()]);
   admin = await oidc.roleToken("administrator");
   killable = await prepareServiceProcess(pg, oidc);
-  owner = createPostgresDatabase({ connectionString: pg.url(killable.database), max: 2 });
-  serviceDb = createPostgresDatabase({ connectionString: pg.url(killable.database, "knhk_app"), max: 2 });
+  ({ owner, serviceDb } = killable);
 });
 
 afterAll(async () => {
-  await killable?.killAll();
-  await serviceDb?.close().catch(() => undefined);
-  await owner?.close().catch(() => undefined);
+  await killable?.close();
   await oidc?.close().catch(() => undefined);
   await pg?.destroy();
 });

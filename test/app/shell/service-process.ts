@@ -10,6 +10,7 @@
  */
 import { generateKeyPairSync } from "node:crypto";
 import { join } from "node:path";
+import { createPostgresDatabase, type PostgresDatabase } from "../../../app/src/db/postgres";
 import { spawnTracked, type TrackedProcess } from "../../support/processes";
 import type { TestPostgres } from "../../support/postgres";
 import type { TestOidc } from "./oidc";
@@ -25,10 +26,13 @@ export interface ServiceProcess {
 
 export interface PreparedServiceProcess {
   readonly database: string;
+  /** The test's own connections: as the owner (to inspect everything) and as knhk_app (as the service's CLI would). */
+  readonly owner: PostgresDatabase;
+  readonly serviceDb: PostgresDatabase;
   /** Starts the service and resolves once it logs "knhk listening" (after its recovery). */
   start(): Promise<ServiceProcess>;
-  /** SIGKILLs every process it started (for afterAll). */
-  killAll(): Promise<void>;
+  /** SIGKILLs every process it started and closes the test's connections (for afterAll). */
+  close(): Promise<void>;
 }
 
 /**
@@ -75,11 +79,17 @@ export async function prepareServiceProcess(pg: TestPostgres, oidc: TestOidc, en
   await first.process.stop("SIGTERM");
   await grantServiceRole(pg, database);
   serviceEnv = { ...serviceEnv, DATABASE_URL: pg.url(database, "knhk_app") };
+  const owner = createPostgresDatabase({ connectionString: ownerUrl, max: 2 });
+  const serviceDb = createPostgresDatabase({ connectionString: pg.url(database, "knhk_app"), max: 2 });
   return {
     database,
+    owner,
+    serviceDb,
     start,
-    async killAll() {
+    async close() {
       for (const p of started) await p.stop("SIGKILL").catch(() => undefined);
+      await serviceDb.close().catch(() => undefined);
+      await owner.close().catch(() => undefined);
     },
   };
 }
