@@ -153,20 +153,21 @@ async function main(): Promise<void> {
     await owner.query("CREATE TABLE bench_commit (id bigserial PRIMARY KEY, at timestamptz NOT NULL)");
     try {
       const token = await oidc.roleToken("observer");
-      const get = async (path: string, into: number[]) => {
+      const receipts = `${api.apiUrl}/api/v1/receipts`;
+      const get = async (url: string, into: number[]) => {
         const t = performance.now();
-        const response = await fetch(path === "/health" ? `${api.apiUrl}/health` : `${api.apiUrl}/api/v1/receipts${path}`, { headers: { authorization: `Bearer ${token}` } });
+        const response = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
         const body = await response.text();
         into.push(performance.now() - t);
-        if (response.status !== 200) throw new Error(`GET ${path}: ${response.status} ${body.slice(0, 200)}`);
+        if (response.status !== 200) throw new Error(`GET ${url}: ${response.status} ${body.slice(0, 200)}`);
       };
-      for (const id of ids.slice(0, 50)) await get(`/${id}/proof?size=${treeSize}`, []); // warm-up
-      for (const id of ids) await get(`/${id}/proof?size=${treeSize}`, httpProofMs);
-      for (let i = 0; i < PROOFS / 4; i++) await get(`/consistency?from=${sizes[Math.floor(Math.random() * (sizes.length - 1))]}&to=${treeSize}`, httpConsistencyMs);
+      for (const id of ids.slice(0, 50)) await get(`${receipts}/${id}/proof?size=${treeSize}`, []); // warm-up
+      for (const id of ids) await get(`${receipts}/${id}/proof?size=${treeSize}`, httpProofMs);
+      for (let i = 0; i < PROOFS / 4; i++) await get(`${receipts}/consistency?from=${sizes[Math.floor(Math.random() * (sizes.length - 1))]}&to=${treeSize}`, httpConsistencyMs);
       // The request path's own cost: the latest checkpoint (one indexed row) through the same auth and audit.
-      for (let i = 0; i < PROOFS / 4; i++) await get("/checkpoint", httpCheckpointMs);
+      for (let i = 0; i < PROOFS / 4; i++) await get(`${receipts}/checkpoint`, httpCheckpointMs);
       // The service's floor from this client: no token, no audit, one database ping.
-      for (let i = 0; i < PROOFS / 4; i++) await get("/health", healthMs);
+      for (let i = 0; i < PROOFS / 4; i++) await get(`${api.apiUrl}/health`, healthMs);
       // What one durable write costs here (a decision is one): INSERT + COMMIT, synchronous_commit on.
       for (let i = 0; i < PROOFS / 4; i++) {
         const t = performance.now();

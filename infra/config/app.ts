@@ -1,12 +1,12 @@
 /** `knhk:app`: the KNHK service (blue/green Deployments, Service, HPA, ConfigMap). */
 import { z } from "zod";
-import { DEFAULT_LOG_LEVEL, LOG_LEVELS, SERVICE_TUNING, TLOG_ORIGIN } from "../../app/src/config/env";
+import { DEFAULT_LOG_LEVEL, LOG_LEVELS, SERVICE_TUNING, TLOG_ORIGIN, type SettingRule } from "../../app/src/config/env";
 import { containerResources, imageRepository, imageVersion, resources } from "./common";
 import { oidcSection } from "./oidc";
 
 const positiveInt = z.number().int().min(1);
 /** A service tuning setting with the service's own bounds and default. */
-const tuning = (rule: { readonly min: number; readonly max: number; readonly default: number }) => z.number().int().min(rule.min).max(rule.max).default(rule.default);
+const tuning = (rule: SettingRule) => z.number().int().min(rule.min).max(rule.max).default(rule.default);
 
 /**
  * Keys of the ConfigMap `knhk-config`; each may be overridden per stack. The pool sizes default

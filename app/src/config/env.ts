@@ -21,7 +21,7 @@ const int = (min: number, max: number, fallback: number) =>
     .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
     .optional()
     .transform((v) => v ?? fallback);
-const tuned = (rule: { readonly min: number; readonly max: number; readonly default: number }) => int(rule.min, rule.max, rule.default);
+const tuned = (rule: SettingRule) => int(rule.min, rule.max, rule.default);
 
 /** 0 asks the OS for any free port (tests). */
 const port = (fallback: number) => int(0, 65535, fallback);
@@ -56,6 +56,13 @@ const hostPortList = z
 /** Log levels the service accepts (pino's), and the one it uses when KNHK_LOG_LEVEL is unset; infra's ConfigMap schema uses the same. */
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export const DEFAULT_LOG_LEVEL = "info" satisfies (typeof LOG_LEVELS)[number];
+
+/** An integer setting's bounds and its value when unset. */
+export interface SettingRule {
+  readonly min: number;
+  readonly max: number;
+  readonly default: number;
+}
 
 /** Bounds and defaults of the service's tuning settings, for its own parsing and infra's ConfigMap schema. */
 export const SERVICE_TUNING = {
