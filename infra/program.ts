@@ -8,6 +8,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { StackConfig } from "./config";
 import { ComplianceArchive } from "./components/compliance-archive";
 import { Dashboards } from "./components/dashboards";
+import { EncryptedStorage } from "./components/encrypted-storage";
 import { KnhkService } from "./components/knhk-service";
 import { LedgerJobs } from "./components/ledger-jobs";
 import { Monitoring } from "./components/monitoring";
@@ -80,12 +81,29 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
       })
     : undefined;
 
+  // With an AWS account: the encrypted StorageClass every volume uses (the stack rules require it).
+  const volumes = config.aws.enabled
+    ? new EncryptedStorage(
+        "knhk-volumes",
+        {
+          storageClassName: config.aws.volumes.storageClassName,
+          volumeType: config.aws.volumes.volumeType,
+          region: new pulumi.Config("aws").require("region"),
+          aliasPrefix: config.aws.bucketPrefix,
+          kmsDeletionWindowDays: config.aws.kmsDeletionWindowDays,
+          tags: { "knhk/stack": config.stack },
+        },
+        { providers: [provider] },
+      )
+    : undefined;
+  const withVolumes = { provider, dependsOn: [namespace, ...(volumes ? [volumes] : [])] };
+
   const postgres = new PatroniCluster(
     "postgres",
     { namespace: ns, config: config.patroni, backupBucket: archive?.backupBucket, backupRoleArn: archive?.backupRoleArn },
-    inNamespace,
+    withVolumes,
   );
-  const redis = new RedisCluster("redis", { namespace: ns, config: config.redis }, inNamespace);
+  const redis = new RedisCluster("redis", { namespace: ns, config: config.redis }, withVolumes);
   // With Vault: the service's identities come from Vault, which needs the roles the database
   // bootstrap created (Patroni post-bootstrap) and verifies PostgreSQL with the cluster's CA. The
   // migration Job then applies the schema as its owner, before either colour starts.
@@ -225,6 +243,7 @@ export async function knhkProgram(config: StackConfig = loadStackConfig()): Prom
     ...(archive
       ? { archiveLedgerBucket: archive.ledgerBucket, archiveServiceRoleArn: archive.serviceRoleArn, backupRoleArn: archive.backupRoleArn }
       : {}),
+    ...(volumes ? { volumeStorageClass: volumes.storageClassName, volumeKeyArn: volumes.volumeKeyArn } : {}),
   };
 }
 

@@ -38,7 +38,7 @@ export async function startBenchOidc(): Promise<BenchOidc> {
     env: () => ({ KNHK_OIDC_OKTA_ISSUER: issuer }),
     async roleToken(role, ttlSeconds = 3600) {
       const now = Math.floor(Date.now() / 1000);
-      return new SignJWT({ sub: `bench-${role}`, groups: [ROLE_GROUPS[role][0]] })
+      return new SignJWT({ sub: `bench-${role}`, groups: [ROLE_GROUPS[role][0]], amr: ["pwd", "mfa"] })
         .setProtectedHeader({ alg: "RS256", kid: KID, typ: "JWT" })
         .setIssuer(issuer)
         .setAudience("knhk-api")

@@ -4,6 +4,8 @@
  * observations 90 days then Glacier, snapshots 1 year, telemetry 30 days.
  */
 import { z } from "zod";
+import { ENCRYPTED_STORAGE_CLASS } from "../render/volume-encryption";
+import { dnsLabel } from "./common";
 import { arnAccount, placeholderAccountProblem, placeholderIssuerProblem } from "./identifiers";
 
 const days = z.number().int().positive();
@@ -70,6 +72,19 @@ const common = {
   ledgerRetention: objectLockRetention.default({ mode: "COMPLIANCE", years: 7 }),
   lifecycle,
   kmsDeletionWindowDays: z.number().int().min(7).max(30).default(30),
+  /**
+   * The StorageClass the stack declares for its volumes (PostgreSQL, Redis): EBS through the CSI
+   * driver, encrypted with the stack's own volume key. knhk:patroni and knhk:redis must use it.
+   */
+  volumes: z
+    .object({
+      /** Cluster-wide name of the class. Default `knhk-encrypted`. */
+      storageClassName: dnsLabel.default(ENCRYPTED_STORAGE_CLASS),
+      /** EBS volume type. Default gp3. */
+      volumeType: z.enum(["gp3", "io2", "io1", "gp2"]).default("gp3"),
+    })
+    .strict()
+    .prefault({}),
 };
 
 /** The issuer must be the provider the ARN names, else the trust policy's conditions never match a token. */

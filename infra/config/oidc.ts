@@ -5,8 +5,10 @@
  * what depends on the stack: at least one issuer and https outside `local`.
  */
 import { z } from "zod";
+import { DEFAULT_MFA_REQUIRED_ROLES, ROLES } from "../../app/src/auth/roles";
 import {
   CLAIM_MAPPINGS,
+  mfaRuleEntry,
   duplicateIssuer,
   OIDC_CLOCK_TOLERANCE_SECONDS,
   OIDC_MAX_TOKEN_AGE_SECONDS,
@@ -29,6 +31,8 @@ export const oidcIssuerConfig = z
     jwksUri: oidcUrl.optional(),
     /** Default: the service's audiences (knhk-api, knhk-admin, knhk-cli). */
     audiences: oidcAudienceList.optional(),
+    /** What proves MFA in this issuer's tokens (`amr` and/or `acr` values). Default: the provider's (DEFAULT_MFA_RULES). */
+    mfa: mfaRuleEntry.optional(),
   })
   .strict();
 export type OidcIssuerConfig = z.infer<typeof oidcIssuerConfig>;
@@ -38,6 +42,11 @@ export const oidcSection = z
     issuers: z.array(oidcIssuerConfig).default([]),
     clockToleranceSeconds: bounded(OIDC_CLOCK_TOLERANCE_SECONDS),
     maxTokenAgeSeconds: bounded(OIDC_MAX_TOKEN_AGE_SECONDS),
+    /** Roles held only with a token that proves MFA. Default: proposer, validator, operator, administrator. */
+    mfaRequiredRoles: z
+      .array(z.enum(ROLES))
+      .default([...DEFAULT_MFA_REQUIRED_ROLES])
+      .refine((roles) => new Set(roles).size === roles.length, { message: "lists a role twice" }),
   })
   .strict()
   .superRefine((o, ctx) => {

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { STRICT_SYNC_STANDBY_WAIT_SECONDS, writeRecoverySeconds } from "../render/patroni";
 import { containerResources, cronSchedule, dnsLabel, pinnedImage, resources, storage } from "./common";
+import { ENCRYPTED_STORAGE_CLASS } from "../render/volume-encryption";
 
 /** Failover must complete within this budget (seed guarantee: RTO < 30 s). */
 export const RTO_BUDGET_SECONDS = 30;
@@ -53,7 +54,7 @@ export const patroniSection = z
     retryTimeout: z.number().int().min(3).default(5),
     primaryStartTimeout: z.number().int().min(0).default(10),
     maximumLagOnFailover: z.number().int().min(0).default(1048576),
-    storage: storage.prefault({ className: "fast-ssd", size: "100Gi" }),
+    storage: storage.prefault({ className: ENCRYPTED_STORAGE_CLASS, size: "100Gi" }),
     resources: containerResources.default(resources("1", "2Gi", "4", "8Gi")),
     /** Secret (type kubernetes.io/tls) with tls.crt, tls.key, ca.crt for PostgreSQL and the REST API. */
     tlsSecretName: dnsLabel.default("postgres-tls"),

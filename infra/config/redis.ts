@@ -1,6 +1,7 @@
 /** `knhk:redis`: Redis primary + replicas with Sentinel. */
 import { z } from "zod";
 import { containerResources, pinnedImage, resources, storage } from "./common";
+import { ENCRYPTED_STORAGE_CLASS } from "../render/volume-encryption";
 
 export const EVICTION_POLICIES = [
   "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random",
@@ -29,7 +30,7 @@ export const redisSection = z
     /** Seconds since a replica's last acknowledgement for it to count towards minReplicasToWrite. */
     minReplicasMaxLag: z.number().int().min(1).default(3),
     failoverTimeout: z.number().int().min(1000).default(60000),
-    storage: storage.prefault({ className: "fast-ssd", size: "10Gi" }),
+    storage: storage.prefault({ className: ENCRYPTED_STORAGE_CLASS, size: "10Gi" }),
     resources: containerResources.default(resources("250m", "512Mi", "1", "1Gi")),
   })
   .strict()

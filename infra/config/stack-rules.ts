@@ -3,7 +3,9 @@
  * the OIDC issuers a deployed stack needs, no placeholder ticket system, and the PostgreSQL
  * connection budget (which also resolves the service's pool defaults).
  */
+import { DEFAULT_MFA_REQUIRED_ROLES } from "../../app/src/auth/roles";
 import type { AppConfig, AppSectionConfig } from "./app";
+import type { AwsSectionConfig } from "./aws";
 import { budgetProblem, derivedPool, largestPoolThatFits, type BudgetInput } from "./connection-budget";
 import { placeholderUrlProblem } from "./identifiers";
 import type { MonitoringConfig } from "./monitoring";
@@ -32,6 +34,15 @@ export function oidcIssues(stack: string, app: AppSectionConfig): StackIssue[] {
       message: `at least one OIDC issuer is required in stack "${stack}" (without one the service answers every /api/v1 call with 401): set knhk:app.oidc.issuers[0].name, .claimMapping (okta|azure|keycloak) and .issuer`,
     });
   }
+  const unguarded = DEFAULT_MFA_REQUIRED_ROLES.filter((role) => !app.oidc.mfaRequiredRoles.includes(role));
+  if (unguarded.length > 0) {
+    issues.push({
+      section: "app",
+      path: ["oidc", "mfaRequiredRoles"],
+      value: app.oidc.mfaRequiredRoles,
+      message: `must include ${unguarded.join(", ")} outside the ${LOCAL_STACK} stack (roles that change state are held only after multi-factor authentication; a stack may add roles, not remove these)`,
+    });
+  }
   issuers.forEach((issuer, i) => {
     for (const field of ["issuer", "jwksUri"] as const) {
       const url = issuer[field];
@@ -46,6 +57,24 @@ export function oidcIssues(stack: string, app: AppSectionConfig): StackIssue[] {
     }
   });
   return issues;
+}
+
+/**
+ * With the archive (an AWS account), the stack declares an encrypted StorageClass
+ * (knhk:aws.volumes): every StatefulSet's volumes must use it, so nothing lands on an
+ * unencrypted default class.
+ */
+export function volumeIssues(aws: AwsSectionConfig, volumes: Readonly<Record<"patroni" | "redis", { readonly storage: { readonly className: string } }>>): StackIssue[] {
+  if (!aws.enabled) return [];
+  const declared = aws.volumes.storageClassName;
+  return (Object.entries(volumes) as ["patroni" | "redis", { storage: { className: string } }][])
+    .filter(([, section]) => section.storage.className !== declared)
+    .map(([section, config]) => ({
+      section,
+      path: ["storage", "className"],
+      value: config.storage.className,
+      message: `must be "${declared}", the encrypted StorageClass this stack declares (knhk:aws.volumes.storageClassName): volumes are encrypted at rest with the stack's KMS key`,
+    }));
 }
 
 /** Organisation-specific monitoring endpoints must not be placeholders where alerts matter. */

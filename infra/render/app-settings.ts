@@ -3,6 +3,7 @@
  * Every key is a variable the service's `loadConfig` (app/src/config/env.ts) reads, in the format
  * it parses; test/infra/app-settings.test.ts feeds the output to it.
  */
+import { formatMfaRequiredRoles } from "../../app/src/config/env";
 import type { OidcIssuerEntry } from "../../app/src/config/oidc";
 import type { AppConfig } from "../config/app";
 import type { OidcConfig } from "../config/oidc";
@@ -23,6 +24,7 @@ export function oidcIssuersJson(oidc: OidcConfig): string {
     issuer: i.issuer,
     ...(i.jwksUri !== undefined ? { jwks_uri: i.jwksUri } : {}),
     ...(i.audiences !== undefined ? { audiences: [...i.audiences] } : {}),
+    ...(i.mfa !== undefined ? { mfa: { amr: [...i.mfa.amr], acr: [...i.mfa.acr] } } : {}),
   }));
   return JSON.stringify(entries);
 }
@@ -36,6 +38,7 @@ export function renderAppSettings(cfg: Pick<AppConfig, "settings" | "oidc">, run
     REDIS_SENTINEL_MASTER: runtime.redis.masterName,
     KNHK_OIDC_CLOCK_TOLERANCE_SECONDS: String(cfg.oidc.clockToleranceSeconds),
     KNHK_OIDC_MAX_TOKEN_AGE_SECONDS: String(cfg.oidc.maxTokenAgeSeconds),
+    KNHK_MFA_REQUIRED_ROLES: formatMfaRequiredRoles(cfg.oidc.mfaRequiredRoles),
   };
   // No issuer (the local stack only; the stack rules require one elsewhere): the service accepts no token.
   if (cfg.oidc.issuers.length > 0) data.KNHK_OIDC_ISSUERS = oidcIssuersJson(cfg.oidc);

@@ -19,6 +19,7 @@ export const TYPES = {
   pdb: "kubernetes:policy/v1:PodDisruptionBudget",
   hpa: "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
   prometheusRule: "kubernetes:monitoring.coreos.com/v1:PrometheusRule",
+  storageClass: "kubernetes:storage.k8s.io/v1:StorageClass",
 } as const;
 
 /** A Kubernetes object (not the provider, not a `kubernetes:yaml` grouping component). */

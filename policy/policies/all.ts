@@ -19,6 +19,7 @@ import { s3BucketPublicAccessBlock } from "./s3-bucket-public-access-block";
 import { s3BucketTlsOnly } from "./s3-bucket-tls-only";
 import { serviceTypeInternal } from "./service-type-internal";
 import { statefulSetStorageClass } from "./statefulset-storage-class";
+import { statefulSetStorageEncrypted } from "./statefulset-storage-encrypted";
 import { vaultPolicyLeastPrivilege } from "./vault-policy-least-privilege";
 import { zeroDowntimeRollout } from "./zero-downtime-rollout";
 
@@ -32,6 +33,7 @@ export const ALL_POLICIES: readonly KnhkPolicy[] = [
   noPlaintextSecrets,
   noPlaceholderIdentifiers,
   statefulSetStorageClass,
+  statefulSetStorageEncrypted,
   serviceTypeInternal,
   alertSeverityAndRunbook,
   vaultPolicyLeastPrivilege,

@@ -6,6 +6,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { ConfigError, defaultJwksUri, describeConfig, loadConfig } from "../../app/src/config";
+import { DEFAULT_MFA_RULES } from "../../app/src/config/oidc";
 
 const run = promisify(execFile);
 
@@ -27,7 +28,7 @@ test("defaults: embedded database, no Redis, documented ports, pool and timings"
   expect(config.redis).toBeUndefined();
   expect(config.http).toEqual({ host: "0.0.0.0", port: 8080, metricsPort: 9090, bodyLimitBytes: 262_144, batchBodyLimitBytes: 4_194_304 });
   expect(config.domain).toEqual({ patternWindowSeconds: 60, validationTimeoutMs: 100, mapeKIntervalSeconds: 60 });
-  expect(config.oidc).toEqual({ issuers: [], clockToleranceSeconds: 60, maxTokenAgeSeconds: 3600 });
+  expect(config.oidc).toEqual({ issuers: [], clockToleranceSeconds: 60, maxTokenAgeSeconds: 3600, mfaRequiredRoles: ["proposer", "validator", "operator", "administrator"] });
   expect(config.rateLimit).toEqual({ max: 600, windowSeconds: 60 });
   expect(config.telemetry).toEqual({ otlpEndpoint: undefined, serviceName: "knhk-closed-loop" });
   expect(config.tlog).toEqual({ origin: "knhk.local/receipts", checkpointEveryReceipts: 1000, checkpointIntervalSeconds: 60 });
@@ -111,9 +112,9 @@ test("OIDC issuers: JSON list and per-provider variables, JWKS URIs derived per 
     KNHK_OIDC_KEYCLOAK_JWKS_URI: "https://sso.example.com/realms/knhk/keys",
   });
   expect(config.oidc.issuers).toEqual([
-    { name: "corp", claimMapping: "okta", issuer: "https://corp.okta.com/oauth2/default", jwksUri: "https://corp.okta.com/oauth2/default/v1/keys", audiences: ["knhk-api"] },
-    { name: "azure", claimMapping: "azure", issuer: "https://login.microsoftonline.com/tenant-id/v2.0", jwksUri: "https://login.microsoftonline.com/tenant-id/discovery/v2.0/keys", audiences: ["knhk-api", "knhk-admin", "knhk-cli"] },
-    { name: "keycloak", claimMapping: "keycloak", issuer: "https://sso.example.com/realms/knhk", jwksUri: "https://sso.example.com/realms/knhk/keys", audiences: ["knhk-api", "knhk-admin", "knhk-cli"] },
+    { name: "corp", claimMapping: "okta", issuer: "https://corp.okta.com/oauth2/default", jwksUri: "https://corp.okta.com/oauth2/default/v1/keys", audiences: ["knhk-api"], mfa: DEFAULT_MFA_RULES.okta },
+    { name: "azure", claimMapping: "azure", issuer: "https://login.microsoftonline.com/tenant-id/v2.0", jwksUri: "https://login.microsoftonline.com/tenant-id/discovery/v2.0/keys", audiences: ["knhk-api", "knhk-admin", "knhk-cli"], mfa: DEFAULT_MFA_RULES.azure },
+    { name: "keycloak", claimMapping: "keycloak", issuer: "https://sso.example.com/realms/knhk", jwksUri: "https://sso.example.com/realms/knhk/keys", audiences: ["knhk-api", "knhk-admin", "knhk-cli"], mfa: DEFAULT_MFA_RULES.keycloak },
   ]);
   expect(defaultJwksUri("keycloak", "https://sso.example.com/realms/knhk/")).toBe("https://sso.example.com/realms/knhk/protocol/openid-connect/certs");
 });

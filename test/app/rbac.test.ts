@@ -1,11 +1,13 @@
 /**
  * RBAC against the real service (real PostgreSQL 15, local JWKS server): every role against every
- * endpoint (2xx when the role holds the endpoint's permission, else 403), every kind of bad
- * token (401), the three claim mappings, and the audit row each decision leaves.
+ * endpoint (2xx when the role holds the endpoint's permission, else 403), the same without the
+ * token's proof of MFA (the roles that need it are withheld), every kind of bad token (401), the
+ * three claim mappings and their MFA claims, and the audit row each decision leaves.
  */
 import { request as httpRequest } from "node:http";
-import { ROLE_PERMISSIONS, ROLES, type Permission, type Role } from "../../app/src/auth/roles";
+import { DEFAULT_MFA_REQUIRED_ROLES, ROLE_PERMISSIONS, ROLES, type Permission, type Role } from "../../app/src/auth/roles";
 import type { Domain } from "../../app/src/domain";
+import { MAX_REASON } from "../../app/src/server/audit";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { passedProposal, promotedSnapshot } from "./shell/fixtures";
 import { startOidc, type TestOidc } from "./shell/oidc";
@@ -120,6 +122,35 @@ describe("role x endpoint matrix", () => {
     }
   });
 
+  test.each(MATRIX)("%s without MFA -> %s", async (role, name) => {
+    const endpoint = ENDPOINTS[name];
+    const needsMfa = DEFAULT_MFA_REQUIRED_ROLES.includes(role);
+    const holds = ROLE_PERMISSIONS[role].includes(endpoint.permission);
+    const allowed = holds && !needsMfa;
+    const { path, json } = await endpoint.request(allowed);
+    const subject = `no-mfa-${role}`;
+    const response = await svc.api(`/api/v1${path}`, { method: endpoint.method, token: await oidc.roleToken(role, subject, "okta", false), json });
+    if (allowed) {
+      expect({ name, status: response.status, body: response.status >= 300 ? response.body : "ok" }).toEqual({ name, status: expect.any(Number), body: "ok" });
+      expect(response.status).toBeLessThan(300);
+      return;
+    }
+    expect(response.status).toBe(403);
+    expect(response.body).toMatchObject({ error: "forbidden", permission: endpoint.permission });
+    if (!holds) {
+      expect(response.body.message).not.toMatch(/multi-factor/);
+      return;
+    }
+    expect(response.body.message).toBe(
+      `roles [] lack ${endpoint.permission}; roles [${role}] would grant it but need multi-factor authentication (amr with one of [mfa] or acr one of [urn:okta:loa:2fa:any, phr, phrh]; the token has no amr claim, no acr claim)`,
+    );
+    const audited = await pg.psql(
+      `SELECT outcome || '|' || (details->>'reason') FROM audit_log WHERE action = 'authz.decision' AND actor = 'okta:${subject}' AND details->>'permission' = '${endpoint.permission}' ORDER BY id DESC LIMIT 1`,
+      svc.database,
+    );
+    expect(audited.trim()).toBe(`deny_forbidden|${response.body.message}`);
+  });
+
   test("every endpoint is in the matrix, and the matrix covers each permission someone holds", () => {
     const routes = Object.keys(ENDPOINTS);
     expect(routes).toHaveLength(25);
@@ -203,7 +234,7 @@ describe("tokens that must be refused with 401", () => {
 
   /** Claims as JSON text (numbers JSON.stringify cannot write), `claims` given the current time in seconds. */
   const rawPayload = (claims: (now: number) => string) =>
-    `{"iss":${JSON.stringify(oidc.issuer("okta"))},"aud":"knhk-api","sub":"time-attacker","groups":["knhk-admins"],${claims(Math.floor(Date.now() / 1000))}}`;
+    `{"iss":${JSON.stringify(oidc.issuer("okta"))},"aud":"knhk-api","sub":"time-attacker","groups":["knhk-admins"],"amr":["mfa"],${claims(Math.floor(Date.now() / 1000))}}`;
   test("the raw-signing helper makes acceptable tokens (control)", async () => {
     const token = await oidc.signRaw("okta", rawPayload((now) => `"iat":${now},"exp":${now + 600}`));
     expect((await svc.api(path, { token })).status).toBe(200);
@@ -261,6 +292,50 @@ describe("the Authorization header itself", () => {
     const token = await oidc.roleToken("administrator");
     expect((await withAuthorization([`Basic ${token}`])).status).toBe(401);
     expect((await withAuthorization([`Bearer${token}`])).status).toBe(401);
+  });
+});
+
+describe("each provider's proof of MFA", () => {
+  const promote = "/api/v1/mape-k/execute";
+  const status = async (provider: "okta" | "azure" | "keycloak", claims: Record<string, unknown>) =>
+    (await svc.api(promote, { method: "POST", token: await oidc.token(provider, { mfa: false, audience: "knhk-admin", claims: { sub: "mfa-probe", oid: "mfa-probe", ...claims } }) })).status;
+  const operator = { okta: { groups: ["knhk-operators"] }, azure: { roles: ["knhk-operators"] }, keycloak: { realm_access: { roles: ["knhk-operators"] } } } as const;
+
+  test.each<["okta" | "azure" | "keycloak", Record<string, unknown>, number]>([
+    ["okta", { amr: ["pwd", "mfa"] }, 200],
+    ["okta", { acr: "urn:okta:loa:2fa:any" }, 200],
+    ["okta", { acr: "phrh" }, 200],
+    ["okta", { amr: ["pwd"], acr: "urn:okta:loa:2fa:any:ifpossible" }, 403],
+    ["okta", { amr: "mfa" }, 403],
+    ["azure", { amr: ["rsa", "mfa"] }, 200],
+    ["azure", { amr: ["ngcmfa"] }, 200],
+    ["azure", { amr: ["wiaormfa"] }, 403],
+    ["azure", { amr: ["pwd"] }, 403],
+    ["keycloak", { acr: "2" }, 200],
+    ["keycloak", { amr: ["pwd", "otp"] }, 200],
+    ["keycloak", { acr: "1" }, 403],
+    ["keycloak", { acr: 2 }, 403],
+  ])("%s %j -> %d", async (provider, claims, expected) => {
+    expect(await status(provider, { ...operator[provider], ...claims })).toBe(expected);
+  });
+
+  test("without MFA an operator who is also an observer keeps the observer's reads, not the operator's writes", async () => {
+    const token = await oidc.token("okta", { mfa: false, claims: { sub: "two-roles", groups: ["knhk-operators", "knhk-observers"] } });
+    expect((await svc.api("/api/v1/snapshots", { token })).status).toBe(200);
+    const refused = await svc.api(promote, { method: "POST", token });
+    expect(refused.status).toBe(403);
+    expect(refused.body.message).toMatch(/^roles \[observer\] lack EXECUTE_MAPE_K; roles \[operator\] would grant it but need multi-factor authentication/);
+  });
+
+  test("a hostile amr is quoted back bounded, never echoed whole", async () => {
+    const long = "x".repeat(5000);
+    const token = await oidc.token("okta", { mfa: false, claims: { sub: "hostile-amr", groups: ["knhk-admins"], amr: [long, 7, ...Array.from({ length: 100 }, (_, i) => `m${i}`)] } });
+    const response = await svc.api("/api/v1/observations", { token });
+    expect(response.status).toBe(403);
+    expect(response.body.message).toContain(`amr ["${"x".repeat(24)}...", (not a string), "m0", "m1", "m2", "m3", ...]`);
+    expect(response.body.message.length).toBeLessThanOrEqual(MAX_REASON);
+    const audited = await pg.psql("SELECT details->>'reason' FROM audit_log WHERE actor = 'okta:hostile-amr' ORDER BY id DESC LIMIT 1", svc.database);
+    expect(audited.trim()).toBe(response.body.message);
   });
 });
 

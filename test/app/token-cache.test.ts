@@ -6,9 +6,9 @@ import fc from "fast-check";
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type JWK, type JWTVerifyGetKey, type CryptoKey } from "jose";
 import { ROLE_GROUPS } from "../../app/src/auth/roles";
 import { createTokenVerifier, VERIFIED_TOKEN_CACHE } from "../../app/src/auth/verifier";
-import type { OidcIssuer } from "../../app/src/config/oidc";
+import { DEFAULT_MFA_RULES, type OidcIssuer } from "../../app/src/config/oidc";
 
-const ISSUER: OidcIssuer = { name: "okta", claimMapping: "okta", issuer: "https://idp.test/oauth2/default", jwksUri: "https://idp.test/keys", audiences: ["knhk-api"] };
+const ISSUER: OidcIssuer = { name: "okta", claimMapping: "okta", issuer: "https://idp.test/oauth2/default", jwksUri: "https://idp.test/keys", audiences: ["knhk-api"], mfa: DEFAULT_MFA_RULES.okta };
 const TOLERANCE = 60;
 const MAX_AGE = 3600;
 

@@ -4,7 +4,8 @@
  */
 import fc from "fast-check";
 import { DEFAULT_LOG_LEVEL, loadConfig, LOG_LEVELS, SERVICE_TUNING } from "../../app/src/config/env";
-import { DEFAULT_AUDIENCES, defaultJwksUri } from "../../app/src/config/oidc";
+import { DEFAULT_MFA_REQUIRED_ROLES, ROLES } from "../../app/src/auth/roles";
+import { DEFAULT_AUDIENCES, DEFAULT_MFA_RULES, defaultJwksUri } from "../../app/src/config/oidc";
 import { parseStackConfig } from "../../infra/config";
 import type { OidcIssuerConfig } from "../../infra/config/oidc";
 import { renderAppSettings } from "../../infra/render/app-settings";
@@ -17,18 +18,18 @@ const REDIS = { sentinels: ["redis-sentinel-0.redis-sentinel.knhk.svc.cluster.lo
 
 /** What the service makes of one configured issuer (its defaults for the optional fields). */
 function asServiceSees(i: OidcIssuerConfig) {
-  return { name: i.name, claimMapping: i.claimMapping, issuer: i.issuer, jwksUri: i.jwksUri ?? defaultJwksUri(i.claimMapping, i.issuer), audiences: i.audiences ?? [...DEFAULT_AUDIENCES] };
+  return { name: i.name, claimMapping: i.claimMapping, issuer: i.issuer, jwksUri: i.jwksUri ?? defaultJwksUri(i.claimMapping, i.issuer), audiences: i.audiences ?? [...DEFAULT_AUDIENCES], mfa: i.mfa ?? DEFAULT_MFA_RULES[i.claimMapping] };
 }
 
 describe("the rendered prod ConfigMap, read by the service", () => {
   const issuers = [
     { name: "corp-okta", claimMapping: "okta", issuer: "https://corp.okta.com/oauth2/default", audiences: ["knhk-api", "knhk-cli"] },
     { name: "partners", claimMapping: "azure", issuer: "https://login.microsoftonline.com/7d3f0c8e-2b6a-4d1e-9a57-3c1b2e4f6a80/v2.0" },
-    { name: "ops", claimMapping: "keycloak", issuer: "https://sso.ops.knhk-tests.internal/realms/knhk", jwksUri: "https://sso.ops.knhk-tests.internal/keys" },
+    { name: "ops", claimMapping: "keycloak", issuer: "https://sso.ops.knhk-tests.internal/realms/knhk", jwksUri: "https://sso.ops.knhk-tests.internal/keys", mfa: { acr: ["gold"] } },
   ];
   let prod: RenderResult;
   beforeAll(async () => {
-    prod = await renderTestStack("prod", { overlay: { "knhk:app": { oidc: { issuers, clockToleranceSeconds: 15, maxTokenAgeSeconds: 1800 } } } });
+    prod = await renderTestStack("prod", { overlay: { "knhk:app": { oidc: { issuers, clockToleranceSeconds: 15, maxTokenAgeSeconds: 1800, mfaRequiredRoles: [...DEFAULT_MFA_REQUIRED_ROLES, "analyst"] } } } });
   }, 120_000);
 
   test("yields the configured issuers, timing and pool", () => {
@@ -36,12 +37,13 @@ describe("the rendered prod ConfigMap, read by the service", () => {
     const config = loadConfig(data);
     expect(config.oidc).toEqual({
       issuers: [
-        { name: "corp-okta", claimMapping: "okta", issuer: "https://corp.okta.com/oauth2/default", jwksUri: "https://corp.okta.com/oauth2/default/v1/keys", audiences: ["knhk-api", "knhk-cli"] },
-        { name: "partners", claimMapping: "azure", issuer: "https://login.microsoftonline.com/7d3f0c8e-2b6a-4d1e-9a57-3c1b2e4f6a80/v2.0", jwksUri: "https://login.microsoftonline.com/7d3f0c8e-2b6a-4d1e-9a57-3c1b2e4f6a80/discovery/v2.0/keys", audiences: [...DEFAULT_AUDIENCES] },
-        { name: "ops", claimMapping: "keycloak", issuer: "https://sso.ops.knhk-tests.internal/realms/knhk", jwksUri: "https://sso.ops.knhk-tests.internal/keys", audiences: [...DEFAULT_AUDIENCES] },
+        { name: "corp-okta", claimMapping: "okta", issuer: "https://corp.okta.com/oauth2/default", jwksUri: "https://corp.okta.com/oauth2/default/v1/keys", audiences: ["knhk-api", "knhk-cli"], mfa: DEFAULT_MFA_RULES.okta },
+        { name: "partners", claimMapping: "azure", issuer: "https://login.microsoftonline.com/7d3f0c8e-2b6a-4d1e-9a57-3c1b2e4f6a80/v2.0", jwksUri: "https://login.microsoftonline.com/7d3f0c8e-2b6a-4d1e-9a57-3c1b2e4f6a80/discovery/v2.0/keys", audiences: [...DEFAULT_AUDIENCES], mfa: DEFAULT_MFA_RULES.azure },
+        { name: "ops", claimMapping: "keycloak", issuer: "https://sso.ops.knhk-tests.internal/realms/knhk", jwksUri: "https://sso.ops.knhk-tests.internal/keys", audiences: [...DEFAULT_AUDIENCES], mfa: { amr: [], acr: ["gold"] } },
       ],
       clockToleranceSeconds: 15,
       maxTokenAgeSeconds: 1800,
+      mfaRequiredRoles: ["analyst", "proposer", "validator", "operator", "administrator"],
     });
     expect(config.database).toMatchObject({ poolMax: 8, poolMin: 2 });
     expect(config.http).toMatchObject({ port: PORTS.appHttp, metricsPort: PORTS.appMetrics });
@@ -52,7 +54,7 @@ describe("the rendered prod ConfigMap, read by the service", () => {
     const data = find(prod, "ConfigMap", "knhk-config").data as Record<string, string>;
     expect(Object.keys(data)).toEqual(expect.arrayContaining([
       "DB_POOL_MAX_CONNECTIONS", "DB_POOL_MIN_CONNECTIONS", "KNHK_LOG_LEVEL", "KNHK_METRICS_PORT",
-      "KNHK_OIDC_CLOCK_TOLERANCE_SECONDS", "KNHK_OIDC_ISSUERS", "KNHK_OIDC_MAX_TOKEN_AGE_SECONDS", "KNHK_PORT",
+      "KNHK_MFA_REQUIRED_ROLES", "KNHK_OIDC_CLOCK_TOLERANCE_SECONDS", "KNHK_OIDC_ISSUERS", "KNHK_OIDC_MAX_TOKEN_AGE_SECONDS", "KNHK_PORT",
       "PATTERN_WINDOW_SECONDS", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "VALIDATION_TIMEOUT_MS",
     ]));
     expect(data.KNHK_EMBEDDED_DATA_DIR).toBeUndefined();
@@ -142,19 +144,20 @@ describe("renderAppSettings", () => {
       issuer: fc.webUrl({ validSchemes: ["https"], withQueryParameters: true, withFragments: false }),
       jwksUri: fc.webUrl({ validSchemes: ["https"] }),
       audiences: fc.uniqueArray(fc.string({ minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 3 }),
+      mfa: fc.record({ amr: fc.array(fc.string({ minLength: 1, maxLength: 12 }), { maxLength: 3 }), acr: fc.array(fc.string({ minLength: 1, maxLength: 12 }), { maxLength: 3 }) }),
     },
     { requiredKeys: ["name", "claimMapping", "issuer"] },
   );
 
   test("property: whatever the stack schema accepts, the service reads back unchanged", () => {
     fc.assert(
-      fc.property(fc.array(issuerArb, { maxLength: 4 }), fc.integer({ min: 0, max: 300 }), fc.integer({ min: 60, max: 86_400 }), (issuers, tolerance, maxAge) => {
+      fc.property(fc.array(issuerArb, { maxLength: 4 }), fc.integer({ min: 0, max: 300 }), fc.integer({ min: 60, max: 86_400 }), fc.subarray([...ROLES]), (issuers, tolerance, maxAge, mfaRequiredRoles) => {
         let cfg;
         try {
-          cfg = parseStackConfig("local", { "knhk:app": { oidc: { issuers, clockToleranceSeconds: tolerance, maxTokenAgeSeconds: maxAge } } });
+          cfg = parseStackConfig("local", { "knhk:app": { oidc: { issuers, clockToleranceSeconds: tolerance, maxTokenAgeSeconds: maxAge, mfaRequiredRoles } } });
         } catch {
           // Refused by the stack schema (e.g. the same issuer twice): the service must refuse it too.
-          const json = JSON.stringify(issuers.map((i) => ({ name: i.name, claim_mapping: i.claimMapping, issuer: i.issuer, jwks_uri: i.jwksUri, audiences: i.audiences })));
+          const json = JSON.stringify(issuers.map((i) => ({ name: i.name, claim_mapping: i.claimMapping, issuer: i.issuer, jwks_uri: i.jwksUri, audiences: i.audiences, mfa: i.mfa })));
           const names = issuers.map((i) => i.name);
           const duplicateName = new Set(names).size !== names.length;
           if (!duplicateName) expect(() => loadConfig({ KNHK_OIDC_ISSUERS: json })).toThrow();
@@ -164,6 +167,7 @@ describe("renderAppSettings", () => {
         expect(config.oidc.issuers).toEqual(cfg.app.oidc.issuers.map(asServiceSees));
         expect(config.oidc.clockToleranceSeconds).toBe(tolerance);
         expect(config.oidc.maxTokenAgeSeconds).toBe(maxAge);
+        expect(config.oidc.mfaRequiredRoles).toEqual(mfaRequiredRoles);
       }),
       { numRuns: 200 },
     );

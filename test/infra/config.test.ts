@@ -27,10 +27,10 @@ describe("the four stack files", () => {
     expect(cfg.namespace.name).toBe("knhk");
   });
 
-  it("prod: 3 Patroni members on fast-ssd 100Gi, HPA 3-10, seed resources", () => {
+  it("prod: 3 Patroni members on knhk-encrypted 100Gi, HPA 3-10, seed resources", () => {
     const cfg = testStackConfig("prod");
     expect(cfg.patroni.members).toBe(3);
-    expect(cfg.patroni.storage).toEqual({ className: "fast-ssd", size: "100Gi" });
+    expect(cfg.patroni.storage).toEqual({ className: "knhk-encrypted", size: "100Gi" });
     expect(cfg.app.autoscaling).toMatchObject({ minReplicas: 3, maxReplicas: 10, cpuUtilization: 70, memoryUtilization: 80 });
     expect(cfg.app.resources).toEqual({ requests: { cpu: "500m", memory: "512Mi" }, limits: { cpu: "2000m", memory: "2Gi" } });
     expect(cfg.patroni.backup.repo).toMatchObject({ type: "s3", bucket: "knhk-prod-pgbackrest" });

@@ -55,9 +55,9 @@ describe("Namespace", () => {
 describe("PatroniCluster", () => {
   it.each([
     ["local", 2, "standard", "5Gi"],
-    ["dev", 2, "standard", "20Gi"],
-    ["staging", 3, "fast-ssd", "50Gi"],
-    ["prod", 3, "fast-ssd", "100Gi"],
+    ["dev", 2, "knhk-encrypted", "20Gi"],
+    ["staging", 3, "knhk-encrypted", "50Gi"],
+    ["prod", 3, "knhk-encrypted", "100Gi"],
   ] as const)("%s: %i members on %s %s", (stack, members, storageClass, size) => {
     const sts = find(r[stack], "StatefulSet", "postgres");
     expect(sts.spec.replicas).toBe(members);

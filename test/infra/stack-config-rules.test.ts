@@ -61,7 +61,28 @@ describe("knhk:app.oidc", () => {
       issuers: [{ name: "corp", claimMapping: "azure", issuer: "https://login.microsoftonline.com/7d3f0c8e-2b6a-4d1e-9a57-3c1b2e4f6a80/v2.0", audiences: ["knhk-api"] }],
       clockToleranceSeconds: 30,
       maxTokenAgeSeconds: 900,
+      mfaRequiredRoles: ["proposer", "validator", "operator", "administrator"],
     });
+  });
+
+  test.each(DEPLOYED)("%s: the roles that need MFA may be widened, never narrowed", (stack) => {
+    const withRoles = (mfaRequiredRoles: string[]) => mergeConfig(testStackConfigFile(stack), { "knhk:app": { oidc: { mfaRequiredRoles } } });
+    expect(parseStackConfig(stack, withRoles(["observer", "proposer", "validator", "operator", "administrator"])).app.oidc.mfaRequiredRoles).toHaveLength(5);
+    expect(problemsOf(stack, withRoles(["administrator", "proposer"]))).toEqual([
+      'knhk:app.oidc.mfaRequiredRoles = ["administrator","proposer"]: must include validator, operator outside the local stack (roles that change state are held only after multi-factor authentication; a stack may add roles, not remove these)',
+    ]);
+    expect(problemsOf(stack, withRoles(["operator", "operator"]))[0]).toMatch(/^knhk:app\.oidc\.mfaRequiredRoles = \["operator","operator"\]: lists a role twice/);
+    expect(problemsOf(stack, withRoles(["root"]))[0]).toMatch(/^knhk:app\.oidc\.mfaRequiredRoles\[0\] = "root": /);
+  });
+
+  test("local may require MFA of no role (loopback tests, a developer's IdP without a second factor)", () => {
+    expect(parseStackConfig("local", { "knhk:app": { oidc: { mfaRequiredRoles: [] } } }).app.oidc.mfaRequiredRoles).toEqual([]);
+  });
+
+  test("an issuer's MFA rule must name at least one claim value", () => {
+    expect(problemsOf("prod", prodWith(issuer({ mfa: {} })))).toEqual([
+      `knhk:app.oidc.issuers[0].mfa = {"amr":[],"acr":[]}: needs at least one amr or acr value (otherwise no token could prove MFA)`,
+    ]);
   });
 
   test.each(DEPLOYED)("%s: an http issuer or JWKS location is refused, naming the key", (stack) => {

@@ -34,8 +34,10 @@ describe("ComplianceArchive and VaultAccess per stack", () => {
     const r = results[stack];
     const archive = one(r, "knhk:archive:ComplianceArchive");
     const vaultAccess = one(r, "knhk:vault:VaultAccess");
+    const volumes = one(r, "knhk:storage:EncryptedStorage");
     for (const res of r.resources.filter((x) => x.type.startsWith("aws:s3") || x.type.startsWith("aws:iam") || x.type.startsWith("aws:kms"))) {
-      expect(res.parent).toBe(archive.urn);
+      // The volume key and its alias belong to the encrypted StorageClass; everything else to the archive.
+      expect({ name: res.name, parent: res.parent }).toEqual({ name: res.name, parent: res.name.startsWith("knhk-volumes-") ? volumes.urn : archive.urn });
     }
     for (const res of r.resources.filter((x) => x.type.startsWith("vault:"))) expect(res.parent).toBe(vaultAccess.urn);
     expect(ofType(r, "aws:s3/bucket:Bucket").map((b) => b.inputs.bucket).sort()).toEqual(
@@ -96,7 +98,7 @@ describe("ComplianceArchive and VaultAccess per stack", () => {
       const tls = policy.Statement.find((st) => st.Sid === "DenyInsecureTransport")!;
       expect(tls.Resource).toEqual([`arn:aws:s3:::${bucket.replace("knhk-archive-", `knhk-${stack}-`)}`, `arn:aws:s3:::${bucket.replace("knhk-archive-", `knhk-${stack}-`)}/*`]);
     }
-    const key = one(r, "aws:kms/key:Key");
+    const key = one(r, "aws:kms/key:Key", "archive-key");
     expect(key.inputs.enableKeyRotation).toBe(true);
   });
 

@@ -88,10 +88,14 @@ export function cleanStack(stack = "prod"): Built[] {
   const mon = resource(stack, "knhk:monitoring:Monitoring", "mon", {}, root);
   const vault = resource(stack, "knhk:security:VaultAccess", "vault", {}, root);
   const archive = resource(stack, "knhk:compliance:ComplianceArchive", "archive", {}, root);
+  const volumes = resource(stack, "knhk:storage:EncryptedStorage", "volumes", {}, root);
   const labels = (color: string) => ({ "app.kubernetes.io/name": "knhk", "knhk.io/color": color });
   const image = "ghcr.io/knhk/knhk:1.4.0";
   return [
-    root, nsComponent, app, db, mon, vault, archive,
+    root, nsComponent, app, db, mon, vault, archive, volumes,
+    resource(stack, "kubernetes:storage.k8s.io/v1:StorageClass", "volumes-class", {
+      metadata: { name: "fast-ssd" }, provisioner: "ebs.csi.aws.com", parameters: { type: "gp3", encrypted: "true", kmsKeyId: "arn:aws:kms:eu-central-1:314159265358:key/volumes" },
+    }, volumes),
     resource(stack, "kubernetes:core/v1:Namespace", "ns-namespace", { metadata: { name: NS } }, nsComponent),
     resource(stack, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "ns-default-deny", {
       metadata: { name: "default-deny", namespace: NS }, spec: { podSelector: {}, policyTypes: ["Ingress", "Egress"] },

@@ -18,6 +18,7 @@ import { s3BucketPublicAccessBlock } from "../../policy/policies/s3-bucket-publi
 import { s3BucketTlsOnly } from "../../policy/policies/s3-bucket-tls-only";
 import { serviceTypeInternal } from "../../policy/policies/service-type-internal";
 import { statefulSetStorageClass } from "../../policy/policies/statefulset-storage-class";
+import { statefulSetStorageEncrypted } from "../../policy/policies/statefulset-storage-encrypted";
 import { vaultPolicyLeastPrivilege } from "../../policy/policies/vault-policy-least-privilege";
 import { zeroDowntimeRollout } from "../../policy/policies/zero-downtime-rollout";
 import { bucketSet, byName, cleanStack, mutate, NS } from "./fixtures";
@@ -377,6 +378,38 @@ describe("S3 bucket policies", () => {
   test("config resources link to their bucket through engine property dependencies too", async () => {
     const linked = clean.map((r) => (r.name === "archive-data-pab" ? { ...r, props: { ...r.props, bucket: undefined }, propertyDependencies: { bucket: [byName(clean, "archive-data").urn] } } : r));
     expect(await stackViolations(s3BucketPublicAccessBlock, linked)).toEqual([]);
+  });
+});
+
+describe("statefulset-storage-encrypted", () => {
+  test("clean staging and prod pass; dev and local are not applicable", async () => {
+    expect(await stackViolations(statefulSetStorageEncrypted, clean)).toEqual([]);
+    expect(await stackViolations(statefulSetStorageEncrypted, cleanStack("staging"))).toEqual([]);
+    for (const stack of ["dev", "local"]) expect((await check(statefulSetStorageEncrypted, cleanStack(stack))).notApplicable).toMatch(/does not require encrypted volumes/);
+  });
+
+  test("a class that does not encrypt, one without the stack's key, one the stack does not declare, and none at all", async () => {
+    const where = 'StatefulSet knhk/postgres: volumeClaimTemplate "pgdata"';
+    expect(await stackViolations(statefulSetStorageEncrypted, mutate(clean, "volumes-class", (p) => (p.parameters.encrypted = "false")))).toEqual([
+      `${where}: StorageClass fast-ssd does not encrypt its volumes (parameters.encrypted is "false"; must be "true")`,
+    ]);
+    expect(await stackViolations(statefulSetStorageEncrypted, mutate(clean, "volumes-class", (p) => delete p.parameters.encrypted))).toEqual([
+      `${where}: StorageClass fast-ssd does not encrypt its volumes (parameters.encrypted is null; must be "true")`,
+    ]);
+    expect(await stackViolations(statefulSetStorageEncrypted, mutate(clean, "volumes-class", (p) => delete p.parameters.kmsKeyId))).toEqual([
+      `${where}: StorageClass fast-ssd encrypts with the account's default key, not a key of the stack's (parameters.kmsKeyId is unset)`,
+    ]);
+    expect(await stackViolations(statefulSetStorageEncrypted, clean.filter((r) => r.name !== "volumes-class"))).toEqual([
+      `${where} uses storage class "fast-ssd", which this stack does not declare, so its encryption cannot be checked (declared: none)`,
+    ]);
+    expect(await stackViolations(statefulSetStorageEncrypted, mutate(clean, "db-statefulset", (p) => delete p.spec.volumeClaimTemplates[0].spec.storageClassName))).toEqual([
+      `${where} sets no storageClassName: the cluster's default class is not known to encrypt`,
+    ]);
+  });
+
+  test("the environments are configurable", async () => {
+    const dev = mutate(cleanStack("dev"), "volumes-class", (p) => (p.parameters.encrypted = "false"));
+    expect(await stackViolations(statefulSetStorageEncrypted, dev, { config: { encryptedEnvironments: ["dev"] } })).toHaveLength(1);
   });
 });
 

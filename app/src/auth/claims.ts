@@ -1,5 +1,6 @@
 import type { JWTPayload } from "jose";
-import type { ClaimMapping } from "../config/oidc";
+import type { ClaimMapping, OidcIssuer } from "../config/oidc";
+import { mfaEvidence, type MfaEvidence } from "./mfa";
 import { permissionsOf, rolesFromGroups, type Permission, type Role } from "./roles";
 
 export interface Principal {
@@ -9,7 +10,12 @@ export interface Principal {
   readonly email?: string;
   readonly name?: string;
   readonly groups: readonly string[];
+  /** The roles the principal holds: those its groups grant, less the withheld ones. */
   readonly roles: readonly Role[];
+  /** Roles its groups grant that need MFA the token does not prove (held by nobody with this token). */
+  readonly withheldRoles: readonly Role[];
+  readonly mfa: MfaEvidence;
+  /** The permissions of `roles` only. */
   readonly permissions: ReadonlySet<Permission>;
 }
 
@@ -40,18 +46,27 @@ export function groupsFromClaims(mapping: ClaimMapping, claims: JWTPayload): str
   }
 }
 
-export function principalFromClaims(mapping: ClaimMapping, issuerName: string, claims: JWTPayload): Principal {
+export function principalFromClaims(
+  issuer: Pick<OidcIssuer, "claimMapping" | "name" | "mfa">,
+  mfaRequiredRoles: ReadonlySet<Role>,
+  claims: JWTPayload,
+): Principal {
+  const mapping = issuer.claimMapping;
   const subject = mapping === "azure" ? optionalString(claims.oid) ?? optionalString(claims.sub) : optionalString(claims.sub);
   if (!subject) throw new ClaimError(mapping === "azure" ? "token has neither oid nor sub" : "token has no sub");
   const groups = groupsFromClaims(mapping, claims);
-  const roles = rolesFromGroups(groups);
+  const granted = rolesFromGroups(groups);
+  const mfa = mfaEvidence(issuer.mfa, claims);
+  const roles = mfa.proven ? granted : granted.filter((role) => !mfaRequiredRoles.has(role));
   return {
     subject,
-    issuerName,
+    issuerName: issuer.name,
     email: optionalString(claims.email) ?? optionalString(claims.preferred_username),
     name: optionalString(claims.name),
     groups,
     roles,
+    withheldRoles: granted.filter((role) => !roles.includes(role)),
+    mfa,
     permissions: permissionsOf(roles),
   };
 }

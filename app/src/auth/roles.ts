@@ -65,3 +65,12 @@ export function rolesFromGroups(groups: readonly string[]): Role[] {
 export function permissionsOf(roles: readonly Role[]): Set<Permission> {
   return new Set(roles.flatMap((role) => ROLE_PERMISSIONS[role]));
 }
+
+/**
+ * Roles a principal holds only when its token proves multi-factor authentication (configurable:
+ * KNHK_MFA_REQUIRED_ROLES): the people who propose, validate, promote and administer. Observer,
+ * analyst and ingestor are the roles of machine identities (client-credentials tokens, which
+ * carry no `amr` or `acr`); they read, analyse or append observations and change nothing else,
+ * so their own rule is the token's audience, lifetime and rate limit, without MFA.
+ */
+export const DEFAULT_MFA_REQUIRED_ROLES: readonly Role[] = ["proposer", "validator", "operator", "administrator"];

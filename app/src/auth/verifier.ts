@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
 import type { OidcIssuer } from "../config/oidc";
 import { ClaimError, principalFromClaims, type Principal } from "./claims";
+import { DEFAULT_MFA_REQUIRED_ROLES, type Role } from "./roles";
 
 /** Asymmetric algorithms only: no HMAC (a shared secret would let any holder mint tokens), no `none`. */
 export const ALLOWED_ALGORITHMS = ["RS256", "ES256", "EdDSA"] as const;
@@ -21,6 +22,8 @@ export interface VerifierSettings {
   readonly issuers: readonly OidcIssuer[];
   readonly clockToleranceSeconds: number;
   readonly maxTokenAgeSeconds: number;
+  /** Roles held only with a token that proves MFA under its issuer's rule. Default DEFAULT_MFA_REQUIRED_ROLES. */
+  readonly mfaRequiredRoles?: readonly Role[];
   /** Injected key sources (tests); default: jose's remote JWKS with caching and cooldown. */
   readonly keySource?: (issuer: OidcIssuer) => JWTVerifyGetKey;
   /** Verified tokens remembered (see VERIFIED_TOKEN_CACHE); 0 turns the cache off. Default 10,000. */
@@ -116,6 +119,7 @@ export function createTokenVerifier(settings: VerifierSettings): TokenVerifier {
     ]),
   );
   const clock = settings.clock ?? Date.now;
+  const mfaRequiredRoles: ReadonlySet<Role> = new Set(settings.mfaRequiredRoles ?? DEFAULT_MFA_REQUIRED_ROLES);
   const cache = createVerifiedTokenCache(settings.cacheEntries ?? VERIFIED_TOKEN_CACHE.entries, clock);
   return {
     async verify(headers) {
@@ -156,7 +160,7 @@ export function createTokenVerifier(settings: VerifierSettings): TokenVerifier {
           requiredClaims: ["exp", "iat"],
           currentDate: new Date(clock()),
         });
-        const principal = principalFromClaims(entry.issuer.claimMapping, entry.issuer.name, payload);
+        const principal = principalFromClaims(entry.issuer, mfaRequiredRoles, payload);
         cache.set(cacheKey, principal, payload, settings.maxTokenAgeSeconds);
         return { ok: true, principal };
       } catch (error) {

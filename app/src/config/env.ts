@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DEFAULT_MFA_REQUIRED_ROLES, ROLES, type Role } from "../auth/roles";
 import { DEFAULT_AUDIENCES, OIDC_CLOCK_TOLERANCE_SECONDS, OIDC_MAX_TOKEN_AGE_SECONDS, OidcConfigError, parseOidcIssuers, type OidcIssuer } from "./oidc";
 
 /** A bad environment variable: start-up stops with the variable and the reason. */
@@ -85,6 +86,27 @@ export const DB_POOL_DEFAULTS = { max: 50, min: 10 } as const;
 /** A `knhk` CLI run needs one or two connections, never the service's pool: it opens at most this many. */
 export const CLI_POOL_MAX_CONNECTIONS = 4;
 
+/** KNHK_MFA_REQUIRED_ROLES as written: role names separated by commas, or `none`; the stack renders it with this. */
+export function formatMfaRequiredRoles(roles: readonly Role[]): string {
+  return roles.length === 0 ? "none" : roles.join(",");
+}
+
+const mfaRequiredRoles = z
+  .string()
+  .trim()
+  .transform((v, ctx): Role[] => {
+    if (v === "none") return [];
+    const names = v.split(",").map((name) => name.trim());
+    const unknown = names.find((name) => !(ROLES as readonly string[]).includes(name));
+    if (unknown !== undefined) {
+      ctx.addIssue({ code: "custom", message: `${unknown === "" ? "empty role name" : `unknown role ${JSON.stringify(unknown)}`} (roles: ${ROLES.join(", ")}; or "none")` });
+      return z.NEVER;
+    }
+    return ROLES.filter((role) => names.includes(role));
+  })
+  .optional()
+  .transform((v) => v ?? [...DEFAULT_MFA_REQUIRED_ROLES]);
+
 /** Every variable the service reads, by its own name, so an issue's path names the variable. */
 const envSchema = z.object({
   DATABASE_URL: optionalText.pipe(
@@ -108,6 +130,8 @@ const envSchema = z.object({
   KNHK_OIDC_AUDIENCES: optionalText,
   KNHK_OIDC_CLOCK_TOLERANCE_SECONDS: int(OIDC_CLOCK_TOLERANCE_SECONDS.min, OIDC_CLOCK_TOLERANCE_SECONDS.max, OIDC_CLOCK_TOLERANCE_SECONDS.default),
   KNHK_OIDC_MAX_TOKEN_AGE_SECONDS: int(OIDC_MAX_TOKEN_AGE_SECONDS.min, OIDC_MAX_TOKEN_AGE_SECONDS.max, OIDC_MAX_TOKEN_AGE_SECONDS.default),
+  /** Roles held only with a token that proves MFA (see DEFAULT_MFA_REQUIRED_ROLES). */
+  KNHK_MFA_REQUIRED_ROLES: mfaRequiredRoles,
   PATTERN_WINDOW_SECONDS: tuned(SERVICE_TUNING.PATTERN_WINDOW_SECONDS),
   VALIDATION_TIMEOUT_MS: tuned(SERVICE_TUNING.VALIDATION_TIMEOUT_MS),
   KNHK_HOST: optionalText.transform((v) => v ?? "0.0.0.0"),
@@ -163,6 +187,7 @@ export interface Config {
     readonly issuers: readonly OidcIssuer[];
     readonly clockToleranceSeconds: number;
     readonly maxTokenAgeSeconds: number;
+    readonly mfaRequiredRoles: readonly Role[];
   };
   readonly domain: { readonly patternWindowSeconds: number; readonly validationTimeoutMs: number; readonly mapeKIntervalSeconds: number };
   /** Blue-green (KNHK_COLOR + KNHK_ACTIVE_COLOR_FILE); absent: a single-colour stack, this replica may always lead. */
@@ -216,6 +241,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       issuers: oidcIssuers(env, e.KNHK_OIDC_AUDIENCES),
       clockToleranceSeconds: e.KNHK_OIDC_CLOCK_TOLERANCE_SECONDS,
       maxTokenAgeSeconds: e.KNHK_OIDC_MAX_TOKEN_AGE_SECONDS,
+      mfaRequiredRoles: e.KNHK_MFA_REQUIRED_ROLES,
     },
     domain: {
       patternWindowSeconds: e.PATTERN_WINDOW_SECONDS,
@@ -280,6 +306,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     pool: `${config.database.poolMin}-${config.database.poolMax}`,
     redis: config.redis ? (config.redis.mode === "sentinel" ? `sentinel ${config.redis.masterName}` : redact(config.redis.url)) : "none (in-process fallbacks)",
     oidcIssuers: config.oidc.issuers.map((i) => `${i.name}=${i.issuer}`),
+    mfaRequiredFor: formatMfaRequiredRoles(config.oidc.mfaRequiredRoles),
     ports: { api: config.http.port, metrics: config.http.metricsPort },
     tracing: config.telemetry.otlpEndpoint ?? "off",
   };

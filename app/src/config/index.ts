@@ -1,2 +1,2 @@
 export { ConfigError, describeConfig, loadConfig, type Config, type RedisConfig } from "./env";
-export { CLAIM_MAPPINGS, DEFAULT_AUDIENCES, defaultJwksUri, parseOidcIssuers, type ClaimMapping, type OidcIssuer } from "./oidc";
+export { CLAIM_MAPPINGS, DEFAULT_AUDIENCES, DEFAULT_MFA_RULES, defaultJwksUri, parseOidcIssuers, type ClaimMapping, type MfaRule, type OidcIssuer } from "./oidc";

@@ -6,6 +6,30 @@ export type ClaimMapping = (typeof CLAIM_MAPPINGS)[number];
 
 export const DEFAULT_AUDIENCES = ["knhk-api", "knhk-admin", "knhk-cli"] as const;
 
+/**
+ * What proves that a token was issued after multi-factor authentication: an `amr` entry
+ * (RFC 8176 method names) from `amr`, or an `acr` value from `acr`. Either one suffices.
+ */
+export interface MfaRule {
+  readonly amr: readonly string[];
+  readonly acr: readonly string[];
+}
+
+/**
+ * Each provider's own way of saying "more than one factor":
+ *   okta      amr `mfa`; acr `urn:okta:loa:2fa:any` and the phishing-resistant `phr`, `phrh`
+ *             (not `...:ifpossible`, which Okta also issues after one factor);
+ *   azure     amr `mfa`, and `ngcmfa` (Windows Hello / passkey enrolment); not `wiaormfa`, which
+ *             may mean integrated Windows authentication alone;
+ *   keycloak  amr `mfa`, `otp`, `hwk` (the AMR protocol mapper), or acr `2`, the level the
+ *             step-up flow's second factor grants in Keycloak's documented set-up.
+ */
+export const DEFAULT_MFA_RULES: Readonly<Record<ClaimMapping, MfaRule>> = {
+  okta: { amr: ["mfa"], acr: ["urn:okta:loa:2fa:any", "phr", "phrh"] },
+  azure: { amr: ["mfa", "ngcmfa"], acr: [] },
+  keycloak: { amr: ["mfa", "otp", "hwk"], acr: ["2"] },
+};
+
 export interface OidcIssuer {
   /** Short name used in logs and the audit trail. */
   readonly name: string;
@@ -14,6 +38,8 @@ export interface OidcIssuer {
   readonly issuer: string;
   readonly jwksUri: string;
   readonly audiences: readonly string[];
+  /** What counts as proof of MFA in this issuer's tokens (default: DEFAULT_MFA_RULES of its mapping). */
+  readonly mfa: MfaRule;
 }
 
 /*
@@ -30,6 +56,15 @@ export const oidcIssuerName = z.string().regex(/^[a-z0-9-]+$/, "lower-case lette
 /** Audiences a token of one issuer may carry. */
 export const oidcAudienceList = z.array(z.string().min(1)).min(1);
 
+/** An issuer's MFA rule as configured; at least one claim value, or nothing could ever prove MFA. */
+export const mfaRuleEntry = z
+  .object({
+    amr: z.array(z.string().min(1).max(200)).max(50).default([]),
+    acr: z.array(z.string().min(1).max(200)).max(50).default([]),
+  })
+  .strict()
+  .refine((rule) => rule.amr.length + rule.acr.length > 0, { message: "needs at least one amr or acr value (otherwise no token could prove MFA)" });
+
 /** Bounds and defaults of KNHK_OIDC_CLOCK_TOLERANCE_SECONDS and KNHK_OIDC_MAX_TOKEN_AGE_SECONDS. */
 export const OIDC_CLOCK_TOLERANCE_SECONDS = { min: 0, max: 300, default: 60 } as const;
 export const OIDC_MAX_TOKEN_AGE_SECONDS = { min: 60, max: 86_400, default: 3600 } as const;
@@ -42,6 +77,7 @@ export const oidcIssuerEntry = z
     issuer: oidcUrl,
     jwks_uri: oidcUrl.optional(),
     audiences: oidcAudienceList.optional(),
+    mfa: mfaRuleEntry.optional(),
   })
   .strict();
 export type OidcIssuerEntry = z.infer<typeof oidcIssuerEntry>;
@@ -86,6 +122,7 @@ function toIssuer(entry: z.infer<typeof oidcIssuerEntry>, fallbackName: string, 
     issuer: entry.issuer,
     jwksUri: entry.jwks_uri ?? defaultJwksUri(entry.claim_mapping, entry.issuer),
     audiences: entry.audiences ?? audiences,
+    mfa: entry.mfa ?? DEFAULT_MFA_RULES[entry.claim_mapping],
   };
 }
 

@@ -46,7 +46,7 @@ export function printable(text: string): string {
 }
 
 /** Most characters of a decision's reason kept (a reason may quote an unverified claim). */
-const MAX_REASON = 512;
+export const MAX_REASON = 512;
 
 /**
  * Writes decisions to audit_log (action "authz.decision") through the audit writer, whose group

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Principal } from "../auth/claims";
-import type { Permission } from "../auth/roles";
+import { ROLE_PERMISSIONS, type Permission } from "../auth/roles";
 import type { TokenVerifier } from "../auth/verifier";
 import type { RateLimiter } from "../redis/rate-limit";
 import type { ServiceMetrics } from "../telemetry/metrics";
@@ -90,9 +90,7 @@ export function createAuthHook(deps: AuthHookDeps) {
     const principal = auth.principal;
     if (await limited(request, reply, `sub:${principal.issuerName}:${principal.subject}`)) return;
     if (!permission || !principal.permissions.has(permission)) {
-      const reason = permission
-        ? `roles [${principal.roles.join(", ")}] lack ${permission}`
-        : "route declares no permission";
+      const reason = permission ? forbiddenReason(principal, permission) : "route declares no permission";
       await decide(request, "deny_forbidden", permission, principal, reason);
       return reply.status(403).send({ error: "forbidden", message: reason, permission });
     }
@@ -117,6 +115,14 @@ export function createAuthHook(deps: AuthHookDeps) {
       return reply.status(503).send(AUDIT_UNAVAILABLE);
     }
   };
+}
+
+/** Why a principal lacks a permission; names the missing factor when a withheld role would grant it. */
+export function forbiddenReason(principal: Principal, permission: Permission): string {
+  const lacking = `roles [${principal.roles.join(", ")}] lack ${permission}`;
+  const withheld = principal.withheldRoles.filter((role) => ROLE_PERMISSIONS[role].includes(permission));
+  if (withheld.length === 0 || principal.mfa.proven) return lacking;
+  return `${lacking}; roles [${withheld.join(", ")}] would grant it but need ${principal.mfa.missing}`;
 }
 
 /** Methods whose handlers only read (RFC 9110 safe methods the API serves). */

@@ -34,7 +34,16 @@ export interface TokenOptions {
   readonly kid?: string;
   /** Sign with a key the JWKS does not publish. */
   readonly foreignKey?: boolean;
+  /** Carry the provider's usual proof of MFA (MFA_CLAIMS); default true. `claims` may override it. */
+  readonly mfa?: boolean;
 }
+
+/** What each provider's token says after a second factor (what DEFAULT_MFA_RULES accepts). */
+export const MFA_CLAIMS: Record<Provider, Record<string, unknown>> = {
+  okta: { amr: ["pwd", "mfa"] },
+  azure: { amr: ["pwd", "mfa"] },
+  keycloak: { acr: "2" },
+};
 
 export interface TestOidc {
   readonly baseUrl: string;
@@ -42,8 +51,8 @@ export interface TestOidc {
   /** Per-provider environment: KNHK_OIDC_<PROVIDER>_ISSUER for all three. */
   env(): Record<string, string>;
   token(provider: Provider, options?: TokenOptions): Promise<string>;
-  /** A token whose groups grant exactly `role` (Okta's by default). */
-  roleToken(role: Role, subject?: string, provider?: Provider): Promise<string>;
+  /** A token whose groups grant exactly `role` (Okta's by default), with the provider's MFA claims unless `mfa` is false. */
+  roleToken(role: Role, subject?: string, provider?: Provider, mfa?: boolean): Promise<string>;
   /**
    * A token whose payload is exactly `payloadJson` (text JSON.stringify cannot produce, e.g.
    * `"exp":1e309`), signed by the provider's published key; `header` is merged into the protected header.
@@ -110,7 +119,7 @@ export async function startOidc(options: { tls?: { cert: string; key: string } }
     async token(provider, options = {}) {
       const key = options.foreignKey ? foreign[provider] : keys[provider];
       const now = Math.floor(Date.now() / 1000);
-      const jwt = new SignJWT({ sub: "user-1", ...options.claims })
+      const jwt = new SignJWT({ sub: "user-1", ...(options.mfa === false ? {} : MFA_CLAIMS[provider]), ...options.claims })
         .setProtectedHeader({ alg: key.alg, kid: options.kid ?? (options.foreignKey ? "unknown-key" : key.kid), typ: "JWT" })
         .setIssuer(options.issuer ?? issuer(provider))
         .setAudience(options.audience ?? "knhk-api")
@@ -119,8 +128,8 @@ export async function startOidc(options: { tls?: { cert: string; key: string } }
       if (options.notBeforeIn !== undefined) jwt.setNotBefore(now + options.notBeforeIn);
       return jwt.sign(key.privateKey);
     },
-    roleToken(role, subject = `${role}-user`, provider = "okta") {
-      return oidc.token(provider, { claims: { sub: subject, groups: [ROLE_GROUPS[role][0]] } });
+    roleToken(role, subject = `${role}-user`, provider = "okta", mfa = true) {
+      return oidc.token(provider, { mfa, claims: { sub: subject, groups: [ROLE_GROUPS[role][0]] } });
     },
     async signRaw(provider, payloadJson, header = {}) {
       // Signed with WebCrypto, not jose: jose refuses to sign headers a verifier must reject (e.g. unknown `crit`).
