@@ -129,3 +129,11 @@ test("a bad value stops a real start-up with exit code 1, naming the variable an
   expect((error as { code: number }).code).toBe(1);
   expect((error as { stderr: string }).stderr).toContain("invalid configuration: DB_POOL_MAX_CONNECTIONS: must be a whole number");
 }, 60_000);
+
+test("KNHK_TLS_CERT_FILE and KNHK_TLS_KEY_FILE: both or neither, with the reload interval", () => {
+  expect(loadConfig({}).http.tls).toBeUndefined();
+  expect(loadConfig({ KNHK_TLS_CERT_FILE: "/etc/knhk/tls/tls.crt", KNHK_TLS_KEY_FILE: "/etc/knhk/tls/tls.key" }).http.tls).toEqual({ certFile: "/etc/knhk/tls/tls.crt", keyFile: "/etc/knhk/tls/tls.key", reloadSeconds: 60 });
+  expect(() => loadConfig({ KNHK_TLS_CERT_FILE: "/etc/knhk/tls/tls.crt" })).toThrow(new ConfigError("KNHK_TLS_KEY_FILE", "required when KNHK_TLS_CERT_FILE is set"));
+  expect(() => loadConfig({ KNHK_TLS_KEY_FILE: "/etc/knhk/tls/tls.key" })).toThrow(new ConfigError("KNHK_TLS_CERT_FILE", "required when KNHK_TLS_KEY_FILE is set"));
+  expect(() => loadConfig({ KNHK_TLS_CERT_FILE: "a", KNHK_TLS_KEY_FILE: "b", KNHK_TLS_RELOAD_SECONDS: "0" })).toThrow(/KNHK_TLS_RELOAD_SECONDS: must be at least 1/);
+});

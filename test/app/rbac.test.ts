@@ -2,9 +2,13 @@
  * RBAC against the real service (real PostgreSQL 15, local JWKS server): every role against every
  * endpoint (2xx when the role holds the endpoint's permission, else 403), the same without the
  * token's proof of MFA (the roles that need it are withheld), every kind of bad token (401), the
- * three claim mappings and their MFA claims, and the audit row each decision leaves.
+ * three claim mappings and their MFA claims, and the audit row each decision leaves. All over
+ * HTTPS (TLS 1.3), as the deployed service serves.
  */
-import { request as httpRequest } from "node:http";
+import { mkdtempSync, rmSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { DEFAULT_MFA_REQUIRED_ROLES, ROLE_PERMISSIONS, ROLES, type Permission, type Role } from "../../app/src/auth/roles";
 import type { Domain } from "../../app/src/domain";
 import { MAX_REASON } from "../../app/src/server/audit";
@@ -13,17 +17,22 @@ import { passedProposal, promotedSnapshot } from "./shell/fixtures";
 import { startOidc, type TestOidc } from "./shell/oidc";
 import { startTestService, type ServiceUnderTest } from "./shell/service";
 import { waitFor } from "../support/ports";
+import { makeTestPki, type TestPki } from "../support/tls";
 
 let pg: TestPostgres;
 let oidc: TestOidc;
 let svc: ServiceUnderTest;
 let domain: Domain;
+let pki: TestPki;
+let pkiDir: string;
 const fixed: { observationId: string; proposalId: string; receiptId: string; checkpointSize: number } = { observationId: "", proposalId: "", receiptId: "", checkpointSize: 0 };
 const UNKNOWN = "00000000-0000-4000-8000-000000000000";
 
 beforeAll(async () => {
-  [pg, oidc] = await Promise.all([startPostgres(), startOidc()]);
-  svc = await startTestService(pg, { ...oidc.env(), KNHK_RATE_LIMIT_MAX: "100000" });
+  pkiDir = mkdtempSync(join(tmpdir(), "knhk-rbac-tls-"));
+  [pg, oidc, pki] = await Promise.all([startPostgres(), startOidc(), makeTestPki(pkiDir, { dns: ["localhost"], ips: ["127.0.0.1"] })]);
+  svc = await startTestService(pg, { ...oidc.env(), KNHK_RATE_LIMIT_MAX: "100000", KNHK_TLS_CERT_FILE: pki.certFile, KNHK_TLS_KEY_FILE: pki.keyFile }, { ca: pki.caPem });
+  expect(svc.service.apiUrl).toMatch(/^https:\/\//);
   domain = svc.service.domain;
   const observation = await domain.observations.create({ event_type: "rbac.seed", sector: "finance", value: 1 });
   fixed.observationId = observation.id;
@@ -40,6 +49,7 @@ afterAll(async () => {
   await svc?.stop();
   await oidc?.close();
   await pg?.destroy();
+  if (pkiDir) rmSync(pkiDir, { recursive: true, force: true });
 });
 
 interface Endpoint {
@@ -256,7 +266,7 @@ describe("the Authorization header itself", () => {
       const url = new URL(`${svc.service.apiUrl}${path}`);
       // Raw header lines (name, value, ...): Node adds no Host header to this form.
       const headers = ["host", url.host, ...values.flatMap((value) => ["authorization", value])];
-      const request = httpRequest(url, { headers }, (response) => {
+      const request = httpsRequest(url, { headers, ca: pki.caPem }, (response) => {
         let text = "";
         response.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
         response.on("end", () => {

@@ -140,6 +140,11 @@ const envSchema = z.object({
   KNHK_BODY_LIMIT_BYTES: int(1024, 10 * 1024 * 1024, 256 * 1024),
   /** POST /api/v1/observations/batch: up to 1,000 observations of a few KiB each. */
   KNHK_BATCH_BODY_LIMIT_BYTES: int(1024, 64 * 1024 * 1024, 4 * 1024 * 1024),
+  /** The API port's certificate chain and key (PEM files, e.g. a mounted kubernetes.io/tls Secret): HTTPS with TLS 1.3 only. */
+  KNHK_TLS_CERT_FILE: optionalText.pipe(z.string().regex(/^[^\0\r\n]+$/, "must be a file path").optional()),
+  KNHK_TLS_KEY_FILE: optionalText.pipe(z.string().regex(/^[^\0\r\n]+$/, "must be a file path").optional()),
+  /** How often the certificate files are re-read; a renewed certificate serves new connections without a restart. */
+  KNHK_TLS_RELOAD_SECONDS: int(1, 3600, 60),
   /** The receipt log's origin line in its checkpoints (and the note key's name): unique per deployment. */
   KNHK_TLOG_ORIGIN: optionalText.pipe(z.string().regex(TLOG_ORIGIN.pattern, TLOG_ORIGIN.rule).optional()).transform((v) => v ?? TLOG_DEFAULTS.origin),
   /** A new checkpoint once the tree grew by this many receipts, or when the last is older than the interval. */
@@ -192,7 +197,15 @@ export interface Config {
   readonly domain: { readonly patternWindowSeconds: number; readonly validationTimeoutMs: number; readonly mapeKIntervalSeconds: number };
   /** Blue-green (KNHK_COLOR + KNHK_ACTIVE_COLOR_FILE); absent: a single-colour stack, this replica may always lead. */
   readonly leadership?: { readonly color: Color; readonly activeColorFile: string };
-  readonly http: { readonly host: string; readonly port: number; readonly metricsPort: number; readonly bodyLimitBytes: number; readonly batchBodyLimitBytes: number };
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    readonly metricsPort: number;
+    readonly bodyLimitBytes: number;
+    readonly batchBodyLimitBytes: number;
+    /** Absent: plain HTTP (a stack without a certificate: local). */
+    readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly reloadSeconds: number };
+  };
   readonly rateLimit: { readonly max: number; readonly windowSeconds: number };
   /** The receipt log's checkpoints (origin, every N receipts or T seconds). */
   readonly tlog: { readonly origin: string; readonly checkpointEveryReceipts: number; readonly checkpointIntervalSeconds: number };
@@ -220,6 +233,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   if (e.DATABASE_MIGRATION_URL && !e.DATABASE_URL && !e.DATABASE_URL_FILE) {
     throw new ConfigError("DATABASE_MIGRATION_URL", "set without DATABASE_URL or DATABASE_URL_FILE");
   }
+  if (e.KNHK_TLS_CERT_FILE && !e.KNHK_TLS_KEY_FILE) throw new ConfigError("KNHK_TLS_KEY_FILE", "required when KNHK_TLS_CERT_FILE is set");
+  if (e.KNHK_TLS_KEY_FILE && !e.KNHK_TLS_CERT_FILE) throw new ConfigError("KNHK_TLS_CERT_FILE", "required when KNHK_TLS_KEY_FILE is set");
   if (e.KNHK_COLOR && !e.KNHK_ACTIVE_COLOR_FILE) throw new ConfigError("KNHK_ACTIVE_COLOR_FILE", "required when KNHK_COLOR is set");
   if (e.KNHK_ACTIVE_COLOR_FILE && !e.KNHK_COLOR) throw new ConfigError("KNHK_COLOR", "required when KNHK_ACTIVE_COLOR_FILE is set");
   if (e.KNHK_PORT !== 0 && e.KNHK_PORT === e.KNHK_METRICS_PORT) {
@@ -249,7 +264,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       mapeKIntervalSeconds: e.KNHK_MAPE_K_INTERVAL_SECONDS,
     },
     leadership: e.KNHK_COLOR && e.KNHK_ACTIVE_COLOR_FILE ? { color: e.KNHK_COLOR, activeColorFile: e.KNHK_ACTIVE_COLOR_FILE } : undefined,
-    http: { host: e.KNHK_HOST, port: e.KNHK_PORT, metricsPort: e.KNHK_METRICS_PORT, bodyLimitBytes: e.KNHK_BODY_LIMIT_BYTES, batchBodyLimitBytes: e.KNHK_BATCH_BODY_LIMIT_BYTES },
+    http: {
+      host: e.KNHK_HOST,
+      port: e.KNHK_PORT,
+      metricsPort: e.KNHK_METRICS_PORT,
+      bodyLimitBytes: e.KNHK_BODY_LIMIT_BYTES,
+      batchBodyLimitBytes: e.KNHK_BATCH_BODY_LIMIT_BYTES,
+      tls: e.KNHK_TLS_CERT_FILE && e.KNHK_TLS_KEY_FILE ? { certFile: e.KNHK_TLS_CERT_FILE, keyFile: e.KNHK_TLS_KEY_FILE, reloadSeconds: e.KNHK_TLS_RELOAD_SECONDS } : undefined,
+    },
     rateLimit: { max: e.KNHK_RATE_LIMIT_MAX, windowSeconds: e.KNHK_RATE_LIMIT_WINDOW_SECONDS },
     tlog: { origin: e.KNHK_TLOG_ORIGIN, checkpointEveryReceipts: e.KNHK_TLOG_CHECKPOINT_EVERY_RECEIPTS, checkpointIntervalSeconds: e.KNHK_TLOG_CHECKPOINT_INTERVAL_SECONDS },
     shutdownTimeoutMs: e.KNHK_SHUTDOWN_TIMEOUT_MS,
@@ -308,6 +330,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     oidcIssuers: config.oidc.issuers.map((i) => `${i.name}=${i.issuer}`),
     mfaRequiredFor: formatMfaRequiredRoles(config.oidc.mfaRequiredRoles),
     ports: { api: config.http.port, metrics: config.http.metricsPort },
+    api: config.http.tls ? `https (TLS 1.3) with ${config.http.tls.certFile}` : "http",
     tracing: config.telemetry.otlpEndpoint ?? "off",
   };
 }

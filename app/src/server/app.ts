@@ -21,6 +21,7 @@ import { receiptRoutes, type ReceiptsPort } from "./routes/receipts";
 import { snapshotRoutes } from "./routes/snapshots";
 import type { App, TypeBoxProvider } from "./types";
 import { createValidatorCompiler } from "./validation";
+import { serverTlsOptions, type ServerCertificate } from "./tls";
 
 export const API_PREFIX = "/api/v1";
 
@@ -38,11 +39,14 @@ export interface AppDeps {
   readonly batchBodyLimitBytes?: number;
   readonly logger?: FastifyServerOptions["logger"];
   readonly tracer?: Tracer;
+  /** Serve HTTPS (TLS 1.3 only) with this certificate; absent: plain HTTP. */
+  readonly https?: ServerCertificate;
 }
 
 /** The API server (port 8080): health, readiness and /api/v1, with every dependency injected. */
 export async function buildApp(deps: AppDeps): Promise<App> {
   const app = Fastify({
+    ...(deps.https ? { https: serverTlsOptions(deps.https) } : {}),
     logger: deps.logger ?? false,
     bodyLimit: deps.bodyLimitBytes,
     // Fastify 5 rejects JSON with __proto__/constructor keys (prototype poisoning) by default.

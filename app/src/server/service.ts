@@ -32,6 +32,8 @@ import { openStartupGate } from "./startup-gate";
 import { buildMetricsServer } from "./metrics-server";
 import type { ReceiptsPort } from "./routes/receipts";
 import type { App } from "./types";
+import { readServerCertificate, reloadCertificateEvery } from "./tls";
+import type { Server as TlsServer } from "node:tls";
 
 export interface RunningService {
   readonly config: Config;
@@ -61,11 +63,11 @@ function signingKeyConfigured(env: NodeJS.ProcessEnv): boolean {
 
 type Log = (level: "info" | "warn" | "error", message: string, extra?: Record<string, unknown>) => void;
 
-function urlOf(app: { server: { address(): AddressInfo | string | null } }): string {
+function urlOf(app: { server: { address(): AddressInfo | string | null } }, scheme: "http" | "https" = "http"): string {
   const address = app.server.address();
   if (!address || typeof address === "string") return String(address);
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  return `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}`;
+  return `${scheme}://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}`;
 }
 
 /**
@@ -91,6 +93,8 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
   };
 
   try {
+    // Read before anything starts: a bad certificate stops start-up naming the variable.
+    const certificate = config.http.tls ? await readServerCertificate(config.http.tls) : undefined;
     const tracing: Tracing = startTracing(config.telemetry);
     cleanups.push(["tracing", () => tracing.shutdown()]);
 
@@ -108,7 +112,7 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
 
     // Without DDL rights the service waits (alive, unready, saying why) for what the migration Job
     // provides: the schema of this build, then a signing key the owner registered.
-    const gate = config.database.migrateOnStart ? undefined : await openStartupGate({ host: config.http.host, port: config.http.port, log: write });
+    const gate = config.database.migrateOnStart ? undefined : await openStartupGate({ host: config.http.host, port: config.http.port, log: write, https: certificate });
     let signer: Awaited<ReturnType<typeof loadSigner>> | undefined;
     const onTransitStatus = (status: TransitKeyStatus) => {
       metrics.set("knhk_receipt_signing_key_version", {}, status.signingVersion);
@@ -276,8 +280,13 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
       batchBodyLimitBytes: config.http.batchBodyLimitBytes,
       logger: { level: config.logLevel },
       tracer: tracing.tracer,
+      https: certificate,
     });
     cleanups.push(["API server", () => app.close()]);
+    if (config.http.tls && certificate) {
+      const reloader = reloadCertificateEvery(app.server as unknown as TlsServer, config.http.tls, certificate, config.http.tls.reloadSeconds * 1000, write);
+      cleanups.push(["TLS certificate reload", async () => reloader.stop()]);
+    }
     const metricsServer = await buildMetricsServer(metrics);
     cleanups.push(["metrics server", () => metricsServer.close()]);
     await app.listen({ host: config.http.host, port: config.http.port });
@@ -288,7 +297,7 @@ export async function startService(env: NodeJS.ProcessEnv = process.env, log?: L
       cleanups.push(["MAPE-K scheduler", () => domain.mapeK.stopScheduler()]);
     }
     if (config.oidc.issuers.length === 0) write("warn", "no OIDC issuer configured: every /api/v1 request will get 401");
-    const apiUrl = urlOf(app);
+    const apiUrl = urlOf(app, certificate ? "https" : "http");
     const metricsUrl = urlOf(metricsServer);
     write("info", "knhk listening", { api: apiUrl, metrics: metricsUrl, pid: process.pid });
 

@@ -5,7 +5,9 @@
  * pod takes no traffic and the reason is one `kubectl describe` away. The gate closes before the
  * real API server binds the port.
  */
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { serverTlsOptions, type ServerCertificate } from "./tls";
 
 export interface StartupGate {
   /** Polls `check` (undefined = satisfied, text = what is missing) until satisfied; logs each new reason. A throw ends the wait. */
@@ -19,18 +21,21 @@ export interface StartupGateOptions {
   readonly log: (level: "info" | "warn", message: string, extra?: Record<string, unknown>) => void;
   /** Between two checks. Default 2000 ms. */
   readonly pollMs?: number;
+  /** Answer over HTTPS with the API's certificate (the probes speak what the API will). Default: HTTP. */
+  readonly https?: ServerCertificate;
 }
 
 export async function openStartupGate(options: StartupGateOptions): Promise<StartupGate> {
   let reason = "starting";
   const startedAt = Date.now();
-  const server: Server = createServer((request, response) => {
+  const answer = (request: IncomingMessage, response: ServerResponse) => {
     const path = (request.url ?? "").split("?")[0];
     const json = (status: number, body: unknown) => response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
     if (path === "/health") return json(200, { status: "starting", uptime_seconds: Math.round((Date.now() - startedAt) / 1000), waiting_for: reason });
     if (path === "/ready") return json(503, { status: "not_ready", reason });
     return json(503, { error: "starting", message: reason });
-  });
+  };
+  const server: Server = options.https ? createHttpsServer(serverTlsOptions(options.https), answer) : createServer(answer);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => resolve());

@@ -6,6 +6,7 @@
 import { migrate } from "../../../app/src/db/migrate";
 import { openDatabase } from "../../../app/src/db/open";
 import { startService, type RunningService } from "../../../app/src/server/service";
+import { requestText } from "../../support/https-client";
 import type { TestPostgres } from "../../support/postgres";
 
 let counter = 0;
@@ -50,12 +51,17 @@ export async function createMigratedDatabase(pg: TestPostgres): Promise<string> 
   return database;
 }
 
-export async function startTestService(pg: TestPostgres, env: Record<string, string> = {}): Promise<ServiceUnderTest> {
+/** `client.ca`: the CA that signed the service's certificate (KNHK_TLS_* in `env`); `api` then speaks HTTPS and trusts it. */
+export interface TestClient {
+  readonly ca?: string;
+}
+
+export async function startTestService(pg: TestPostgres, env: Record<string, string> = {}, client: TestClient = {}): Promise<ServiceUnderTest> {
   // Migrations create the knhk_service role; the login role is granted it afterwards, so the
   // first start migrates as the owner only, then the service runs as knhk_app.
   const database = await createMigratedDatabase(pg);
   await grantServiceRole(pg, database);
-  return startServiceOn(pg, database, { DATABASE_URL: pg.url(database, "knhk_app"), ...env });
+  return startServiceOn(pg, database, { DATABASE_URL: pg.url(database, "knhk_app"), ...env }, client);
 }
 
 /**
@@ -63,7 +69,7 @@ export async function startTestService(pg: TestPostgres, env: Record<string, str
  * DATABASE_MIGRATION_URL (it registers the signing key) and `env` (which names the login:
  * DATABASE_URL or DATABASE_URL_FILE).
  */
-export async function startServiceOn(pg: TestPostgres, database: string, env: Record<string, string>): Promise<ServiceUnderTest> {
+export async function startServiceOn(pg: TestPostgres, database: string, env: Record<string, string>, client: TestClient = {}): Promise<ServiceUnderTest> {
   const logs: string[] = [];
   const service = await startService(
     { ...TEST_SERVICE_SETTINGS, DB_POOL_MAX_CONNECTIONS: "10", DATABASE_MIGRATION_URL: pg.url(database), ...env },
@@ -81,15 +87,24 @@ export async function startServiceOn(pg: TestPostgres, database: string, env: Re
         headers.set("content-type", "application/json");
         body = JSON.stringify(init.json);
       }
-      const response = await fetch(`${service.apiUrl}${path}`, { ...init, headers, body });
-      const text = await response.text();
+      let status: number;
+      let text: string;
+      let responseHeaders: Headers;
+      if (client.ca !== undefined) {
+        const sent: Record<string, string> = {};
+        headers.forEach((value, name) => (sent[name] = value));
+        ({ status, text, headers: responseHeaders } = await requestText(`${service.apiUrl}${path}`, { method: init.method, headers: sent, body: typeof body === "string" ? body : undefined, ca: client.ca }));
+      } else {
+        const response = await fetch(`${service.apiUrl}${path}`, { ...init, headers, body });
+        [status, text, responseHeaders] = [response.status, await response.text(), response.headers];
+      }
       let parsed: unknown = text;
       try {
         parsed = text ? JSON.parse(text) : undefined;
       } catch {
         // not JSON
       }
-      return { status: response.status, body: parsed, headers: response.headers };
+      return { status, body: parsed, headers: responseHeaders };
     },
     stop: () => service.stop(),
   };
