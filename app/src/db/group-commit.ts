@@ -13,6 +13,7 @@
  * the database, not the items (connection failures, SQLSTATE classes 53/57/58/XX), are not split:
  * retrying halves against a database that is down or full would only multiply the wait.
  */
+import { isConnectionFailure, isServerCondition } from "./errors";
 export interface GroupCommit<T, R> {
   submit(item: T): Promise<R>;
   /** Resolves once nothing is being written (everything queued so far is stored or failed). */
@@ -29,24 +30,6 @@ export interface GroupCommitOptions<T = unknown> {
    */
   readonly weight?: (item: T) => number;
   readonly maxWeight?: number;
-}
-
-/** Connection-level failures (server down or restarting, pool timeout): not caused by any item. */
-export function isConnectionFailure(error: unknown): boolean {
-  const e = error as { code?: unknown; message?: unknown };
-  const code = typeof e?.code === "string" ? e.code : "";
-  const message = typeof e?.message === "string" ? e.message : "";
-  return (
-    ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "57P01", "57P02", "57P03"].includes(code) ||
-    code.startsWith("08") ||
-    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message)
-  );
-}
-
-/** SQLSTATE classes about the server, not the data: insufficient resources, operator intervention, system and internal errors. */
-export function isServerCondition(error: unknown): boolean {
-  const code = (error as { code?: unknown })?.code;
-  return typeof code === "string" && /^(53|57|58|XX)/.test(code);
 }
 
 const asError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));

@@ -1,4 +1,5 @@
 import { Client, Pool, type PoolClient, type PoolConfig } from "pg";
+import { breaksConnection } from "./errors";
 import { MovableSession, type Generation, type SessionLog } from "./session";
 import type { Database, QueryResult, Sql } from "./types";
 
@@ -14,19 +15,6 @@ function wrap(client: Pool | PoolClient): Sql {
   };
 }
 
-/**
- * Whether a failed query leaves its connection unusable: a server error of severity FATAL/PANIC
- * (the backend exits: pg_terminate_backend, shutdown, failover) or of class 08, a socket error
- * (ECONNRESET, EPIPE...), or node-postgres' own "Connection terminated" / "not queryable" errors,
- * which carry no code. An ordinary ERROR (constraint, read-only transaction) leaves it usable.
- */
-export function breaksConnection(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const { severity, code } = error as { severity?: unknown; code?: unknown };
-  if (severity === "FATAL" || severity === "PANIC") return true;
-  if (typeof code === "string") return code.startsWith("08") || /^E[A-Z]+$/.test(code);
-  return /connection|terminated|timeout|queryable/i.test(error.message);
-}
 
 /**
  * Runs fn on a checked-out client. A checked-out client whose connection drops (server restart,

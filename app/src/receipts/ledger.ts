@@ -17,7 +17,8 @@
  * outside the chain-head lock, so batches stay as short as before (one more CTE, no round trip).
  */
 import { randomUUID } from "node:crypto";
-import { createGroupCommit, isConnectionFailure, isServerCondition } from "../db/group-commit";
+import { isConnectionFailure, isServerCondition } from "../db/errors";
+import { createGroupCommit } from "../db/group-commit";
 import type { Database, Sql } from "../db/types";
 import {
   canonicalReceiptText,

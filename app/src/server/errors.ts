@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { isConnectionFailure } from "../db/group-commit";
+import { isConnectionFailure } from "../db/errors";
 import { ConflictError, NotFoundError, ValidationError } from "../domain/errors";
 
 export interface ErrorBody {
