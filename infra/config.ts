@@ -17,7 +17,7 @@ import { patroniSection } from "./config/patroni";
 import { redisSection } from "./config/redis";
 import { vaultSection } from "./config/vault";
 import type { AppConfig } from "./config/app";
-import { monitoringIssues, oidcIssues, resolvePool, volumeIssues, type StackIssue } from "./config/stack-rules";
+import { apiTlsIssues, monitoringIssues, oidcIssues, resolvePool, volumeIssues, type StackIssue } from "./config/stack-rules";
 
 export const CONFIG_NAMESPACE = "knhk";
 
@@ -106,7 +106,7 @@ function applyStackRules(stack: string, parsed: Record<string, unknown>, secretK
   const patroni = parsed.patroni as z.infer<typeof patroniSection> | undefined;
   const monitoring = parsed.monitoring as z.infer<typeof monitoringSection> | undefined;
   const issues: StackIssue[] = monitoring ? monitoringIssues(stack, monitoring) : [];
-  if (app) issues.push(...oidcIssues(stack, app));
+  if (app) issues.push(...oidcIssues(stack, app), ...apiTlsIssues(stack, app));
   const aws = parsed.aws as z.infer<typeof awsSection> | undefined;
   const redis = parsed.redis as z.infer<typeof redisSection> | undefined;
   if (aws && patroni && redis) issues.push(...volumeIssues(aws, { patroni, redis }));

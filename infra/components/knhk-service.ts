@@ -48,6 +48,14 @@ export interface KnhkServiceVault {
 }
 
 const APP_UID = 1000;
+
+/** The API certificate's Secret, its two files only, readable by the pod's group (fsGroup), not by others. */
+export function apiTlsVolume(secretName: string) {
+  return {
+    name: "api-tls",
+    secret: { secretName, defaultMode: 0o440, items: [{ key: "tls.crt", path: basename(APP_FILES.tlsCert) }, { key: "tls.key", path: basename(APP_FILES.tlsKey) }] },
+  };
+}
 export const COLOR_LABEL = "app.kubernetes.io/color";
 
 /** Probe timings of the seed deployment (liveness 30/10/5/3, readiness 10/5/3/2, startup 0/5/3/30 = 150 s). */
@@ -124,6 +132,8 @@ export class KnhkService extends pulumi.ComponentResource {
       child,
     );
     const vault = args.vault;
+    const tls = cfg.tls;
+    const probeScheme = tls ? "HTTPS" : "HTTP";
     const vaultEnv = vault
       ? [
           // Vault Agent re-renders this file when it renews or re-issues the credential; the pool re-reads it.
@@ -213,13 +223,14 @@ export class KnhkService extends pulumi.ComponentResource {
                     ],
                     resources: cfg.resources,
                     securityContext: restrictedContainerSecurityContext(APP_UID),
-                    livenessProbe: httpProbe("/health", "http", PROBES.liveness),
-                    readinessProbe: httpProbe("/ready", "http", PROBES.readiness),
-                    startupProbe: httpProbe("/health", "http", PROBES.startup),
+                    livenessProbe: httpProbe("/health", "http", PROBES.liveness, probeScheme),
+                    readinessProbe: httpProbe("/ready", "http", PROBES.readiness, probeScheme),
+                    startupProbe: httpProbe("/health", "http", PROBES.startup, probeScheme),
                     volumeMounts: [
                       { name: "tmp", mountPath: "/tmp" },
                       { name: "active-color", mountPath: dirname(APP_FILES.activeColor), readOnly: true },
                       ...(vault ? [{ name: "postgres-ca", mountPath: dirname(APP_FILES.postgresCa), readOnly: true }] : [{ name: "embedded-data", mountPath: "/var/lib/knhk" }]),
+                      ...(tls ? [{ name: "api-tls", mountPath: dirname(APP_FILES.tlsCert), readOnly: true }] : []),
                     ],
                   },
                 ],
@@ -228,6 +239,7 @@ export class KnhkService extends pulumi.ComponentResource {
                   // By name, not by the resource's output: the Deployments must not change when the colour does.
                   { name: "active-color", configMap: { name: APP.activeColorConfigMap, defaultMode: 0o444 } },
                   ...(vault ? [postgresCaVolume(vault.caSecretName)] : [emptyDirVolume("embedded-data", "1Gi")]),
+                  ...(tls ? [apiTlsVolume(tls.secretName)] : []),
                 ],
               },
             },

@@ -1,7 +1,7 @@
 /** `knhk:app`: the KNHK service (blue/green Deployments, Service, HPA, ConfigMap). */
 import { z } from "zod";
 import { DEFAULT_LOG_LEVEL, LOG_LEVELS, SERVICE_TUNING, TLOG_ORIGIN, type SettingRule } from "../../app/src/config/env";
-import { containerResources, imageRepository, imageVersion, resources } from "./common";
+import { containerResources, dnsLabel, imageRepository, imageVersion, resources } from "./common";
 import { oidcSection } from "./oidc";
 
 const positiveInt = z.number().int().min(1);
@@ -63,6 +63,12 @@ export const appSection = z
     autoscaling: autoscaling.prefault({}),
     resources: containerResources.default(resources("500m", "512Mi", "2000m", "2Gi")),
     settings: appSettings.prefault({}),
+    /**
+     * HTTPS on the API port (TLS 1.3): the Secret (type kubernetes.io/tls, e.g. written by a
+     * cert-manager Certificate) whose tls.crt and tls.key the pods mount. Absent: plain HTTP
+     * (required in staging and prod).
+     */
+    tls: z.object({ secretName: dnsLabel }).strict().optional(),
     /** Identity providers whose tokens the service accepts (required outside `local`). */
     oidc: oidcSection.prefault({}),
     /**

@@ -77,6 +77,19 @@ export function volumeIssues(aws: AwsSectionConfig, volumes: Readonly<Record<"pa
     }));
 }
 
+/** Stacks whose API port must serve HTTPS (TLS 1.3): a certificate Secret in knhk:app.tls. */
+export const HTTPS_REQUIRED_STACKS: readonly string[] = ["staging", "prod"];
+
+export function apiTlsIssues(stack: string, app: AppSectionConfig): StackIssue[] {
+  if (!HTTPS_REQUIRED_STACKS.includes(stack) || app.tls !== undefined) return [];
+  return [{
+    section: "app",
+    path: ["tls"],
+    value: undefined,
+    message: `required in stack "${stack}": the API must serve HTTPS (TLS 1.3); set knhk:app.tls.secretName to the kubernetes.io/tls Secret (e.g. a cert-manager Certificate's) holding tls.crt and tls.key`,
+  }];
+}
+
 /** Organisation-specific monitoring endpoints must not be placeholders where alerts matter. */
 export function monitoringIssues(stack: string, monitoring: MonitoringConfig): StackIssue[] {
   const url = monitoring.receivers.ticketUrl;

@@ -7,7 +7,7 @@ import { formatMfaRequiredRoles } from "../../app/src/config/env";
 import type { OidcIssuerEntry } from "../../app/src/config/oidc";
 import type { AppConfig } from "../config/app";
 import type { OidcConfig } from "../config/oidc";
-import { PORTS } from "./topology";
+import { APP_FILES, PORTS } from "./topology";
 
 export interface AppSettingsRuntime {
   /** `host:port` of every Redis Sentinel and the monitored master name. */
@@ -29,7 +29,7 @@ export function oidcIssuersJson(oidc: OidcConfig): string {
   return JSON.stringify(entries);
 }
 
-export function renderAppSettings(cfg: Pick<AppConfig, "settings" | "oidc">, runtime: AppSettingsRuntime): Record<string, string> {
+export function renderAppSettings(cfg: Pick<AppConfig, "settings" | "oidc" | "tls">, runtime: AppSettingsRuntime): Record<string, string> {
   const data: Record<string, string> = {
     ...Object.fromEntries(Object.entries(cfg.settings).map(([k, v]) => [k, String(v)])),
     KNHK_PORT: String(PORTS.appHttp),
@@ -42,6 +42,10 @@ export function renderAppSettings(cfg: Pick<AppConfig, "settings" | "oidc">, run
   };
   // No issuer (the local stack only; the stack rules require one elsewhere): the service accepts no token.
   if (cfg.oidc.issuers.length > 0) data.KNHK_OIDC_ISSUERS = oidcIssuersJson(cfg.oidc);
+  if (cfg.tls) {
+    data.KNHK_TLS_CERT_FILE = APP_FILES.tlsCert;
+    data.KNHK_TLS_KEY_FILE = APP_FILES.tlsKey;
+  }
   if (runtime.embeddedDataDir !== undefined) data.KNHK_EMBEDDED_DATA_DIR = runtime.embeddedDataDir;
   return data;
 }

@@ -41,6 +41,9 @@ export const APP = {
 
 /** Files the stack mounts or renders into the KNHK pods; the service reads each through an environment variable. */
 export const APP_FILES = {
+  /** The API port's certificate chain and key (the Secret of knhk:app.tls, e.g. a cert-manager Certificate's). */
+  tlsCert: "/etc/knhk/tls/tls.crt",
+  tlsKey: "/etc/knhk/tls/tls.key",
   /** CA certificate the PostgreSQL server certificate chains to (from the Patroni TLS Secret's `ca.crt`). */
   postgresCa: "/etc/knhk/postgres-ca/ca.crt",
   /** This pod's colour is active when this file holds it (ConfigMap `knhk-active-color`, key `color`). */

@@ -1,6 +1,7 @@
 /** Every policy of the pack, in report order. Importing this starts nothing (the pack is built in ../index.ts). */
 import type { KnhkPolicy } from "../lib/define";
 import { alertSeverityAndRunbook } from "./alert-severity-and-runbook";
+import { appServesHttps } from "./app-serves-https";
 import { containerDropCapabilities } from "./container-drop-capabilities";
 import { containerProbes } from "./container-probes";
 import { containerReadOnlyRootFilesystem } from "./container-read-only-root-filesystem";
@@ -39,6 +40,7 @@ export const ALL_POLICIES: readonly KnhkPolicy[] = [
   vaultPolicyLeastPrivilege,
   zeroDowntimeRollout,
   prodAppHighAvailability,
+  appServesHttps,
   patroniSynchronousReplication,
   namespaceDefaultDeny,
   s3BucketKmsEncryption,

@@ -48,6 +48,7 @@ describe("the rendered prod ConfigMap, read by the service", () => {
     expect(config.database).toMatchObject({ poolMax: 8, poolMin: 2 });
     expect(config.http).toMatchObject({ port: PORTS.appHttp, metricsPort: PORTS.appMetrics });
     expect(config.redis).toMatchObject({ mode: "sentinel", masterName: "knhk" });
+    expect(config.http.tls).toEqual({ certFile: "/etc/knhk/tls/tls.crt", keyFile: "/etc/knhk/tls/tls.key", reloadSeconds: 60 });
   });
 
   test("keeps the keys the component adds (ports, Sentinels); no embedded database with Vault", () => {

@@ -97,7 +97,7 @@ describe("bad values stop the program, naming key, value and what is allowed", (
 
   it("an unknown nested key lists the allowed keys", () => {
     const [p] = problemsOf({ "knhk:app": { replica: 3 } });
-    expect(p).toBe("knhk:app.replica: unknown key (allowed: image, versions, activeColor, replicas, autoscaling, resources, settings, oidc, command)");
+    expect(p).toBe("knhk:app.replica: unknown key (allowed: image, versions, activeColor, replicas, autoscaling, resources, settings, tls, oidc, command)");
   });
 
   it("an unknown knhk:* section", () => {

@@ -297,10 +297,12 @@ describe("KnhkService", () => {
 
   it.each(STACKS)("%s: ports, probes, security context", (stack) => {
     const c = podSpec(find(r[stack], "Deployment", "knhk-blue")).containers[0];
+    // staging and prod serve HTTPS (knhk:app.tls), so the kubelet probes with HTTPS.
+    const scheme = stack === "staging" || stack === "prod" ? "HTTPS" : "HTTP";
     expect(c.ports.map((p: Obj) => p.containerPort)).toEqual([8080, 9090]);
-    expect(c.livenessProbe).toEqual({ httpGet: { path: "/health", port: "http", scheme: "HTTP" }, initialDelaySeconds: 30, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 });
-    expect(c.readinessProbe).toEqual({ httpGet: { path: "/ready", port: "http", scheme: "HTTP" }, initialDelaySeconds: 10, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 2 });
-    expect(c.startupProbe).toEqual({ httpGet: { path: "/health", port: "http", scheme: "HTTP" }, initialDelaySeconds: 0, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 30 });
+    expect(c.livenessProbe).toEqual({ httpGet: { path: "/health", port: "http", scheme }, initialDelaySeconds: 30, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 });
+    expect(c.readinessProbe).toEqual({ httpGet: { path: "/ready", port: "http", scheme }, initialDelaySeconds: 10, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 2 });
+    expect(c.startupProbe).toEqual({ httpGet: { path: "/health", port: "http", scheme }, initialDelaySeconds: 0, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 30 });
     expect(c.securityContext).toMatchObject({
       runAsNonRoot: true,
       runAsUser: 1000,
@@ -422,5 +424,24 @@ describe("resource tree", () => {
   it("the patroni.yml in the ConfigMap parses as YAML 1.1 the same as 1.2 (no bare on/off/yes/no)", () => {
     const text = find(r.prod, "ConfigMap", "postgres-patroni").data["patroni.yml"];
     expect(parse(text, { version: "1.1" })).toEqual(parse(text, { version: "1.2" }));
+  });
+});
+
+describe("the API certificate (knhk:app.tls)", () => {
+  it.each(["staging", "prod"] as const)("%s: the Secret's two files mounted where the ConfigMap points, group-readable only", (stack) => {
+    const spec = podSpec(find(r[stack], "Deployment", "knhk-green"));
+    const data = find(r[stack], "ConfigMap", "knhk-config").data;
+    expect({ cert: data.KNHK_TLS_CERT_FILE, key: data.KNHK_TLS_KEY_FILE }).toEqual({ cert: "/etc/knhk/tls/tls.crt", key: "/etc/knhk/tls/tls.key" });
+    expect(spec.volumes.find((v: Obj) => v.name === "api-tls")).toEqual({
+      name: "api-tls",
+      secret: { secretName: "knhk-tls", defaultMode: 0o440, items: [{ key: "tls.crt", path: "tls.crt" }, { key: "tls.key", path: "tls.key" }] },
+    });
+    expect(spec.containers[0].volumeMounts).toContainEqual({ name: "api-tls", mountPath: "/etc/knhk/tls", readOnly: true });
+  });
+
+  it.each(["local", "dev"] as const)("%s: no certificate, plain HTTP", (stack) => {
+    const spec = podSpec(find(r[stack], "Deployment", "knhk-green"));
+    expect(find(r[stack], "ConfigMap", "knhk-config").data.KNHK_TLS_CERT_FILE).toBeUndefined();
+    expect(spec.volumes.map((v: Obj) => v.name)).not.toContain("api-tls");
   });
 });

@@ -75,6 +75,14 @@ describe("knhk:app.oidc", () => {
     expect(problemsOf(stack, withRoles(["root"]))[0]).toMatch(/^knhk:app\.oidc\.mfaRequiredRoles\[0\] = "root": /);
   });
 
+  test.each(["staging", "prod"])("%s: the API's certificate Secret is required", (stack) => {
+    const file = structuredClone(testStackConfigFile(stack)) as Record<string, any>;
+    delete file["knhk:app"].tls;
+    expect(problemsOf(stack, file)).toEqual([
+      `knhk:app.tls = (missing): required in stack "${stack}": the API must serve HTTPS (TLS 1.3); set knhk:app.tls.secretName to the kubernetes.io/tls Secret (e.g. a cert-manager Certificate's) holding tls.crt and tls.key`,
+    ]);
+  });
+
   test("local may require MFA of no role (loopback tests, a developer's IdP without a second factor)", () => {
     expect(parseStackConfig("local", { "knhk:app": { oidc: { mfaRequiredRoles: [] } } }).app.oidc.mfaRequiredRoles).toEqual([]);
   });

@@ -37,6 +37,21 @@ export function deploymentProps(name: string, labels: Record<string, string>, co
   };
 }
 
+/** A service Deployment as the stack renders it in staging/prod: the ConfigMap as environment, the API certificate mounted, HTTPS probes. */
+function appDeployment(name: string, labels: Record<string, string>, image: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const https = (path: string) => ({ httpGet: { path, port: 8080, scheme: "HTTPS" } });
+  const container = secureContainer("knhk", image, {
+    envFrom: [{ configMapRef: { name: "knhk-config" } }],
+    livenessProbe: https("/health"),
+    readinessProbe: https("/ready"),
+    volumeMounts: [{ name: "api-tls", mountPath: "/etc/knhk/tls", readOnly: true }],
+    ...extra,
+  });
+  const props = deploymentProps(name, labels, [container]) as any;
+  props.spec.template.spec.volumes = [{ name: "api-tls", secret: { secretName: "knhk-tls" } }];
+  return props;
+}
+
 export const PATRONI_YML = `scope: knhk
 name: \${POD_NAME}
 bootstrap:
@@ -100,9 +115,9 @@ export function cleanStack(stack = "prod"): Built[] {
     resource(stack, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "ns-default-deny", {
       metadata: { name: "default-deny", namespace: NS }, spec: { podSelector: {}, policyTypes: ["Ingress", "Egress"] },
     }, nsComponent),
-    resource(stack, "kubernetes:core/v1:ConfigMap", "app-config", { metadata: { name: "knhk-config", namespace: NS }, data: { DB_POOL_MAX_CONNECTIONS: "50", LOG_LEVEL: "info" } }, app),
-    resource(stack, "kubernetes:apps/v1:Deployment", "app-blue", deploymentProps("knhk-blue", labels("blue"), [secureContainer("knhk", image, { env: [{ name: "NODE_ENV", value: "production" }, { name: "SIGNING_KEY", valueFrom: { secretKeyRef: { name: "knhk", key: "signing" } } }] })]), app),
-    resource(stack, "kubernetes:apps/v1:Deployment", "app-green", deploymentProps("knhk-green", labels("green"), [secureContainer("knhk", image)]), app),
+    resource(stack, "kubernetes:core/v1:ConfigMap", "app-config", { metadata: { name: "knhk-config", namespace: NS }, data: { DB_POOL_MAX_CONNECTIONS: "50", LOG_LEVEL: "info", KNHK_TLS_CERT_FILE: "/etc/knhk/tls/tls.crt", KNHK_TLS_KEY_FILE: "/etc/knhk/tls/tls.key" } }, app),
+    resource(stack, "kubernetes:apps/v1:Deployment", "app-blue", appDeployment("knhk-blue", labels("blue"), image, { env: [{ name: "NODE_ENV", value: "production" }, { name: "SIGNING_KEY", valueFrom: { secretKeyRef: { name: "knhk", key: "signing" } } }] }), app),
+    resource(stack, "kubernetes:apps/v1:Deployment", "app-green", appDeployment("knhk-green", labels("green"), image), app),
     resource(stack, "kubernetes:core/v1:Service", "app-service", { metadata: { name: "knhk-service", namespace: NS }, spec: { type: "ClusterIP", selector: labels("blue"), ports: [{ port: 8080 }] } }, app),
     resource(stack, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "app-hpa-blue", {
       metadata: { name: "knhk-blue", namespace: NS }, spec: { scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: "knhk-blue" }, minReplicas: 3, maxReplicas: 10 },

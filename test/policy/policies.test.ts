@@ -1,5 +1,6 @@
 /** Every policy: a clean case, a violating case (naming the problem), and where it does not apply. */
 import { ALL_POLICIES } from "../../policy/policies/all";
+import { appServesHttps } from "../../policy/policies/app-serves-https";
 import { alertSeverityAndRunbook } from "../../policy/policies/alert-severity-and-runbook";
 import { containerDropCapabilities } from "../../policy/policies/container-drop-capabilities";
 import { containerProbes } from "../../policy/policies/container-probes";
@@ -378,6 +379,26 @@ describe("S3 bucket policies", () => {
   test("config resources link to their bucket through engine property dependencies too", async () => {
     const linked = clean.map((r) => (r.name === "archive-data-pab" ? { ...r, props: { ...r.props, bucket: undefined }, propertyDependencies: { bucket: [byName(clean, "archive-data").urn] } } : r));
     expect(await stackViolations(s3BucketPublicAccessBlock, linked)).toEqual([]);
+  });
+});
+
+describe("app-serves-https", () => {
+  test("clean staging and prod pass; dev and local are not applicable", async () => {
+    expect(await stackViolations(appServesHttps, clean)).toEqual([]);
+    expect(await stackViolations(appServesHttps, cleanStack("staging"))).toEqual([]);
+    for (const stack of ["dev", "local"]) expect((await check(appServesHttps, cleanStack(stack))).notApplicable).toMatch(/does not require HTTPS/);
+  });
+
+  test("no certificate in the ConfigMap, an HTTP probe, no Secret where the files are", async () => {
+    expect(await stackViolations(appServesHttps, mutate(clean, "app-config", (p) => delete p.data.KNHK_TLS_KEY_FILE))).toEqual([
+      "ConfigMap knhk/knhk-config sets no KNHK_TLS_KEY_FILE: the API would serve plain HTTP",
+    ]);
+    expect(await stackViolations(appServesHttps, mutate(clean, "app-green", (p) => delete p.spec.template.spec.containers[0].readinessProbe.httpGet.scheme))).toEqual([
+      'Deployment knhk/knhk-green container knhk: readinessProbe uses "HTTP", not HTTPS',
+    ]);
+    expect(await stackViolations(appServesHttps, mutate(clean, "app-blue", (p) => (p.spec.template.spec.volumes = [{ name: "api-tls", emptyDir: {} }])))).toEqual([
+      "Deployment knhk/knhk-blue container knhk: mounts no Secret at /etc/knhk/tls, where KNHK_TLS_CERT_FILE points",
+    ]);
   });
 });
 
