@@ -347,11 +347,17 @@ interface SwitchSample {
   readonly greenStatus?: string;
 }
 
-/** Samples, as often as the API server answers, which colour the Service selects and green's rollout. */
+/**
+ * Samples, as often as the API server answers, which colour the Service selects and green's rollout.
+ * The API server also bumps a Deployment's generation when only its annotations change (the
+ * deploy script annotates green after the switch), and the controller observes that a moment
+ * later: a sample whose spec is the one last observed rolled out is counted on its status counts.
+ */
 function sampleSwitch(): { start(): void; stop(): Promise<SwitchSample[]> } {
   const samples: SwitchSample[] = [];
   let running = false;
   let loop: Promise<void> | undefined;
+  let lastObservedSpec: string | undefined;
   return {
     start() {
       running = true;
@@ -359,7 +365,12 @@ function sampleSwitch(): { start(): void; stop(): Promise<SwitchSample[]> } {
         while (running) {
           const selected = await selectedColour().catch(() => undefined);
           const green = await live("deployment", "knhk-green", NS).catch(() => undefined);
-          const r = green ? readinessOf(green) : undefined;
+          const generation = (green?.metadata as { generation?: number } | undefined)?.generation;
+          const observed = (green?.status as { observedGeneration?: number } | undefined)?.observedGeneration;
+          const spec = green ? JSON.stringify(green.spec) : undefined;
+          if (green && observed !== undefined && observed === generation) lastObservedSpec = spec;
+          const metadataOnly = green !== undefined && spec === lastObservedSpec;
+          const r = green ? readinessOf(metadataOnly ? { ...green, status: { ...(green.status ?? {}), observedGeneration: generation } } : green) : undefined;
           const greenReady = !!r && r.ready === r.desired;
           const st = (green?.status ?? {}) as Record<string, unknown>;
           const greenStatus = green && !greenReady
