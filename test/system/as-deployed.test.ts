@@ -31,6 +31,7 @@ import { VAULT_MAX_OPEN_CONNECTIONS, VAULT_PASSWORD_AUTHENTICATION, vaultConnect
 import type { K8sObject, RenderedResource, RenderResult } from "../../infra/testing/render";
 import { startOidc, type TestOidc } from "../app/shell/oidc";
 import { openbaoBinary, startOpenBao, type TestOpenBao } from "../support/openbao";
+import { requestText } from "../support/https-client";
 import { freePort } from "../support/ports";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { spawnTracked, type TrackedProcess } from "../support/processes";
@@ -238,6 +239,11 @@ async function startServiceAsRendered(signingProxyPort: number): Promise<Running
   const container = deployment.spec.containers.find((c) => c.name === "knhk") as Container;
   const configMap = object("ConfigMap", APP.configMap) as unknown as { data: Record<string, string> };
   const [port, metricsPort] = [await freePort(), await freePort()];
+  // The pods serve the API over HTTPS from the mounted Secret, and the kubelet probes with HTTPS.
+  const tlsVolume = (deployment.spec.volumes as { name: string; secret?: { secretName: string } }[]).find((v) => v.name === "api-tls");
+  expect(tlsVolume?.secret?.secretName).toBe("knhk-tls");
+  expect(container.volumeMounts).toContainEqual(expect.objectContaining({ name: "api-tls", mountPath: dirname(APP_FILES.tlsCert) }));
+  expect((container as unknown as { readinessProbe: { httpGet: { scheme: string } } }).readinessProbe.httpGet.scheme).toBe("HTTPS");
   const rendered = { ...configMap.data, ...envOf(container) };
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "",
@@ -264,12 +270,13 @@ async function startServiceAsRendered(signingProxyPort: number): Promise<Running
   proc.child.stderr?.on("data", (c: Buffer) => (output = (output + c.toString()).slice(-50_000)));
   stoppers.push(() => proc.stop("SIGTERM", 15_000));
   const api = async (path: string, init: { method?: string; token?: string; json?: unknown } = {}) => {
-    const response = await fetch(`http://127.0.0.1:${port}${path}`, {
+    const response = await requestText(`https://127.0.0.1:${port}${path}`, {
       method: init.method ?? "GET",
       headers: { ...(init.token ? { authorization: `Bearer ${init.token}` } : {}), ...(init.method === "POST" ? { "content-type": "application/json" } : {}) },
       body: init.method === "POST" ? JSON.stringify(init.json ?? {}) : undefined,
+      ca: pki.caPem,
     });
-    const text = await response.text();
+    const text = response.text;
     let body: unknown = text;
     try {
       body = JSON.parse(text);
@@ -327,6 +334,9 @@ beforeAll(async () => {
   const caMount = deployment.spec.containers[0].volumeMounts?.find((m) => m.name === caVolume.name);
   expect(caMount?.mountPath).toBe(dirname(APP_FILES.postgresCa));
   mounts.set(APP_FILES.postgresCa, pki.caFile);
+  // The API certificate Secret (knhk:app.tls), as the kubelet mounts it: here issued by this test's CA.
+  mounts.set(APP_FILES.tlsCert, pki.certFile);
+  mounts.set(APP_FILES.tlsKey, pki.keyFile);
   const activeColorFile = join(root, "active-color");
   const activeColor = object("ConfigMap", APP.activeColorConfigMap) as unknown as { data: Record<string, string> };
   writeFileSync(activeColorFile, activeColor.data[basename(APP_FILES.activeColor)]);
@@ -393,6 +403,27 @@ describe("prod as rendered", () => {
     expect(rules.split("\n").filter(Boolean).every((r) => /^(local peer|hostssl scram-sha-256)$/.test(r))).toBe(true);
     const roles = await pg.psql(`SELECT rolname || ':' || rolcanlogin || ':' || rolcreaterole FROM pg_roles WHERE rolname IN ('${POSTGRES.ownerDbUser}', '${POSTGRES.serviceDbRole}', '${POSTGRES.vaultAdminDbUser}') ORDER BY 1`);
     expect(roles.trim().split("\n")).toEqual([`${POSTGRES.serviceDbRole}:false:false`, `${POSTGRES.ownerDbUser}:true:false`, `${POSTGRES.vaultAdminDbUser}:true:true`].sort());
+  });
+
+  test("a plaintext client, a TLS 1.2 client and a client checking another host name are all refused", async () => {
+    const { Client } = await import("pg");
+    const attempt = async (ssl: false | Record<string, unknown>) => {
+      const client = new Client({ host: "127.0.0.1", port: pg.port, database: "postgres", user: POSTGRES.vaultAdminDbUser, password: VAULT_ADMIN_PASSWORD, ssl, connectionTimeoutMillis: 10_000 });
+      try {
+        await client.connect();
+        return `connected over ${(await client.query("SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")).rows[0]?.version}`;
+      } catch (error) {
+        return `refused: ${(error as Error).message}`;
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    };
+    const ca = readFileSync(pki.caFile, "utf8");
+    // Control: verify-full against the cluster CA and the certificate's name.
+    expect(await attempt({ ca, servername: primaryHost() })).toBe("connected over TLSv1.3");
+    expect(await attempt(false)).toMatch(/^refused: no pg_hba\.conf entry .*no encryption/);
+    expect(await attempt({ ca, servername: primaryHost(), maxVersion: "TLSv1.2" })).toMatch(/^refused: .*alert protocol version/);
+    expect(await attempt({ ca, servername: "postgres-replicas.elsewhere.svc" })).toMatch(/^refused: Hostname\/IP does not match certificate's altnames/);
   });
 
   test("Vault's connection verifies PostgreSQL with the cluster CA and logs in as vault_admin over TLS 1.3", async () => {
