@@ -171,6 +171,13 @@ async function naiveFailures(owner: PostgresDatabase, limit = Number.POSITIVE_IN
     if (!signed) found.push(`${seq} signature_invalid`);
     previous = { seq, hash: row.hash, created_at: row.created_at };
   }
+  // The chain head, checked whatever the limit: the last receipt must still have the hash the
+  // ledger recorded there (reported once, if the walk has not already reported that receipt).
+  const head = (await owner.query<{ seq: string; hash: string; stored: string | null }>(
+    "SELECT h.seq::text AS seq, h.hash, r.hash AS stored FROM receipt_chain_head h LEFT JOIN receipts r ON r.seq = h.seq",
+  )).rows[0];
+  const headFailure = `${head.seq} hash_mismatch`;
+  if (head.stored !== null && head.stored !== head.hash && !found.includes(headFailure)) found.push(headFailure);
   return found.sort();
 }
 
@@ -229,6 +236,22 @@ describe("the threads' reports equal a naive walk over the chain", () => {
       ),
       { numRuns: 20 },
     );
+  });
+
+  test("a rewritten last receipt is reported once, by its own hash check, though the chain head disagrees too", async () => {
+    const chain = await freshChain();
+    try {
+      await asOwnerBypassingTriggers(chain.owner, TAMPERING.hash, [CHAIN]);
+      const whole = await verifyChain({ db: chain.verifier, pageSize: 13, workers: 0, saveCheckpoint: false });
+      expect(kinds(whole)).toEqual([`${CHAIN} hash_mismatch`, `${CHAIN} signature_invalid`]);
+      expect(whole.chain_breaks.map((f) => f.detail)).toEqual(["stored hash differs from the hash recomputed from the receipt's fields"]);
+      // A walk that stops before the head still hears from the head check.
+      const first = await verifyChain({ db: chain.verifier, pageSize: 13, workers: 0, limit: 1, saveCheckpoint: false });
+      expect(first.chain_breaks.map((f) => `${f.seq} ${f.detail}`)).toEqual([`${CHAIN} the last receipt's hash differs from the hash recorded in receipt_chain_head`]);
+      expect(first.ok).toBe(false);
+    } finally {
+      await chain.close();
+    }
   });
 });
 
